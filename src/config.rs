@@ -1,0 +1,727 @@
+//! The config file and the directories Dropkey uses.
+//!
+//! Parsing and resolving are separate steps (as in ripgrep): [`RawConfig`] mirrors the TOML and
+//! only deserialises, keeping every value's span; [`Config::from_toml`] validates it and builds
+//! the resolved [`Config`], whose types can only hold valid values. Every error names the file,
+//! line, column and field and says how to fix it.
+//!
+//! A fresh install needs no file: the built-in `sandbox` profile (ImageKit V2 scheme) points at
+//! the embedded local sandbox, with doc 000's upload defaults.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+use url::Url;
+
+/// Name of the built-in profile that targets the local sandbox.
+pub const SANDBOX_PROFILE: &str = "sandbox";
+/// Where the local sandbox listens unless `[sandbox] listen` says otherwise.
+pub const DEFAULT_SANDBOX_LISTEN: &str = "127.0.0.1:7371";
+/// The sandbox's public key (it is public by definition; its private key is generated on first
+/// use and kept like any other secret).
+pub const SANDBOX_PUBLIC_KEY: &str = "public_sandbox";
+
+pub const IMAGEKIT_UPLOAD_V2: &str = "https://upload.imagekit.io/api/v2/files/upload";
+pub const IMAGEKIT_UPLOAD_V1: &str = "https://upload.imagekit.io/api/v1/files/upload";
+pub const IMAGEKIT_API: &str = "https://api.imagekit.io";
+pub const CLOUDINARY_API: &str = "https://api.cloudinary.com";
+
+/// Doc 000's documented upload defaults, used by the built-in sandbox profile.
+const DOC_DEFAULT_FOLDER: &str = "/uploads/chat";
+const DOC_DEFAULT_TAGS: &[&str] = &["chat", "media"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}; check the path given with --config or DROPKEY_CONFIG")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: {field}: {message}; fix: {fix}", path.display())]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        field: String,
+        message: String,
+        fix: String,
+    },
+    #[error("cannot find a home directory for Dropkey's {what}: pass --{flag} or set {env}")]
+    NoHome {
+        what: &'static str,
+        flag: &'static str,
+        env: &'static str,
+    },
+}
+
+// ---------------------------------------------------------------------------------------------
+// Directories
+
+/// Where the config file and the data directory are, and whether the user chose them.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub config_file: PathBuf,
+    /// A config file the user named must exist; the default one may be absent.
+    pub config_explicit: bool,
+    pub data_dir: PathBuf,
+}
+
+impl Paths {
+    /// `--config` / `DROPKEY_CONFIG` and `--data-dir` / `DROPKEY_DATA_DIR` (already merged by the
+    /// caller) win over the platform directories.
+    pub fn resolve(
+        config: Option<PathBuf>,
+        data_dir: Option<PathBuf>,
+    ) -> Result<Self, ConfigError> {
+        let dirs = directories::ProjectDirs::from("dev", "dropkey", "dropkey");
+        let config_explicit = config.is_some();
+        let config_file = match config {
+            Some(path) => path,
+            None => dirs
+                .as_ref()
+                .map(|d| d.config_dir().join("config.toml"))
+                .ok_or(ConfigError::NoHome {
+                    what: "config file",
+                    flag: "config",
+                    env: "DROPKEY_CONFIG",
+                })?,
+        };
+        let data_dir =
+            match data_dir {
+                Some(path) => path,
+                None => dirs.as_ref().map(|d| d.data_dir().to_path_buf()).ok_or(
+                    ConfigError::NoHome {
+                        what: "data directory",
+                        flag: "data-dir",
+                        env: "DROPKEY_DATA_DIR",
+                    },
+                )?,
+            };
+        Ok(Self {
+            config_file,
+            config_explicit,
+            data_dir,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw: the file as written
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    profiles: BTreeMap<Spanned<String>, Spanned<RawProfile>>,
+    #[serde(default)]
+    watch: Vec<Spanned<RawWatch>>,
+    #[serde(default)]
+    sandbox: Option<RawSandbox>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    provider: Spanned<String>,
+    auth: Option<Spanned<String>>,
+    public_key: Option<Spanned<String>>,
+    url_endpoint: Option<Spanned<String>>,
+    upload_url: Option<Spanned<String>>,
+    api_url: Option<Spanned<String>>,
+    token_url: Option<Spanned<String>>,
+    folder: Option<Spanned<String>>,
+    tags: Option<Spanned<Vec<String>>>,
+    use_unique_file_name: Option<Spanned<bool>>,
+    cloud_name: Option<Spanned<String>>,
+    api_key: Option<Spanned<String>>,
+    private: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatch {
+    path: Spanned<String>,
+    profile: Spanned<String>,
+    folder: Option<Spanned<String>>,
+    tags: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSandbox {
+    listen: Option<Spanned<String>>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolved
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from; `None` when no file exists and only built-ins apply.
+    pub source: Option<PathBuf>,
+    pub profiles: BTreeMap<String, Profile>,
+    pub watches: Vec<Watch>,
+    pub sandbox: SandboxSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxSettings {
+    pub listen: std::net::SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub name: String,
+    pub provider: Provider,
+    /// Remote folder uploads go to unless overridden.
+    pub folder: Option<String>,
+    pub tags: Vec<String>,
+    /// True for the built-in sandbox profile (not written in the config file).
+    pub builtin: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provider {
+    ImageKit(ImageKit),
+    Cloudinary(Cloudinary),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageKitAuth {
+    /// Upload API V2: a JWT per upload (doc 001).
+    V2,
+    /// Upload API V1: token + expire + signature (doc 003).
+    V1,
+    /// Tokens come from a `dropkey serve` (or compatible) token server.
+    Remote,
+}
+
+impl ImageKitAuth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V2 => "v2",
+            Self::V1 => "v1",
+            Self::Remote => "remote",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageKit {
+    pub auth: ImageKitAuth,
+    pub public_key: String,
+    pub url_endpoint: Url,
+    pub upload_url: Url,
+    pub api_url: Url,
+    pub token_url: Option<Url>,
+    pub use_unique_file_name: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cloudinary {
+    pub cloud_name: String,
+    pub api_key: String,
+    pub api_url: Url,
+    pub private: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    pub path: PathBuf,
+    pub profile: String,
+    pub folder: Option<String>,
+    pub tags: Option<Vec<String>>,
+}
+
+impl Profile {
+    pub fn provider_name(&self) -> &'static str {
+        match self.provider {
+            Provider::ImageKit(_) => "imagekit",
+            Provider::Cloudinary(_) => "cloudinary",
+        }
+    }
+}
+
+impl Config {
+    /// Loads the config the paths name. A missing default file means "built-ins only"; a missing
+    /// file the user named is an error.
+    pub fn load(paths: &Paths) -> Result<Self, ConfigError> {
+        match std::fs::read_to_string(&paths.config_file) {
+            Ok(text) => Self::from_toml(&text, &paths.config_file),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound && !paths.config_explicit => {
+                Self::from_toml("", &paths.config_file).map(|mut c| {
+                    c.source = None;
+                    c
+                })
+            }
+            Err(source) => Err(ConfigError::Read {
+                path: paths.config_file.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// Parses and validates `text`; `path` is only used in messages.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let ctx = Ctx { text, path };
+        let raw: RawConfig = toml::from_str(text).map_err(|err| ctx.toml_error(&err))?;
+        ctx.resolve(raw)
+    }
+
+    pub fn profile(&self, name: &str) -> Option<&Profile> {
+        self.profiles.get(name)
+    }
+}
+
+/// Valid profile names double as keychain account names and env variable suffixes.
+pub fn valid_profile_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+struct Ctx<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn error(
+        &self,
+        span: Range<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> ConfigError {
+        let (line, column) = line_col(self.text, span.start);
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            field: field.into(),
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+
+    fn toml_error(&self, err: &toml::de::Error) -> ConfigError {
+        let span = err.span().unwrap_or(0..0);
+        let message = err.message().replace('\n', " ");
+        let field = field_at(self.text, span.start);
+        let fix = if message.contains("unknown field") {
+            "remove the key or correct its spelling (see README, \"Config\")"
+        } else if message.contains("missing field") {
+            "add the missing key to that table"
+        } else if message.contains("invalid type") {
+            "give the value the type shown: strings in quotes, true/false unquoted, lists in [ ]"
+        } else {
+            "correct the TOML syntax at that position"
+        };
+        self.error(span, field, message, fix)
+    }
+
+    fn resolve(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let sandbox = match raw.sandbox.and_then(|s| s.listen) {
+            Some(listen) => SandboxSettings {
+                listen: listen.get_ref().parse().map_err(|_| {
+                    self.error(
+                        listen.span(),
+                        "sandbox.listen",
+                        format!("`{}` is not an IP address and port", listen.get_ref()),
+                        "write it like \"127.0.0.1:7371\"",
+                    )
+                })?,
+            },
+            None => SandboxSettings {
+                listen: DEFAULT_SANDBOX_LISTEN
+                    .parse()
+                    .unwrap_or_else(|_| unreachable!("the default address parses")),
+            },
+        };
+
+        let mut profiles = BTreeMap::new();
+        profiles.insert(SANDBOX_PROFILE.to_owned(), sandbox_profile(&sandbox));
+        for (name, raw_profile) in raw.profiles {
+            let span = name.span();
+            let name = name.into_inner();
+            if !valid_profile_name(&name) {
+                return Err(self.error(
+                    span,
+                    format!("profiles.{name}"),
+                    "a profile name may only use letters, digits, '-', '_' and '.' (at most 64)",
+                    "rename the table, e.g. [profiles.my-imagekit]",
+                ));
+            }
+            let profile = self.resolve_profile(&name, raw_profile)?;
+            profiles.insert(name, profile);
+        }
+
+        let mut watches = Vec::new();
+        for (index, raw_watch) in raw.watch.into_iter().enumerate() {
+            watches.push(self.resolve_watch(index, raw_watch, &profiles)?);
+        }
+
+        Ok(Config {
+            source: Some(self.path.to_path_buf()),
+            profiles,
+            watches,
+            sandbox,
+        })
+    }
+
+    fn resolve_profile(
+        &self,
+        name: &str,
+        raw: Spanned<RawProfile>,
+    ) -> Result<Profile, ConfigError> {
+        let table_span = raw.span();
+        let raw = raw.into_inner();
+        let field = |key: &str| format!("profiles.{name}.{key}");
+        let folder = raw
+            .folder
+            .map(|f| self.folder(f, &field("folder")))
+            .transpose()?;
+        let tags = raw
+            .tags
+            .map(|t| self.tags(t, &field("tags")))
+            .transpose()?
+            .unwrap_or_default();
+
+        let provider = match raw.provider.get_ref().as_str() {
+            "imagekit" => {
+                for (key, value) in [
+                    ("cloud_name", raw.cloud_name.as_ref().map(Spanned::span)),
+                    ("api_key", raw.api_key.as_ref().map(Spanned::span)),
+                    ("private", raw.private.as_ref().map(Spanned::span)),
+                ] {
+                    if let Some(span) = value {
+                        return Err(self.error(
+                            span,
+                            field(key),
+                            "this key is for Cloudinary profiles",
+                            "remove it, or set provider = \"cloudinary\"",
+                        ));
+                    }
+                }
+                let auth = match raw.auth.as_ref().map(|a| a.get_ref().as_str()) {
+                    None | Some("v2") => ImageKitAuth::V2,
+                    Some("v1") => ImageKitAuth::V1,
+                    Some("remote") => ImageKitAuth::Remote,
+                    Some(other) => {
+                        let span = raw
+                            .auth
+                            .as_ref()
+                            .map(Spanned::span)
+                            .unwrap_or(table_span.clone());
+                        return Err(self.error(
+                            span,
+                            field("auth"),
+                            format!("unknown auth scheme `{other}`"),
+                            "use \"v2\" (JWT), \"v1\" (token + expire + signature) or \"remote\"",
+                        ));
+                    }
+                };
+                let public_key = self.required(
+                    raw.public_key,
+                    &table_span,
+                    &field("public_key"),
+                    "add public_key = \"public_...\" from your ImageKit dashboard",
+                )?;
+                let url_endpoint = self.required(
+                    raw.url_endpoint,
+                    &table_span,
+                    &field("url_endpoint"),
+                    "add url_endpoint = \"https://ik.imagekit.io/your_id\"",
+                )?;
+                let url_endpoint = self.parse_url(url_endpoint, &field("url_endpoint"))?;
+                let default_upload = match auth {
+                    ImageKitAuth::V1 => IMAGEKIT_UPLOAD_V1,
+                    ImageKitAuth::V2 | ImageKitAuth::Remote => IMAGEKIT_UPLOAD_V2,
+                };
+                let upload_url =
+                    self.url_or(raw.upload_url, &field("upload_url"), default_upload)?;
+                let api_url = self.url_or(raw.api_url, &field("api_url"), IMAGEKIT_API)?;
+                let token_url = match (auth, raw.token_url) {
+                    (ImageKitAuth::Remote, Some(t)) => {
+                        Some(self.parse_url(t, &field("token_url"))?)
+                    }
+                    (ImageKitAuth::Remote, None) => return Err(self.error(
+                        table_span.clone(),
+                        field("token_url"),
+                        "auth = \"remote\" needs the token server's address",
+                        "add token_url = \"https://tokens.example.com/api/media/get-upload-token\"",
+                    )),
+                    (_, Some(t)) => {
+                        return Err(self.error(
+                            t.span(),
+                            field("token_url"),
+                            "token_url only applies to auth = \"remote\"",
+                            "remove it, or set auth = \"remote\"",
+                        ))
+                    }
+                    (_, None) => None,
+                };
+                Provider::ImageKit(ImageKit {
+                    auth,
+                    public_key: public_key.into_inner(),
+                    url_endpoint,
+                    upload_url,
+                    api_url,
+                    token_url,
+                    use_unique_file_name: raw.use_unique_file_name.map(Spanned::into_inner),
+                })
+            }
+            "cloudinary" => {
+                for (key, value) in [
+                    ("auth", raw.auth.as_ref().map(Spanned::span)),
+                    ("public_key", raw.public_key.as_ref().map(Spanned::span)),
+                    ("url_endpoint", raw.url_endpoint.as_ref().map(Spanned::span)),
+                    ("upload_url", raw.upload_url.as_ref().map(Spanned::span)),
+                    ("token_url", raw.token_url.as_ref().map(Spanned::span)),
+                    (
+                        "use_unique_file_name",
+                        raw.use_unique_file_name.as_ref().map(Spanned::span),
+                    ),
+                ] {
+                    if let Some(span) = value {
+                        return Err(self.error(
+                            span,
+                            field(key),
+                            "this key is for ImageKit profiles",
+                            "remove it, or set provider = \"imagekit\"",
+                        ));
+                    }
+                }
+                let cloud_name = self.required(
+                    raw.cloud_name,
+                    &table_span,
+                    &field("cloud_name"),
+                    "add cloud_name = \"your-cloud\" from your Cloudinary console",
+                )?;
+                if !cloud_name
+                    .get_ref()
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    return Err(self.error(
+                        cloud_name.span(),
+                        field("cloud_name"),
+                        format!("`{}` is not a Cloudinary cloud name", cloud_name.get_ref()),
+                        "use the cloud name from your Cloudinary console (letters, digits, '-', '_')",
+                    ));
+                }
+                let api_key = self.required(
+                    raw.api_key,
+                    &table_span,
+                    &field("api_key"),
+                    "add api_key = \"...\" (the public API key from your Cloudinary console)",
+                )?;
+                let api_url = self.url_or(raw.api_url, &field("api_url"), CLOUDINARY_API)?;
+                Provider::Cloudinary(Cloudinary {
+                    cloud_name: cloud_name.into_inner(),
+                    api_key: api_key.into_inner(),
+                    api_url,
+                    private: raw.private.map(Spanned::into_inner).unwrap_or(false),
+                })
+            }
+            other => {
+                return Err(self.error(
+                    raw.provider.span(),
+                    field("provider"),
+                    format!("unknown provider `{other}`"),
+                    "use provider = \"imagekit\" or provider = \"cloudinary\"",
+                ))
+            }
+        };
+        Ok(Profile {
+            name: name.to_owned(),
+            provider,
+            folder,
+            tags,
+            builtin: false,
+        })
+    }
+
+    fn resolve_watch(
+        &self,
+        index: usize,
+        raw: Spanned<RawWatch>,
+        profiles: &BTreeMap<String, Profile>,
+    ) -> Result<Watch, ConfigError> {
+        let raw = raw.into_inner();
+        let field = |key: &str| format!("watch[{index}].{key}");
+        if raw.path.get_ref().trim().is_empty() {
+            return Err(self.error(
+                raw.path.span(),
+                field("path"),
+                "the watched folder's path is empty",
+                "set path = \"/absolute/path/to/folder\"",
+            ));
+        }
+        if !profiles.contains_key(raw.profile.get_ref()) {
+            return Err(self.error(
+                raw.profile.span(),
+                field("profile"),
+                format!("no profile named `{}`", raw.profile.get_ref()),
+                format!(
+                    "use one of: {}",
+                    profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        Ok(Watch {
+            path: PathBuf::from(raw.path.into_inner()),
+            profile: raw.profile.into_inner(),
+            folder: raw
+                .folder
+                .map(|f| self.folder(f, &field("folder")))
+                .transpose()?,
+            tags: raw.tags.map(|t| self.tags(t, &field("tags"))).transpose()?,
+        })
+    }
+
+    fn required(
+        &self,
+        value: Option<Spanned<String>>,
+        table_span: &Range<usize>,
+        field: &str,
+        fix: &str,
+    ) -> Result<Spanned<String>, ConfigError> {
+        match value {
+            Some(v) if !v.get_ref().trim().is_empty() => Ok(v),
+            Some(v) => Err(self.error(v.span(), field, "must not be empty", fix)),
+            None => Err(self.error(table_span.clone(), field, "missing required key", fix)),
+        }
+    }
+
+    fn parse_url(&self, value: Spanned<String>, field: &str) -> Result<Url, ConfigError> {
+        match Url::parse(value.get_ref()) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(url),
+            _ => Err(self.error(
+                value.span(),
+                field,
+                format!("`{}` is not an http(s) URL", value.get_ref()),
+                "write a full URL such as \"https://example.com/path\"",
+            )),
+        }
+    }
+
+    fn url_or(
+        &self,
+        value: Option<Spanned<String>>,
+        field: &str,
+        default: &str,
+    ) -> Result<Url, ConfigError> {
+        match value {
+            Some(value) => self.parse_url(value, field),
+            None => Url::parse(default).map_err(|_| unreachable!("built-in URLs parse")),
+        }
+    }
+
+    fn folder(&self, value: Spanned<String>, field: &str) -> Result<String, ConfigError> {
+        let folder = value.get_ref();
+        if folder.contains("..") || folder.contains('\\') || folder.chars().any(char::is_control) {
+            return Err(self.error(
+                value.span(),
+                field,
+                format!("`{folder}` is not a valid remote folder"),
+                "use a path like \"/uploads/chat\" without '..', backslashes or control characters",
+            ));
+        }
+        Ok(value.into_inner())
+    }
+
+    fn tags(&self, value: Spanned<Vec<String>>, field: &str) -> Result<Vec<String>, ConfigError> {
+        for tag in value.get_ref() {
+            if tag.trim().is_empty() || tag.contains(',') || tag.len() > 200 {
+                return Err(self.error(
+                    value.span(),
+                    field,
+                    format!("tag `{tag}` is empty, too long or contains a comma"),
+                    "give each tag as its own string: tags = [\"summer\", \"dress\"]",
+                ));
+            }
+        }
+        Ok(value.into_inner())
+    }
+}
+
+fn sandbox_profile(settings: &SandboxSettings) -> Profile {
+    let base = format!("http://{}", settings.listen);
+    let url = |path: &str| {
+        Url::parse(&format!("{base}{path}"))
+            .unwrap_or_else(|_| unreachable!("a socket address makes a valid URL"))
+    };
+    Profile {
+        name: SANDBOX_PROFILE.to_owned(),
+        provider: Provider::ImageKit(ImageKit {
+            auth: ImageKitAuth::V2,
+            public_key: SANDBOX_PUBLIC_KEY.to_owned(),
+            url_endpoint: url("/ik/sandbox"),
+            upload_url: url("/api/v2/files/upload"),
+            api_url: url(""),
+            token_url: None,
+            use_unique_file_name: Some(true),
+        }),
+        folder: Some(DOC_DEFAULT_FOLDER.to_owned()),
+        tags: DOC_DEFAULT_TAGS.iter().map(|t| (*t).to_owned()).collect(),
+        builtin: true,
+    }
+}
+
+/// 1-based line and column of byte `offset`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..text.floor_char_boundary_compat(offset)];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// The dotted name of the key at `offset`: the nearest `[table]` header above it plus the key
+/// on that line, so that a parse error can name the field even when serde only has a span.
+fn field_at(text: &str, offset: usize) -> String {
+    let offset = text.floor_char_boundary_compat(offset.min(text.len()));
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    let trimmed = line.trim();
+    if trimmed.starts_with('[') {
+        return trimmed
+            .trim_matches(|c| c == '[' || c == ']')
+            .trim()
+            .to_owned();
+    }
+    let key = trimmed
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_owned());
+    match (table, key) {
+        (Some(t), Some(k)) => format!("{t}.{k}"),
+        (None, Some(k)) => k,
+        (Some(t), None) => t,
+        (None, None) => "(top level)".to_owned(),
+    }
+}
+
+trait FloorCharBoundary {
+    fn floor_char_boundary_compat(&self, index: usize) -> usize;
+}
+
+impl FloorCharBoundary for str {
+    fn floor_char_boundary_compat(&self, mut index: usize) -> usize {
+        while index > 0 && !self.is_char_boundary(index) {
+            index -= 1;
+        }
+        index
+    }
+}

@@ -70,6 +70,17 @@ pub struct Paths {
 }
 
 impl Paths {
+    /// The paths the environment names (`DROPKEY_CONFIG`, `DROPKEY_DATA_DIR`), else the
+    /// platform directories: what the app uses, and the CLI when no flag is given.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let var = |name| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        Self::resolve(var("DROPKEY_CONFIG"), var("DROPKEY_DATA_DIR"))
+    }
+
     /// `--config` / `DROPKEY_CONFIG` and `--data-dir` / `DROPKEY_DATA_DIR` (already merged by the
     /// caller) win over the platform directories.
     pub fn resolve(
@@ -183,6 +194,8 @@ pub struct Profile {
     pub builtin: bool,
 }
 
+// A handful of profiles live for the whole process: boxing to even out variant sizes buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Provider {
     ImageKit(ImageKit),

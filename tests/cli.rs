@@ -344,7 +344,9 @@ fn bad_inputs_exit_2_with_one_clear_line() {
     };
     let plain = |args: &[&str]| -> Vec<String> { args.iter().map(|s| (*s).to_owned()).collect() };
 
-    let cases: Vec<(&str, Vec<String>, Vec<(&str, &str)>, &str)> = vec![
+    // (what, arguments, extra environment, a phrase the error line must contain)
+    type Case<'a> = (&'a str, Vec<String>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "missing config file",
             with_config(&missing_file, &["key", "status", "ik"]),

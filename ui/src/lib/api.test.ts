@@ -1,0 +1,67 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+
+import { createTauriApi, guard, NO_BACKEND, toAppError } from "./api";
+
+describe("toAppError", () => {
+  it("keeps the backend's { kind, message }", () => {
+    expect(toAppError({ kind: "config", message: "bad toml" })).toEqual({
+      kind: "config",
+      message: "bad toml",
+    });
+  });
+
+  it("wraps Tauri's plain-string rejections and thrown errors", () => {
+    expect(toAppError("command list_profiles not found")).toEqual({
+      kind: "ipc",
+      message: "command list_profiles not found",
+    });
+    expect(toAppError(new TypeError("x is undefined"))).toEqual({
+      kind: "ipc",
+      message: "x is undefined",
+    });
+  });
+
+  it("always has a message", () => {
+    for (const value of [undefined, null, 42, "", {}]) {
+      expect(toAppError(value).message).not.toBe("");
+    }
+  });
+});
+
+describe("guard", () => {
+  it("passes ok results through", async () => {
+    expect(await guard(async () => ({ status: "ok", data: 1 }))).toEqual({ status: "ok", data: 1 });
+  });
+
+  it("never rejects", async () => {
+    const result = await guard(() => Promise.reject(new Error("down")));
+    expect(result).toEqual({ status: "error", error: { kind: "ipc", message: "down" } });
+  });
+});
+
+describe("createTauriApi", () => {
+  afterEach(() => {
+    vi.unstubAllGlobals();
+  });
+
+  it("reports a missing backend instead of throwing outside Tauri", async () => {
+    const result = await createTauriApi(() => false).listProfiles();
+    expect(result.status === "error" && result.error.kind).toBe(NO_BACKEND);
+  });
+
+  it("calls the list_profiles command through the generated bindings", async () => {
+    const invoke = vi.fn(async () => []);
+    vi.stubGlobal("window", { __TAURI_INTERNALS__: { invoke } });
+    const result = await createTauriApi(() => true).listProfiles();
+    expect(result).toEqual({ status: "ok", data: [] });
+    expect(invoke).toHaveBeenCalledWith("list_profiles", {}, undefined);
+  });
+
+  it("maps a backend rejection to an AppError", async () => {
+    vi.stubGlobal("window", {
+      __TAURI_INTERNALS__: { invoke: () => Promise.reject({ kind: "config", message: "bad toml" }) },
+    });
+    const result = await createTauriApi(() => true).listProfiles();
+    expect(result).toEqual({ status: "error", error: { kind: "config", message: "bad toml" } });
+  });
+});

@@ -11,7 +11,9 @@ APT_PACKAGES=(
   # build
   build-essential pkg-config libwebkit2gtk-4.1-dev libayatana-appindicator3-dev libdbus-1-dev
   # run and test headless: X server, session bus, a real Secret Service, WebDriver, screenshots
-  xvfb xauth dbus-daemon dbus-x11 gnome-keyring webkit2gtk-driver imagemagick
+  xvfb xauth dbus-daemon dbus-x11 gnome-keyring libsecret-tools webkit2gtk-driver imagemagick
+  # the browser test of team mode (doc 000's client flow in headless Chromium)
+  chromium
 )
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -34,7 +36,7 @@ setup_apt() {
 
 setup_npm() {
   command -v npm >/dev/null || { echo "error: npm is missing: install Node.js 20+ (apt-get install nodejs npm)" >&2; exit 2; }
-  for dir in ui tests/e2e; do
+  for dir in ui tests/e2e tests/browser; do
     # `npm ci` rejects a lock written on one platform on another; `install` honours the lock.
     log "npm: $dir"
     (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)

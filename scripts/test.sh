@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Every test, as CI runs them: lint, UI checks and unit tests, Rust tests against a real Secret
-# Service, and the end-to-end test that drives the real window through WebDriver. The Rust and
-# WebDriver parts run inside a private X server, D-Bus session and gnome-keyring, so they touch
+# Service, the end-to-end test that drives the real window through WebDriver, and the browser
+# test of team mode (headless Chromium against `dropkey serve`). The Rust, WebDriver and browser
+# parts run inside a private X server, D-Bus session and gnome-keyring, so they touch
 # nothing of the user's desktop or keyring.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
-FEATURES=(--workspace --features dropkey-app/custom-protocol)
+FEATURES=(--workspace --features dropkey-app/custom-protocol,dropkey/fault-points)
 step() { printf '\n==> %s\n' "$*" >&2; }
 
 step "rustfmt"
@@ -29,4 +30,5 @@ timeout 1200 xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- bash -eu
   export DROPKEY_REQUIRE_KEYCHAIN=1
   cargo test "$@"
   DROPKEY_APP="$PWD/target/debug/dropkey-app" node --test tests/e2e/
+  DROPKEY_BIN="$PWD/target/debug/dropkey" node --test tests/browser/
 ' _ "${FEATURES[@]}"

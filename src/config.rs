@@ -131,6 +131,20 @@ struct RawConfig {
     watch: Vec<Spanned<RawWatch>>,
     #[serde(default)]
     sandbox: Option<RawSandbox>,
+    #[serde(default)]
+    upload: Option<RawUpload>,
+    #[serde(default)]
+    serve: Option<crate::serve::config::RawServe>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpload {
+    concurrency: Option<Spanned<i64>>,
+    max_attempts: Option<Spanned<i64>>,
+    chunk_threshold: Option<Spanned<i64>>,
+    chunk_size: Option<Spanned<i64>>,
+    max_file_size: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +172,14 @@ struct RawWatch {
     profile: Spanned<String>,
     folder: Option<Spanned<String>>,
     tags: Option<Spanned<Vec<String>>>,
+    recursive: Option<bool>,
+    include: Option<Spanned<Vec<String>>>,
+    exclude: Option<Spanned<Vec<String>>>,
+    remote_path: Option<Spanned<String>>,
+    after_upload: Option<Spanned<String>>,
+    on_change: Option<Spanned<String>>,
+    scan_interval: Option<Spanned<i64>>,
+    include_hidden: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,6 +198,39 @@ pub struct Config {
     pub profiles: BTreeMap<String, Profile>,
     pub watches: Vec<Watch>,
     pub sandbox: SandboxSettings,
+    pub upload: UploadSettings,
+    /// The `[serve]` table: `dropkey serve`'s listener and per-token policy.
+    pub serve: crate::serve::config::ServeSettings,
+}
+
+/// The `[upload]` table: how the engine uploads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadSettings {
+    /// Uploads in flight at once.
+    pub concurrency: usize,
+    /// Attempts per upload before it needs attention.
+    pub max_attempts: u32,
+    /// Cloudinary files above this many bytes go up in chunks (at least 5 MiB).
+    pub chunk_threshold: u64,
+    /// Bytes per Cloudinary chunk (at least 5 MiB).
+    pub chunk_size: u64,
+    /// Largest file accepted, in bytes (the provider plan's limit).
+    pub max_file_size: u64,
+}
+
+/// Cloudinary's smallest chunk.
+pub const MIN_CHUNK: u64 = 5 * 1024 * 1024;
+
+impl Default for UploadSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            max_attempts: 6,
+            chunk_threshold: 20 * 1024 * 1024,
+            chunk_size: 20 * 1024 * 1024,
+            max_file_size: 100 * 1024 * 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,8 +300,61 @@ pub struct Cloudinary {
 pub struct Watch {
     pub path: PathBuf,
     pub profile: String,
+    /// Remote folder, instead of the profile's.
     pub folder: Option<String>,
+    /// Tags, instead of the profile's.
     pub tags: Option<Vec<String>>,
+    pub recursive: bool,
+    /// Globs (relative paths) a file must match; empty = every file.
+    pub include: Vec<String>,
+    /// Globs that exclude a file, on top of the temp-file patterns.
+    pub exclude: Vec<String>,
+    /// Remote folder template: `{folder}`, `{dir}` (the file's relative directory), `{yyyy}`,
+    /// `{mm}`, `{dd}`, `{date}`.
+    pub remote_path: Option<String>,
+    pub after_upload: AfterUpload,
+    pub on_change: OnChange,
+    /// Also rescan every this many seconds (for network drives that send no events).
+    pub scan_interval: Option<u64>,
+    /// Upload dot-files too (they are skipped by default: editors and sync tools park temp
+    /// files there).
+    pub include_hidden: bool,
+}
+
+impl Watch {
+    /// A watch with every default: `dropkey watch PROFILE DIR`.
+    pub fn ad_hoc(path: PathBuf, profile: &str) -> Self {
+        Self {
+            path,
+            profile: profile.to_owned(),
+            folder: None,
+            tags: None,
+            recursive: true,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            remote_path: None,
+            after_upload: AfterUpload::Keep,
+            on_change: OnChange::Ignore,
+            scan_interval: None,
+            include_hidden: false,
+        }
+    }
+}
+
+/// What happens to a watched file once the provider confirmed its upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterUpload {
+    Keep,
+    /// Move into this subfolder of the watched folder.
+    Move(String),
+    Delete,
+}
+
+/// What a file rewritten after its upload does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnChange {
+    Ignore,
+    Upload,
 }
 
 impl Profile {
@@ -298,13 +406,13 @@ pub fn valid_profile_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
-struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     text: &'a str,
     path: &'a Path,
 }
 
 impl Ctx<'_> {
-    fn error(
+    pub(crate) fn error(
         &self,
         span: Range<usize>,
         field: impl Into<String>,
@@ -357,6 +465,7 @@ impl Ctx<'_> {
             },
         };
 
+        let upload = self.resolve_upload(raw.upload)?;
         let mut profiles = BTreeMap::new();
         profiles.insert(SANDBOX_PROFILE.to_owned(), sandbox_profile(&sandbox));
         for (name, raw_profile) in raw.profiles {
@@ -378,13 +487,53 @@ impl Ctx<'_> {
         for (index, raw_watch) in raw.watch.into_iter().enumerate() {
             watches.push(self.resolve_watch(index, raw_watch, &profiles)?);
         }
+        let serve = crate::serve::config::resolve(self, raw.serve, &profiles)?;
 
         Ok(Config {
             source: Some(self.path.to_path_buf()),
             profiles,
             watches,
             sandbox,
+            upload,
+            serve,
         })
+    }
+
+    fn resolve_upload(&self, raw: Option<RawUpload>) -> Result<UploadSettings, ConfigError> {
+        let mut settings = UploadSettings::default();
+        let Some(raw) = raw else {
+            return Ok(settings);
+        };
+        let range = |value: &Spanned<i64>, key: &str, min: i64, max: i64| {
+            let v = *value.get_ref();
+            if (min..=max).contains(&v) {
+                Ok(v)
+            } else {
+                Err(self.error(
+                    value.span(),
+                    format!("upload.{key}"),
+                    format!("{v} is out of range"),
+                    format!("use a whole number from {min} to {max}"),
+                ))
+            }
+        };
+        if let Some(v) = &raw.concurrency {
+            settings.concurrency = range(v, "concurrency", 1, 64)? as usize;
+        }
+        if let Some(v) = &raw.max_attempts {
+            settings.max_attempts = range(v, "max_attempts", 1, 100)? as u32;
+        }
+        let min_chunk = MIN_CHUNK as i64;
+        if let Some(v) = &raw.chunk_threshold {
+            settings.chunk_threshold = range(v, "chunk_threshold", min_chunk, i64::MAX)? as u64;
+        }
+        if let Some(v) = &raw.chunk_size {
+            settings.chunk_size = range(v, "chunk_size", min_chunk, 100 * min_chunk)? as u64;
+        }
+        if let Some(v) = &raw.max_file_size {
+            settings.max_file_size = range(v, "max_file_size", 1, i64::MAX)? as u64;
+        }
+        Ok(settings)
     }
 
     fn resolve_profile(
@@ -587,6 +736,87 @@ impl Ctx<'_> {
                 ),
             ));
         }
+        let globs =
+            |value: Option<Spanned<Vec<String>>>, key: &str| -> Result<Vec<String>, ConfigError> {
+                let Some(value) = value else {
+                    return Ok(Vec::new());
+                };
+                for glob in value.get_ref() {
+                    if let Err(err) = globset::Glob::new(glob) {
+                        return Err(self.error(
+                            value.span(),
+                            field(key),
+                            format!("`{glob}` is not a valid glob: {err}"),
+                            "use globs like \"*.jpg\" or \"**/exports/*.png\"",
+                        ));
+                    }
+                }
+                Ok(value.into_inner())
+            };
+        let include = globs(raw.include, "include")?;
+        let exclude = globs(raw.exclude, "exclude")?;
+        let remote_path = match raw.remote_path {
+            Some(template) => {
+                let known = ["{folder}", "{dir}", "{yyyy}", "{mm}", "{dd}", "{date}"];
+                let mut rest = template.get_ref().clone();
+                for k in known {
+                    rest = rest.replace(k, "");
+                }
+                if rest.contains('{') || rest.contains('}') || rest.contains("..") {
+                    return Err(self.error(
+                        template.span(),
+                        field("remote_path"),
+                        format!("`{}` uses an unknown placeholder or '..'", template.get_ref()),
+                        "use {folder}, {dir}, {yyyy}, {mm}, {dd} and {date}, e.g. \"{folder}/{yyyy}/{mm}/{dir}\"",
+                    ));
+                }
+                Some(template.into_inner())
+            }
+            None => None,
+        };
+        let after_upload = match raw.after_upload.as_ref().map(|a| a.get_ref().as_str()) {
+            None | Some("keep") => AfterUpload::Keep,
+            Some("delete") => AfterUpload::Delete,
+            Some(other) => match other.strip_prefix("move:") {
+                Some(dir) if !dir.is_empty() && !dir.contains("..") && !dir.starts_with('/') => {
+                    AfterUpload::Move(dir.to_owned())
+                }
+                _ => {
+                    let span = raw.after_upload.as_ref().map(Spanned::span).unwrap_or(0..0);
+                    return Err(self.error(
+                        span,
+                        field("after_upload"),
+                        format!("`{other}` is not an after-upload action"),
+                        "use \"keep\", \"delete\" or \"move:<subfolder>\" (relative, no '..')",
+                    ));
+                }
+            },
+        };
+        let on_change = match raw.on_change.as_ref().map(|a| a.get_ref().as_str()) {
+            None | Some("ignore") => OnChange::Ignore,
+            Some("upload") => OnChange::Upload,
+            Some(other) => {
+                let span = raw.on_change.as_ref().map(Spanned::span).unwrap_or(0..0);
+                return Err(self.error(
+                    span,
+                    field("on_change"),
+                    format!("`{other}` is not an on-change action"),
+                    "use \"ignore\" or \"upload\"",
+                ));
+            }
+        };
+        let scan_interval = match raw.scan_interval {
+            Some(v) if (1..=86_400).contains(v.get_ref()) => Some(*v.get_ref() as u64),
+            Some(v) => {
+                return Err(self.error(
+                    v.span(),
+                    field("scan_interval"),
+                    format!("{} is out of range", v.get_ref()),
+                    "give seconds from 1 to 86400",
+                ))
+            }
+            None => None,
+        };
         Ok(Watch {
             path: PathBuf::from(raw.path.into_inner()),
             profile: raw.profile.into_inner(),
@@ -595,6 +825,14 @@ impl Ctx<'_> {
                 .map(|f| self.folder(f, &field("folder")))
                 .transpose()?,
             tags: raw.tags.map(|t| self.tags(t, &field("tags"))).transpose()?,
+            recursive: raw.recursive.unwrap_or(true),
+            include,
+            exclude,
+            remote_path,
+            after_upload,
+            on_change,
+            scan_interval,
+            include_hidden: raw.include_hidden.unwrap_or(false),
         })
     }
 

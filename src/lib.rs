@@ -13,6 +13,16 @@
 //!   private download URLs.
 //! - [`profile`]: what a profile contributes to an upload (folder, tags, ...) and the
 //!   status view of a profile that front ends show (never the secret).
+//! - [`engine`]: the upload engine: durable queue and history (SQLite), streaming uploads,
+//!   retries, progress events, pause/cancel.
+//! - [`sandbox`]: the embedded local ImageKit/Cloudinary-compatible server that a fresh install
+//!   uploads to and every test targets, at least as strict as the providers, with a ledger of
+//!   accepted uploads and fault injection.
+//! - [`serve`]: team mode: `dropkey serve`, the token server that signs uploads for callers
+//!   holding a bearer token (docs 000/001/003/004), and the client `auth = "remote"` profiles
+//!   use to get their tokens from it.
+//! - [`watch`]: watched folders: finished files uploaded exactly once (journal in the
+//!   engine's store), catch-up scans, after-upload actions.
 //! - [`doctor`]: environment checks (keychain service, config, secrets, clock).
 //! - [`cli`]: the `dropkey` command line: argument parsing and dispatch, JSON on stdout.
 //! - [`error`]: the top-level error, which knows its exit code.
@@ -20,10 +30,15 @@
 pub mod cli;
 pub mod config;
 pub mod doctor;
+pub mod engine;
 pub mod error;
+pub mod local_sandbox;
 pub mod profile;
+pub mod sandbox;
 pub mod secrets;
+pub mod serve;
 pub mod sign;
+pub mod watch;
 
 pub use error::Error;
 

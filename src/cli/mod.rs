@@ -5,7 +5,11 @@
 mod doctor;
 mod key;
 mod output;
+mod sandbox;
+mod serve;
 mod sign;
+mod upload;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +48,22 @@ enum Command {
     Key(key::KeyCommand),
     /// Check the keychain service, the config, each profile's secret and the clock.
     Doctor(doctor::DoctorArgs),
+    /// Upload files; prints one JSON line per file.
+    Upload(upload::UploadArgs),
+    /// Finish the uploads an interrupted Dropkey left queued.
+    Resume(upload::ResumeArgs),
+    /// Delete uploaded files at the provider, by id or URL.
+    Delete(upload::DeleteArgs),
+    /// List finished uploads, newest first (JSON lines).
+    History(upload::HistoryArgs),
+    /// Ask the provider whether every uploaded file still exists with the right size.
+    Verify(upload::VerifyArgs),
+    /// Upload every finished file that appears in the configured (or given) folders.
+    Watch(watch::WatchArgs),
+    /// Run the local ImageKit/Cloudinary-compatible sandbox server.
+    Sandbox(sandbox::SandboxArgs),
+    /// Team mode: run the token server (until SIGINT/SIGTERM), or manage its bearer tokens.
+    Serve(serve::ServeArgs),
 }
 
 /// What every command needs: where things are, the config, and the secret store.
@@ -63,6 +83,21 @@ impl Context {
             config,
             secrets,
         })
+    }
+
+    /// Starts the local sandbox in this process when one of `profiles` is the built-in sandbox
+    /// profile and nothing listens at its address.
+    async fn local_sandbox_for<'a>(
+        &self,
+        profiles: impl Iterator<Item = &'a str>,
+    ) -> Result<Option<crate::sandbox::SandboxHandle>, Error> {
+        crate::local_sandbox::ensure_for(
+            &self.config,
+            &self.secrets,
+            &self.paths.data_dir,
+            profiles,
+        )
+        .await
     }
 
     fn profile(&self, name: &str) -> Result<&Profile, Error> {
@@ -89,7 +124,19 @@ pub fn main() -> ExitCode {
         Err(err) => return output::clap_error(&err),
     };
     init_logging();
-    match run(&cli) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            output::error_line(&Error::Usage(format!(
+                "cannot start the async runtime: {err}"
+            )));
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(&cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             output::error_line(&err);
@@ -98,13 +145,22 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> Result<(), Error> {
+async fn run(cli: &Cli) -> Result<(), Error> {
     let value = match &cli.command {
         // Doctor reports a broken config instead of stopping at it, so it loads on its own.
         Command::Doctor(args) => return doctor::run(cli, args),
         Command::Sign(args) => sign::sign(&Context::load(cli)?, args)?,
         Command::PrivateUrl(args) => sign::private_url(&Context::load(cli)?, args)?,
         Command::Key(cmd) => key::run(&Context::load(cli)?, cmd)?,
+        // Streaming commands print their own lines.
+        Command::Upload(args) => return upload::upload(Context::load(cli)?, args).await,
+        Command::Resume(args) => return upload::resume(Context::load(cli)?, args).await,
+        Command::Delete(args) => return upload::delete(Context::load(cli)?, args).await,
+        Command::History(args) => return upload::history(Context::load(cli)?, args),
+        Command::Verify(args) => return upload::verify(Context::load(cli)?, args).await,
+        Command::Watch(args) => return watch::run(Context::load(cli)?, args).await,
+        Command::Sandbox(args) => return sandbox::run(&Context::load(cli)?, args).await,
+        Command::Serve(args) => return serve::run(Context::load(cli)?, args).await,
     };
     output::json_line(&value);
     Ok(())

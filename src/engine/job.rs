@@ -1,0 +1,149 @@
+//! The vocabulary of the engine: jobs, their states, and the events the front ends consume.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::sign::Params;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct JobId(pub i64);
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A job's life:
+///
+/// ```text
+/// queued ──► running ──► done
+///   ▲  ▲        │ ├────► failed            (pre-check or a permanent 4xx: the provider's message)
+///   │  │        │ ├────► needs_attention   (transient errors outlasted every retry)
+///   │  │        │ └────► cancelled
+///   │  └────────┘ (paused, or the process stopped: back to the queue)
+///   └── retry (from failed / needs_attention / cancelled)
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Paused,
+    Done,
+    Failed,
+    NeedsAttention,
+    Cancelled,
+    /// Done, then deleted at the provider with `dropkey delete`.
+    Deleted,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::NeedsAttention => "needs_attention",
+            Self::Cancelled => "cancelled",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "paused" => Self::Paused,
+            "done" => Self::Done,
+            "failed" => Self::Failed,
+            "needs_attention" => Self::NeedsAttention,
+            "cancelled" => Self::Cancelled,
+            "deleted" => Self::Deleted,
+            _ => return None,
+        })
+    }
+
+    /// No worker will touch the job again unless someone retries it.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Done | Self::Failed | Self::NeedsAttention | Self::Cancelled | Self::Deleted
+        )
+    }
+}
+
+/// A file to upload, with everything resolved at enqueue time, so a job resumed after a crash
+/// sends exactly what was asked for then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub profile: String,
+    pub path: PathBuf,
+    /// The name the provider stores (`fileName` for ImageKit).
+    pub file_name: String,
+    pub size: u64,
+    /// The upload parameters (profile defaults merged with overrides), as sent.
+    pub params: Params,
+    /// Who asked: `cli`, `app`, `watch:<path>`.
+    pub source: String,
+}
+
+/// What the provider said about a finished upload.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Uploaded {
+    pub id: String,
+    pub url: String,
+    pub response: serde_json::Value,
+}
+
+/// How a job ended, as front ends report it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Finished {
+    pub job: JobId,
+    pub path: PathBuf,
+    pub state: JobState,
+    pub uploaded: Option<Uploaded>,
+    pub error: Option<String>,
+}
+
+/// Throttled progress of one job.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Progress {
+    pub job: JobId,
+    pub bytes_sent: u64,
+    pub total: u64,
+    /// Bytes per second, smoothed.
+    pub speed: f64,
+    /// Seconds to go at the current speed, when known.
+    pub eta_secs: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Queued {
+        job: JobId,
+        path: PathBuf,
+        size: u64,
+    },
+    Started {
+        job: JobId,
+        attempt: u32,
+    },
+    Progress(Progress),
+    /// A transient failure; the job will try again after `delay_ms`.
+    Retrying {
+        job: JobId,
+        attempt: u32,
+        delay_ms: u64,
+        reason: String,
+    },
+    Paused {
+        job: JobId,
+    },
+    Finished(Finished),
+}

@@ -1,0 +1,813 @@
+//! The upload engine: every way a file leaves the machine (the CLI, the window, a watched
+//! folder, the tray) goes through here.
+//!
+//! - [`store`]: the durable queue and history (SQLite, WAL). A job is recorded before its
+//!   upload starts and marked done after the provider acknowledged it.
+//! - [`provider`]: one attempt per provider (ImageKit V2/V1, Cloudinary, chunked), signed with a
+//!   fresh token each time, the body streamed from disk by [`body`].
+//! - [`retry`]: transient vs permanent failures, backoff with full jitter, provider hints.
+//! - [`clock`]: the provider's time, learnt from `Date` headers, for signing.
+//! - [`job`]: job states and the events front ends consume.
+//!
+//! Who owns what: the store owns a job's durable state; the dispatcher (one task) owns claiming
+//! queued jobs within the concurrency limit; each running job's task owns its attempts,
+//! backoff and the transitions out of `running`; controls (cancel, pause) reach a running job
+//! through its cancellation token. Shutdown cancels the dispatcher and every job task and waits
+//! for them (`CancellationToken` + `TaskTracker`); interrupted jobs go back to `queued`.
+
+pub mod body;
+pub mod clock;
+pub mod fault;
+pub mod job;
+pub mod provider;
+pub mod retry;
+pub mod store;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use tokio::sync::{broadcast, Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, Profile};
+use crate::profile::{upload_params, ParamError};
+use crate::secrets::{SecretError, Secrets};
+use crate::sign::Params;
+pub use job::{Event, Finished, JobId, JobState, NewJob, Progress, Uploaded};
+pub use provider::Transfer;
+use retry::Failure;
+pub use retry::RetryPolicy;
+use store::{JobRecord, Store, StoreError};
+
+/// The longest wait a provider may ask for before the job is parked as needing attention.
+const LONGEST_HONOURED_WAIT: Duration = Duration::from_secs(600);
+const EVENT_CAPACITY: usize = 16_384;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot create the HTTP client: {0}")]
+    Http(String),
+    #[error("{}: {why}", path.display())]
+    PreCheck { path: PathBuf, why: String },
+    #[error(transparent)]
+    Param(#[from] ParamError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub data_dir: PathBuf,
+    /// Uploads in flight at once.
+    pub concurrency: usize,
+    pub retry: RetryPolicy,
+    pub transfer: Transfer,
+    /// Progress events per job at most this often.
+    pub progress_interval: Duration,
+    /// Largest file accepted, in bytes (the provider plan's limit).
+    pub max_file_size: u64,
+}
+
+impl EngineSettings {
+    /// The config's `[upload]` table applied to the defaults.
+    pub fn new(data_dir: &Path, upload: &crate::config::UploadSettings) -> Self {
+        Self {
+            data_dir: data_dir.to_path_buf(),
+            concurrency: upload.concurrency,
+            retry: RetryPolicy {
+                max_attempts: upload.max_attempts,
+                ..RetryPolicy::default()
+            },
+            transfer: Transfer {
+                chunk_threshold: upload.chunk_threshold,
+                chunk_size: upload.chunk_size,
+                ..Transfer::default()
+            },
+            progress_interval: Duration::from_millis(100),
+            max_file_size: upload.max_file_size,
+        }
+    }
+}
+
+/// Why a running job is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Cancel,
+    Pause,
+    /// Pause-all or shutdown: back to the queue, not "paused" by the user.
+    Requeue,
+}
+
+struct Control {
+    token: CancellationToken,
+    reason: Mutex<Option<Stop>>,
+}
+
+struct Shared {
+    store: Mutex<Store>,
+    config: Config,
+    secrets: Secrets,
+    secret_cache: Mutex<HashMap<String, Arc<SecretString>>>,
+    http: reqwest::Client,
+    clock: clock::SkewClock,
+    settings: EngineSettings,
+    events: broadcast::Sender<Event>,
+    wake: Notify,
+    paused_all: tokio::sync::watch::Sender<bool>,
+    running: Mutex<HashMap<JobId, Arc<Control>>>,
+    /// Queued jobs the user paused: the dispatcher passes them over.
+    held: Mutex<HashSet<JobId>>,
+    nonce: AtomicU64,
+    shutdown: CancellationToken,
+}
+
+/// A running engine. Cheap to clone; [`Engine::shutdown`] stops it.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding one of these locks is a bug already reported by the panic itself;
+    // the data (plain maps, a SQLite handle) stays consistent, so carry on with it.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Engine {
+    /// Opens the store, puts jobs interrupted by a crash back in the queue, and starts
+    /// dispatching (including those: this is what resumes an interrupted process's work).
+    pub fn start(
+        config: Config,
+        secrets: Secrets,
+        settings: EngineSettings,
+    ) -> Result<Self, EngineError> {
+        let mut store = Store::open(&settings.data_dir)?;
+        let requeued = store.requeue_interrupted()?;
+        if requeued > 0 {
+            tracing::info!("{requeued} upload(s) interrupted earlier are queued again");
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("dropkey/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(15))
+            .read_timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| EngineError::Http(retry::error_chain(&e)))?;
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let shared = Arc::new(Shared {
+            store: Mutex::new(store),
+            config,
+            secrets,
+            secret_cache: Mutex::new(HashMap::new()),
+            http,
+            clock: clock::SkewClock::default(),
+            settings,
+            events,
+            wake: Notify::new(),
+            paused_all: tokio::sync::watch::channel(false).0,
+            running: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashSet::new()),
+            nonce: AtomicU64::new(rand::random::<u32>() as u64),
+            shutdown: CancellationToken::new(),
+        });
+        let tracker = TaskTracker::new();
+        tracker.spawn(dispatch(shared.clone(), tracker.clone()));
+        Ok(Self { shared, tracker })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.shared.events.subscribe()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Checks `path` and resolves what an upload of it with `profile` will send.
+    pub fn prepare(
+        &self,
+        profile: &Profile,
+        path: &Path,
+        overrides: &Params,
+        source: &str,
+    ) -> Result<NewJob, EngineError> {
+        prepare_job(
+            profile,
+            path,
+            overrides,
+            source,
+            self.shared.settings.max_file_size,
+        )
+    }
+
+    /// Records `jobs` as queued (durably) and wakes the dispatcher.
+    pub fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<JobId>, EngineError> {
+        let ids = lock(&self.shared.store).enqueue(jobs, crate::unix_now())?;
+        fault::point("enqueued");
+        for (id, job) in ids.iter().zip(jobs) {
+            self.emit(Event::Queued {
+                job: *id,
+                path: job.path.clone(),
+                size: job.size,
+            });
+        }
+        self.shared.wake.notify_one();
+        Ok(ids)
+    }
+
+    /// Queues a watched file together with its journal entry (one transaction).
+    pub fn enqueue_watched(
+        &self,
+        job: &NewJob,
+        entry: &store::JournalEntry,
+    ) -> Result<JobId, EngineError> {
+        let id = lock(&self.shared.store).enqueue_watched(job, entry, crate::unix_now())?;
+        fault::point("enqueued");
+        self.emit(Event::Queued {
+            job: id,
+            path: job.path.clone(),
+            size: job.size,
+        });
+        self.shared.wake.notify_one();
+        Ok(id)
+    }
+
+    /// Runs `f` with the store (for the watcher's journal look-ups).
+    pub fn with_store<T>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
+    ) -> Result<T, EngineError> {
+        Ok(f(&mut lock(&self.shared.store))?)
+    }
+
+    pub fn job(&self, id: JobId) -> Result<JobRecord, EngineError> {
+        Ok(lock(&self.shared.store).get(id)?)
+    }
+
+    /// Jobs not yet in a final state (queued, running or paused).
+    pub fn unfinished(&self) -> Result<Vec<JobId>, EngineError> {
+        Ok(lock(&self.shared.store).unfinished()?)
+    }
+
+    pub fn history(&self, limit: usize, since: Option<i64>) -> Result<Vec<JobRecord>, EngineError> {
+        Ok(lock(&self.shared.store).history(limit, since)?)
+    }
+
+    pub fn cancel(&self, id: JobId) -> Result<(), EngineError> {
+        if self.stop_running(id, Stop::Cancel) {
+            return Ok(());
+        }
+        let record = self.job(id)?;
+        if !record.state.is_terminal() {
+            lock(&self.shared.held).remove(&id);
+            self.finish(&record, JobState::Cancelled, None, Some("cancelled".into()));
+        }
+        Ok(())
+    }
+
+    pub fn pause(&self, id: JobId) -> Result<(), EngineError> {
+        lock(&self.shared.held).insert(id);
+        if !self.stop_running(id, Stop::Pause) {
+            let record = self.job(id)?;
+            if record.state == JobState::Queued {
+                lock(&self.shared.store).set_state(
+                    id,
+                    JobState::Paused,
+                    None,
+                    crate::unix_now(),
+                )?;
+                self.emit(Event::Paused { job: id });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn resume(&self, id: JobId) -> Result<(), EngineError> {
+        lock(&self.shared.held).remove(&id);
+        let record = self.job(id)?;
+        if record.state == JobState::Paused {
+            lock(&self.shared.store).retry(id)?;
+        }
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// Puts a failed, cancelled or stuck job back in the queue.
+    pub fn retry(&self, id: JobId) -> Result<(), EngineError> {
+        lock(&self.shared.store).retry(id)?;
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// Stops starting jobs and sends the running ones back to the queue.
+    pub fn pause_all(&self) {
+        self.shared.paused_all.send_replace(true);
+        let running: Vec<JobId> = lock(&self.shared.running).keys().copied().collect();
+        for id in running {
+            self.stop_running(id, Stop::Requeue);
+        }
+    }
+
+    pub fn resume_all(&self) {
+        self.shared.paused_all.send_replace(false);
+        self.shared.wake.notify_one();
+    }
+
+    pub fn is_paused(&self) -> bool {
+        *self.shared.paused_all.borrow()
+    }
+
+    /// Stops dispatching, interrupts running uploads (they stay queued for next time) and
+    /// waits for every task to finish.
+    pub async fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+        let running: Vec<JobId> = lock(&self.shared.running).keys().copied().collect();
+        for id in running {
+            self.stop_running(id, Stop::Requeue);
+        }
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    /// Waits until every job in `ids` has finished, calling `on_event` for each event about
+    /// them (progress included), and returns how each ended, in the order they finished.
+    pub async fn wait_for(
+        &self,
+        mut events: broadcast::Receiver<Event>,
+        ids: &[JobId],
+        mut on_event: impl FnMut(&Event),
+    ) -> Vec<Finished> {
+        let mut pending: HashSet<JobId> = ids.iter().copied().collect();
+        let mut done = Vec::with_capacity(ids.len());
+        // Jobs that finished before we started listening.
+        self.collect_finished(&mut pending, &mut done, &mut on_event);
+        while !pending.is_empty() {
+            match events.recv().await {
+                Ok(event) => {
+                    let id = event_job(&event);
+                    if !pending.contains(&id) {
+                        continue;
+                    }
+                    on_event(&event);
+                    if let Event::Finished(finished) = event {
+                        pending.remove(&finished.job);
+                        done.push(finished);
+                    }
+                }
+                // Missed events: the store knows how each job ended.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.collect_finished(&mut pending, &mut done, &mut on_event)
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+        done
+    }
+
+    fn collect_finished(
+        &self,
+        pending: &mut HashSet<JobId>,
+        done: &mut Vec<Finished>,
+        on_event: &mut impl FnMut(&Event),
+    ) {
+        let mut ids: Vec<JobId> = pending.iter().copied().collect();
+        ids.sort();
+        for id in ids {
+            let Ok(record) = self.job(id) else { continue };
+            if record.state.is_terminal() {
+                let finished = finished_from(&record);
+                on_event(&Event::Finished(finished.clone()));
+                pending.remove(&id);
+                done.push(finished);
+            }
+        }
+    }
+
+    fn stop_running(&self, id: JobId, why: Stop) -> bool {
+        let control = lock(&self.shared.running).get(&id).cloned();
+        match control {
+            Some(control) => {
+                *lock(&control.reason) = Some(why);
+                control.token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        // No subscriber is fine: events are a view, the store is the truth.
+        let _ = self.shared.events.send(event);
+    }
+
+    fn finish(
+        &self,
+        record: &JobRecord,
+        state: JobState,
+        uploaded: Option<Uploaded>,
+        error: Option<String>,
+    ) {
+        finish(&self.shared, record, state, uploaded, error);
+    }
+}
+
+fn event_job(event: &Event) -> JobId {
+    match event {
+        Event::Queued { job, .. }
+        | Event::Started { job, .. }
+        | Event::Retrying { job, .. }
+        | Event::Paused { job } => *job,
+        Event::Progress(p) => p.job,
+        Event::Finished(f) => f.job,
+    }
+}
+
+fn finished_from(record: &JobRecord) -> Finished {
+    Finished {
+        job: record.id,
+        path: record.path.clone(),
+        state: record.state,
+        uploaded: match (&record.remote_id, &record.url) {
+            (Some(id), Some(url)) if record.state == JobState::Done => Some(Uploaded {
+                id: id.clone(),
+                url: url.clone(),
+                response: record.response.clone().unwrap_or(serde_json::Value::Null),
+            }),
+            _ => None,
+        },
+        error: record.error.clone(),
+    }
+}
+
+/// Checks a file before it is queued: it exists, is a regular readable file, fits the limit,
+/// and has a name the providers accept.
+pub fn prepare_job(
+    profile: &Profile,
+    path: &Path,
+    overrides: &Params,
+    source: &str,
+    max_file_size: u64,
+) -> Result<NewJob, EngineError> {
+    let pre = |why: String| EngineError::PreCheck {
+        path: path.to_path_buf(),
+        why,
+    };
+    let meta = std::fs::metadata(path).map_err(|err| {
+        pre(match err.kind() {
+            std::io::ErrorKind::NotFound => "no such file: check the path".to_owned(),
+            std::io::ErrorKind::PermissionDenied => {
+                "permission denied: Dropkey cannot read it".to_owned()
+            }
+            _ => format!("cannot read it: {err}"),
+        })
+    })?;
+    if meta.is_dir() {
+        return Err(pre("is a directory: pass the files inside it".into()));
+    }
+    if !meta.is_file() {
+        return Err(pre("is not a regular file".into()));
+    }
+    std::fs::File::open(path).map_err(|err| pre(format!("cannot open it: {err}")))?;
+    if meta.len() > max_file_size {
+        return Err(pre(format!(
+            "is {} bytes, over this profile's limit of {max_file_size} bytes",
+            meta.len()
+        )));
+    }
+    let file_name = match overrides.get("fileName") {
+        Some(name) => name.clone(),
+        None => path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| pre("has no file name".into()))?,
+    };
+    if file_name.is_empty()
+        || file_name.len() > 1024
+        || file_name.contains('/')
+        || file_name.chars().any(char::is_control)
+    {
+        return Err(pre(format!(
+            "the name `{file_name}` would be rejected by the provider (empty, over 1024 bytes, or with '/' or control characters): rename it or pass --param fileName=..."
+        )));
+    }
+    let params = upload_params(profile, overrides)?;
+    Ok(NewJob {
+        profile: profile.name.clone(),
+        path: path.to_path_buf(),
+        file_name,
+        size: meta.len(),
+        params,
+        source: source.to_owned(),
+    })
+}
+
+async fn dispatch(shared: Arc<Shared>, tracker: TaskTracker) {
+    let semaphore = Arc::new(Semaphore::new(shared.settings.concurrency.max(1)));
+    let mut paused = shared.paused_all.subscribe();
+    loop {
+        // Honour pause-all before taking a slot.
+        while *paused.borrow_and_update() {
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => return,
+                changed = paused.changed() => if changed.is_err() { return },
+            }
+        }
+        let permit = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            permit = semaphore.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        if *paused.borrow() {
+            continue;
+        }
+        let held: Vec<JobId> = {
+            let running = lock(&shared.running);
+            lock(&shared.held)
+                .iter()
+                .chain(running.keys())
+                .copied()
+                .collect()
+        };
+        let claimed = lock(&shared.store).claim_next(&held);
+        match claimed {
+            Ok(Some(job)) => {
+                fault::point("claimed");
+                let control = Arc::new(Control {
+                    token: shared.shutdown.child_token(),
+                    reason: Mutex::new(None),
+                });
+                lock(&shared.running).insert(job.id, control.clone());
+                let shared = shared.clone();
+                tracker.spawn(async move {
+                    run_job(&shared, job, &control).await;
+                    drop(permit);
+                });
+            }
+            Ok(None) => {
+                drop(permit);
+                tokio::select! {
+                    _ = shared.shutdown.cancelled() => return,
+                    _ = shared.wake.notified() => {}
+                    _ = paused.changed() => {}
+                }
+            }
+            Err(err) => {
+                drop(permit);
+                tracing::error!("the job queue cannot be read: {err}");
+                tokio::select! {
+                    _ = shared.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+}
+
+fn finish(
+    shared: &Shared,
+    record: &JobRecord,
+    state: JobState,
+    uploaded: Option<Uploaded>,
+    error: Option<String>,
+) {
+    let now = crate::unix_now();
+    if uploaded.is_some() {
+        fault::point("acknowledged");
+    }
+    let stored = {
+        let mut store = lock(&shared.store);
+        match &uploaded {
+            Some(up) => store.mark_done(record.id, &up.id, &up.url, &up.response, now),
+            None => store.set_state(record.id, state, error.as_deref(), now),
+        }
+    };
+    if let Err(err) = stored {
+        tracing::error!(
+            "job {} ended ({}) but could not be recorded: {err}",
+            record.id,
+            state.as_str()
+        );
+    }
+    if uploaded.is_some() {
+        fault::point("done");
+    }
+    let _ = shared.events.send(Event::Finished(Finished {
+        job: record.id,
+        path: record.path.clone(),
+        state,
+        uploaded,
+        error,
+    }));
+}
+
+fn secret_for(shared: &Shared, profile: &Profile) -> Result<Arc<SecretString>, SecretError> {
+    if let Some(secret) = lock(&shared.secret_cache).get(&profile.name) {
+        return Ok(secret.clone());
+    }
+    let (secret, _) = shared.secrets.get(profile)?;
+    let secret = Arc::new(secret);
+    lock(&shared.secret_cache).insert(profile.name.clone(), secret.clone());
+    Ok(secret)
+}
+
+async fn run_job(shared: &Arc<Shared>, mut job: JobRecord, control: &Control) {
+    let outcome = attempts(shared, &mut job, control).await;
+    lock(&shared.running).remove(&job.id);
+    match outcome {
+        Outcome::Done(uploaded) => finish(shared, &job, JobState::Done, Some(uploaded), None),
+        Outcome::Failed(reason) => finish(shared, &job, JobState::Failed, None, Some(reason)),
+        Outcome::NeedsAttention(reason) => {
+            finish(shared, &job, JobState::NeedsAttention, None, Some(reason))
+        }
+        Outcome::Stopped(Stop::Cancel) => finish(
+            shared,
+            &job,
+            JobState::Cancelled,
+            None,
+            Some("cancelled".into()),
+        ),
+        Outcome::Stopped(stop) => {
+            let state = if stop == Stop::Pause {
+                JobState::Paused
+            } else {
+                JobState::Queued
+            };
+            if let Err(err) = lock(&shared.store).set_state(job.id, state, None, crate::unix_now())
+            {
+                tracing::error!("job {} could not be re-queued: {err}", job.id);
+            }
+            if stop == Stop::Pause {
+                let _ = shared.events.send(Event::Paused { job: job.id });
+            } else {
+                shared.wake.notify_one();
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Done(Uploaded),
+    Failed(String),
+    NeedsAttention(String),
+    Stopped(Stop),
+}
+
+async fn attempts(shared: &Arc<Shared>, job: &mut JobRecord, control: &Control) -> Outcome {
+    let stopped = || lock(&control.reason).unwrap_or(Stop::Requeue);
+    let Some(profile) = shared.config.profile(&job.profile) else {
+        return Outcome::Failed(format!(
+            "profile `{}` is no longer in the config: add it back, or cancel the job",
+            job.profile
+        ));
+    };
+    let secret = match secret_for(shared, profile) {
+        Ok(secret) => secret,
+        Err(err) => return Outcome::Failed(err.to_string()),
+    };
+    let policy = &shared.settings.retry;
+    let mut attempt_no = 0;
+    loop {
+        attempt_no += 1;
+        tracing::info!(job = job.id.0, path = %job.path.display(), attempt = attempt_no, "upload started");
+        let _ = shared.events.send(Event::Started {
+            job: job.id,
+            attempt: attempt_no,
+        });
+        let sent = Arc::new(AtomicU64::new(0));
+        let reporter = spawn_progress(
+            shared,
+            job.id,
+            job.size,
+            sent.clone(),
+            control.token.child_token(),
+        );
+        let attempt = provider::Attempt {
+            http: &shared.http,
+            clock: &shared.clock,
+            profile,
+            secret: &secret,
+            job,
+            transfer: &shared.settings.transfer,
+            sent: sent.clone(),
+            nonce: shared.nonce.fetch_add(1, Ordering::Relaxed),
+        };
+        let mut chunk = (job.upload_id.clone(), job.bytes_acked);
+        let store = &shared.store;
+        let id = job.id;
+        let mut on_chunk = |upload_id: &str, acked: u64| {
+            if acked > 0 {
+                fault::point("chunk-acknowledged");
+            }
+            chunk = (Some(upload_id.to_owned()), acked);
+            if let Err(err) = lock(store).record_chunk(id, upload_id, acked) {
+                tracing::warn!("job {id}: chunk progress not recorded: {err}");
+            }
+        };
+        let result = tokio::select! {
+            result = provider::upload(&attempt, &mut on_chunk) => Some(result),
+            _ = control.token.cancelled() => None,
+        };
+        reporter.cancel();
+        (job.upload_id, job.bytes_acked) = chunk;
+        let failure = match result {
+            None => return Outcome::Stopped(stopped()),
+            Some(Ok(uploaded)) => return Outcome::Done(uploaded),
+            Some(Err(Failure::Permanent { reason })) => return Outcome::Failed(reason),
+            Some(Err(failure)) => failure,
+        };
+        let Failure::Transient {
+            reason,
+            retry_after,
+        } = failure
+        else {
+            unreachable!("permanent failures returned above")
+        };
+        if attempt_no >= policy.max_attempts {
+            return Outcome::NeedsAttention(format!(
+                "gave up after {attempt_no} attempts; last error: {reason}"
+            ));
+        }
+        let delay = match retry_after {
+            Some(wait) if wait > LONGEST_HONOURED_WAIT => {
+                return Outcome::NeedsAttention(format!(
+                    "the provider asked to wait {} s: {reason}",
+                    wait.as_secs()
+                ))
+            }
+            Some(wait) => wait,
+            None => policy.backoff(attempt_no),
+        };
+        let _ = shared.events.send(Event::Retrying {
+            job: job.id,
+            attempt: attempt_no,
+            delay_ms: delay.as_millis() as u64,
+            reason,
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = control.token.cancelled() => return Outcome::Stopped(stopped()),
+        }
+    }
+}
+
+/// Reports `sent` as throttled progress events until `stop` is cancelled.
+fn spawn_progress(
+    shared: &Arc<Shared>,
+    job: JobId,
+    total: u64,
+    sent: Arc<AtomicU64>,
+    stop: CancellationToken,
+) -> CancellationToken {
+    let shared = shared.clone();
+    let interval = shared.settings.progress_interval;
+    let handle = stop.clone();
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let mut last = (started, 0u64);
+        let mut speed = 0.0f64;
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let now = Instant::now();
+            let bytes = sent.load(Ordering::Relaxed);
+            if bytes == last.1 && bytes != 0 {
+                continue;
+            }
+            let dt = now.duration_since(last.0).as_secs_f64();
+            if dt > 0.0 {
+                let instant = (bytes - last.1.min(bytes)) as f64 / dt;
+                // Smoothed so the number is readable, not jittery.
+                speed = if speed == 0.0 {
+                    instant
+                } else {
+                    0.7 * speed + 0.3 * instant
+                };
+            }
+            last = (now, bytes);
+            let eta_secs = (speed > 0.0).then(|| total.saturating_sub(bytes) as f64 / speed);
+            let _ = shared.events.send(Event::Progress(Progress {
+                job,
+                bytes_sent: bytes,
+                total,
+                speed,
+                eta_secs,
+            }));
+        }
+    });
+    handle
+}

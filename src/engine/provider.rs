@@ -1,0 +1,480 @@
+//! One upload attempt, per provider: sign with a fresh token, build the multipart body from
+//! the file, send, and read the answer. Also the provider calls that act on uploaded files
+//! (details, delete). The retry loop around these lives in the engine.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use reqwest::multipart::{Form, Part};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use super::body::file_body;
+use super::clock::SkewClock;
+use super::job::Uploaded;
+use super::retry::{classify_status, classify_transport, Failure};
+use super::store::JobRecord;
+use crate::config::{Cloudinary, ImageKit, ImageKitAuth, Profile, Provider};
+use crate::sign::{cloudinary, imagekit, Params};
+
+/// How bodies are read and when Cloudinary uploads go in chunks.
+#[derive(Debug, Clone)]
+pub struct Transfer {
+    /// Bytes per stream frame (each one write to the socket).
+    pub frame: usize,
+    /// Cloudinary files above this many bytes go up in chunks.
+    pub chunk_threshold: u64,
+    pub chunk_size: u64,
+}
+
+use crate::config::MIN_CHUNK;
+
+impl Default for Transfer {
+    fn default() -> Self {
+        Self {
+            frame: 1024 * 1024,
+            chunk_threshold: 20 * 1024 * 1024,
+            chunk_size: 20 * 1024 * 1024,
+        }
+    }
+}
+
+/// Everything one attempt needs.
+pub struct Attempt<'a> {
+    pub http: &'a reqwest::Client,
+    pub clock: &'a SkewClock,
+    pub profile: &'a Profile,
+    pub secret: &'a SecretString,
+    pub job: &'a JobRecord,
+    pub transfer: &'a Transfer,
+    /// Grows as bytes leave; reset by the caller per attempt.
+    pub sent: Arc<AtomicU64>,
+    /// Distinguishes this attempt's token from every other one made in the same second.
+    pub nonce: u64,
+}
+
+/// Called after each acknowledged Cloudinary chunk with (upload id, bytes acknowledged).
+pub type ChunkSink<'a> = &'a mut (dyn FnMut(&str, u64) + Send);
+
+pub async fn upload(attempt: &Attempt<'_>, on_chunk: ChunkSink<'_>) -> Result<Uploaded, Failure> {
+    match &attempt.profile.provider {
+        Provider::ImageKit(ik) => upload_imagekit(attempt, ik).await,
+        Provider::Cloudinary(cl) => {
+            if attempt.job.size > attempt.transfer.chunk_threshold {
+                upload_cloudinary_chunked(attempt, cl, on_chunk).await
+            } else {
+                upload_cloudinary(attempt, cl).await
+            }
+        }
+    }
+}
+
+fn file_part(attempt: &Attempt<'_>, range: std::ops::Range<u64>) -> Result<Part, Failure> {
+    let len = range.end - range.start;
+    let body = file_body(
+        &attempt.job.path,
+        range,
+        attempt.transfer.frame,
+        attempt.sent.clone(),
+    )
+    .map_err(|err| {
+        Failure::permanent(format!("cannot read {}: {err}", attempt.job.path.display()))
+    })?;
+    let mime = mime_guess::from_path(&attempt.job.file_name).first_or_octet_stream();
+    Part::stream_with_length(body, len)
+        .file_name(attempt.job.file_name.clone())
+        .mime_str(mime.as_ref())
+        .map_err(|err| Failure::permanent(format!("bad content type {mime}: {err}")))
+}
+
+fn text_fields(mut form: Form, fields: &Params) -> Form {
+    for (name, value) in fields {
+        form = form.text(name.clone(), value.clone());
+    }
+    form
+}
+
+async fn send(
+    attempt: &Attempt<'_>,
+    request: reqwest::RequestBuilder,
+) -> Result<(reqwest::StatusCode, reqwest::header::HeaderMap, Value), Failure> {
+    let response = request.send().await.map_err(|e| classify_transport(&e))?;
+    attempt.clock.observe(response.headers());
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.map_err(|e| classify_transport(&e))?;
+    let json: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok((status, headers, json))
+}
+
+/// The provider's error message from an ImageKit (`message`) or Cloudinary (`error.message`)
+/// error body.
+fn provider_message(body: &Value) -> String {
+    body.get("message")
+        .or_else(|| body.get("error").and_then(|e| e.get("message")))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| match body {
+            Value::String(s) if !s.is_empty() => s.chars().take(300).collect(),
+            other => other.to_string(),
+        })
+}
+
+fn rejected(
+    attempt: &Attempt<'_>,
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &Value,
+    signed: &str,
+) -> Failure {
+    let message = provider_message(body);
+    match classify_status(status, headers, &message, attempt.clock.now()) {
+        Failure::Permanent { reason } if matches!(status.as_u16(), 400 | 401 | 403) => {
+            // A rejected signature explains itself: what we signed, beside what we sent.
+            Failure::Permanent {
+                reason: format!("{reason} (Dropkey signed {signed}; the secret is not shown)"),
+            }
+        }
+        other => other,
+    }
+}
+
+async fn upload_imagekit(attempt: &Attempt<'_>, ik: &ImageKit) -> Result<Uploaded, Failure> {
+    let job = attempt.job;
+    let mut fields = job.params.clone();
+    fields
+        .entry("fileName".into())
+        .or_insert_with(|| job.file_name.clone());
+    let now = attempt.clock.now();
+    let signed;
+    let mut upload_url = ik.upload_url.clone();
+    let mut form = match ik.auth {
+        ImageKitAuth::V2 => {
+            // Two tokens for the same params in the same second would be byte-identical, and a
+            // token is one-time: vary `exp` per attempt.
+            let exp = now + imagekit::V2_MAX_LIFETIME - (attempt.nonce % 600) as i64;
+            let token = imagekit::sign_v2(attempt.secret, &ik.public_key, &fields, now, exp)
+                .map_err(|e| Failure::permanent(e.to_string()))?;
+            signed = format!(
+                "the JWT payload {} with iat {now} and exp {exp}",
+                serde_json::to_string(&fields).unwrap_or_default()
+            );
+            text_fields(Form::new(), &fields).text("token", token)
+        }
+        ImageKitAuth::V1 => {
+            let token = uuid::Uuid::new_v4().to_string();
+            let expire = now + 1800 - (attempt.nonce % 600) as i64;
+            let auth = imagekit::sign_v1(attempt.secret, &token, expire, now)
+                .map_err(|e| Failure::permanent(e.to_string()))?;
+            signed = format!("token + expire = \"{token}{expire}\" (HMAC-SHA1)");
+            text_fields(Form::new(), &fields)
+                .text("publicKey", ik.public_key.clone())
+                .text("token", auth.token)
+                .text("expire", auth.expire.to_string())
+                .text("signature", auth.signature)
+        }
+        ImageKitAuth::Remote => {
+            // The profile's secret is the token server's bearer token. A fresh one-time token
+            // per attempt; the upload sends exactly the fields the server signed.
+            let remote = remote_token(attempt, ik, &fields).await?;
+            signed = format!(
+                "nothing itself: the token server signed the fields {}",
+                serde_json::to_string(&remote.fields).unwrap_or_default()
+            );
+            upload_url = remote.upload_url;
+            text_fields(Form::new(), &remote.fields).text("token", remote.token)
+        }
+    };
+    form = form.part("file", file_part(attempt, 0..job.size)?);
+    let request = attempt.http.post(upload_url).multipart(form);
+    let (status, headers, body) = send(attempt, request).await?;
+    if !status.is_success() {
+        return Err(rejected(attempt, status, &headers, &body, &signed));
+    }
+    let id = body.get("fileId").and_then(Value::as_str);
+    let url = body.get("url").and_then(Value::as_str);
+    match (id, url) {
+        (Some(id), Some(url)) => Ok(Uploaded {
+            id: id.to_owned(),
+            url: url.to_owned(),
+            response: body.clone(),
+        }),
+        _ => Err(Failure::permanent(format!(
+            "ImageKit answered {status} without fileId and url: {body}"
+        ))),
+    }
+}
+
+/// A token from the profile's token server (`dropkey serve`) for `fields`.
+async fn remote_token(
+    attempt: &Attempt<'_>,
+    ik: &ImageKit,
+    fields: &Params,
+) -> Result<crate::serve::client::RemoteToken, Failure> {
+    let Some(token_url) = &ik.token_url else {
+        return Err(Failure::permanent(format!(
+            "profile `{}` uses auth = \"remote\" but has no token_url: add token_url = \"https://.../api/media/get-upload-token\"",
+            attempt.profile.name
+        )));
+    };
+    crate::serve::client::fetch_upload_token(attempt.http, token_url, attempt.secret, None, fields)
+        .await
+        .map_err(|err| {
+            let reason = format!("profile `{}`: {err}", attempt.profile.name);
+            if err.is_retryable() {
+                Failure::Transient {
+                    reason,
+                    retry_after: err.retry_after(),
+                }
+            } else {
+                Failure::Permanent { reason }
+            }
+        })
+}
+
+fn cloudinary_upload_url(cl: &Cloudinary) -> String {
+    format!(
+        "{}/v1_1/{}/auto/upload",
+        cl.api_url.as_str().trim_end_matches('/'),
+        cl.cloud_name
+    )
+}
+
+/// The signed text fields of a Cloudinary upload, and a description of what was signed.
+fn cloudinary_fields(attempt: &Attempt<'_>, cl: &Cloudinary) -> (Params, String) {
+    let mut fields = attempt.job.params.clone();
+    fields.insert("timestamp".into(), attempt.clock.now().to_string());
+    let signature = cloudinary::sign(&fields, attempt.secret, cloudinary::Algorithm::Sha1);
+    let signed = format!(
+        "\"{}\" + the API secret (SHA-1)",
+        cloudinary::string_to_sign(&fields)
+    );
+    fields.insert("signature".into(), signature);
+    fields.insert("api_key".into(), cl.api_key.clone());
+    (fields, signed)
+}
+
+fn cloudinary_uploaded(status: reqwest::StatusCode, body: &Value) -> Result<Uploaded, Failure> {
+    let id = body.get("public_id").and_then(Value::as_str);
+    let url = body
+        .get("secure_url")
+        .or_else(|| body.get("url"))
+        .and_then(Value::as_str);
+    match (id, url) {
+        (Some(id), Some(url)) => Ok(Uploaded {
+            id: id.to_owned(),
+            url: url.to_owned(),
+            response: body.clone(),
+        }),
+        _ => Err(Failure::permanent(format!(
+            "Cloudinary answered {status} without public_id and secure_url: {body}"
+        ))),
+    }
+}
+
+async fn upload_cloudinary(attempt: &Attempt<'_>, cl: &Cloudinary) -> Result<Uploaded, Failure> {
+    let (fields, signed) = cloudinary_fields(attempt, cl);
+    let form =
+        text_fields(Form::new(), &fields).part("file", file_part(attempt, 0..attempt.job.size)?);
+    let request = attempt.http.post(cloudinary_upload_url(cl)).multipart(form);
+    let (status, headers, body) = send(attempt, request).await?;
+    if !status.is_success() {
+        return Err(rejected(attempt, status, &headers, &body, &signed));
+    }
+    cloudinary_uploaded(status, &body)
+}
+
+/// Cloudinary's chunked upload: every chunk is a full signed request carrying
+/// `X-Unique-Upload-Id` and `Content-Range`. Starts from the last chunk the provider
+/// acknowledged (recorded through `on_chunk`), so a crash or a failed attempt never resends what
+/// already arrived.
+async fn upload_cloudinary_chunked(
+    attempt: &Attempt<'_>,
+    cl: &Cloudinary,
+    on_chunk: ChunkSink<'_>,
+) -> Result<Uploaded, Failure> {
+    let job = attempt.job;
+    let total = job.size;
+    let chunk = attempt.transfer.chunk_size.max(MIN_CHUNK);
+    let upload_id = job
+        .upload_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let mut start = job.bytes_acked.min(total);
+    attempt.sent.store(start, Ordering::Relaxed);
+    if start == 0 {
+        on_chunk(&upload_id, 0);
+    }
+    loop {
+        let end = (start + chunk).min(total);
+        let (fields, signed) = cloudinary_fields(attempt, cl);
+        let form = text_fields(Form::new(), &fields).part("file", file_part(attempt, start..end)?);
+        let request = attempt
+            .http
+            .post(cloudinary_upload_url(cl))
+            .header("X-Unique-Upload-Id", &upload_id)
+            .header(
+                "Content-Range",
+                format!("bytes {start}-{}/{total}", end.saturating_sub(1)),
+            )
+            .multipart(form);
+        let (status, headers, body) = send(attempt, request).await?;
+        if !status.is_success() {
+            return Err(rejected(attempt, status, &headers, &body, &signed));
+        }
+        if end >= total {
+            return cloudinary_uploaded(status, &body);
+        }
+        on_chunk(&upload_id, end);
+        start = end;
+    }
+}
+
+/// What `verify` learns about one uploaded file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteFile {
+    Present { size: Option<u64> },
+    Missing,
+}
+
+fn basic_auth(
+    request: reqwest::RequestBuilder,
+    user: &str,
+    password: &SecretString,
+) -> reqwest::RequestBuilder {
+    request.basic_auth(user, Some(password.expose_secret()))
+}
+
+/// Asks the provider whether the file `id` still exists, and its size.
+pub async fn details(
+    http: &reqwest::Client,
+    profile: &Profile,
+    secret: &SecretString,
+    id: &str,
+    resource_type: &str,
+    delivery_type: &str,
+) -> Result<RemoteFile, Failure> {
+    let request = match &profile.provider {
+        Provider::ImageKit(ik) => http
+            .get(format!(
+                "{}/v1/files/{}/details",
+                ik.api_url.as_str().trim_end_matches('/'),
+                path_segment(id)
+            ))
+            .basic_auth(secret.expose_secret(), Some("")),
+        Provider::Cloudinary(cl) => basic_auth(
+            http.get(format!(
+                "{}/v1_1/{}/resources/{resource_type}/{delivery_type}/{}",
+                cl.api_url.as_str().trim_end_matches('/'),
+                cl.cloud_name,
+                id.split('/')
+                    .map(path_segment)
+                    .collect::<Vec<_>>()
+                    .join("/")
+            )),
+            &cl.api_key,
+            secret,
+        ),
+    };
+    let response = request.send().await.map_err(|e| classify_transport(&e))?;
+    let status = response.status();
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return Ok(RemoteFile::Missing);
+    }
+    let headers = response.headers().clone();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        return Err(classify_status(
+            status,
+            &headers,
+            &provider_message(&body),
+            crate::unix_now(),
+        ));
+    }
+    let size = body
+        .get("size")
+        .or_else(|| body.get("bytes"))
+        .and_then(Value::as_u64);
+    Ok(RemoteFile::Present { size })
+}
+
+/// Deletes the file `id` at the provider. `Ok(false)` when it was already gone.
+pub async fn delete(
+    http: &reqwest::Client,
+    clock: &SkewClock,
+    profile: &Profile,
+    secret: &SecretString,
+    id: &str,
+    resource_type: &str,
+    delivery_type: &str,
+) -> Result<bool, Failure> {
+    match &profile.provider {
+        Provider::ImageKit(ik) => {
+            let response = http
+                .delete(format!(
+                    "{}/v1/files/{}",
+                    ik.api_url.as_str().trim_end_matches('/'),
+                    path_segment(id)
+                ))
+                .basic_auth(secret.expose_secret(), Some(""))
+                .send()
+                .await
+                .map_err(|e| classify_transport(&e))?;
+            let status = response.status();
+            if status == reqwest::StatusCode::NOT_FOUND {
+                return Ok(false);
+            }
+            if status.is_success() {
+                return Ok(true);
+            }
+            let headers = response.headers().clone();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            Err(classify_status(
+                status,
+                &headers,
+                &provider_message(&body),
+                clock.now(),
+            ))
+        }
+        Provider::Cloudinary(cl) => {
+            let mut fields = Params::new();
+            fields.insert("public_id".into(), id.to_owned());
+            fields.insert("type".into(), delivery_type.to_owned());
+            fields.insert("timestamp".into(), clock.now().to_string());
+            let signature = cloudinary::sign(&fields, secret, cloudinary::Algorithm::Sha1);
+            fields.insert("signature".into(), signature);
+            fields.insert("api_key".into(), cl.api_key.clone());
+            let response = http
+                .post(format!(
+                    "{}/v1_1/{}/{resource_type}/destroy",
+                    cl.api_url.as_str().trim_end_matches('/'),
+                    cl.cloud_name
+                ))
+                .form(&fields)
+                .send()
+                .await
+                .map_err(|e| classify_transport(&e))?;
+            clock.observe(response.headers());
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            if !status.is_success() {
+                return Err(classify_status(
+                    status,
+                    &headers,
+                    &provider_message(&body),
+                    clock.now(),
+                ));
+            }
+            match body.get("result").and_then(Value::as_str) {
+                Some("ok") => Ok(true),
+                Some("not found") => Ok(false),
+                _ => Err(Failure::permanent(format!("Cloudinary answered {body}"))),
+            }
+        }
+    }
+}
+
+fn path_segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}

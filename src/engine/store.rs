@@ -1,0 +1,538 @@
+//! The durable queue and history: one SQLite database (`<data dir>/dropkey.db`, WAL mode).
+//!
+//! A job is written `queued` before its upload starts and `done` (with the provider's id, URL
+//! and response) after the provider acknowledged it. Nothing else needs to be durable: a job
+//! that was `running` when the process died is simply `queued` again at the next start, which
+//! is why only in-flight jobs can ever be sent twice. Cloudinary chunked uploads also record
+//! their upload id and the bytes the provider acknowledged, so they resume mid-file.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use super::job::{JobId, JobState, NewJob};
+use crate::sign::Params;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the job database {path}: {source}; check that the data directory (--data-dir) is writable and not used by an older Dropkey")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the job database failed: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("job {0} is not in the database")]
+    NoSuchJob(JobId),
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct JobRecord {
+    pub id: JobId,
+    pub profile: String,
+    pub path: PathBuf,
+    pub file_name: String,
+    pub size: u64,
+    pub params: Params,
+    pub state: JobState,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub remote_id: Option<String>,
+    pub url: Option<String>,
+    pub response: Option<serde_json::Value>,
+    pub upload_id: Option<String>,
+    pub bytes_acked: u64,
+    pub source: String,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    id          INTEGER PRIMARY KEY,
+    profile     TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    file_name   TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    params      TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    error       TEXT,
+    remote_id   TEXT,
+    url         TEXT,
+    response    TEXT,
+    upload_id   TEXT,
+    bytes_acked INTEGER NOT NULL DEFAULT 0,
+    source      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    finished_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, id);
+CREATE INDEX IF NOT EXISTS jobs_by_finish ON jobs(finished_at);
+CREATE TABLE IF NOT EXISTS watch_journal (
+    watch       TEXT NOT NULL,
+    rel_path    TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    mtime_ns    INTEGER NOT NULL,
+    sha256      TEXT NOT NULL,
+    job_id      INTEGER,
+    action_done INTEGER NOT NULL DEFAULT 0,
+    recorded_at INTEGER NOT NULL,
+    PRIMARY KEY (watch, rel_path)
+);
+CREATE INDEX IF NOT EXISTS journal_by_content ON watch_journal(watch, size, sha256);
+CREATE INDEX IF NOT EXISTS journal_by_job ON watch_journal(job_id);
+";
+
+/// A watched file Dropkey has queued for upload: what it looked like then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// Identifies the watch (its profile and canonical folder).
+    pub watch: String,
+    /// Path relative to the watched folder, `/`-separated.
+    pub rel_path: String,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub sha256: String,
+    pub job_id: Option<JobId>,
+    /// The after-upload action (move, delete) has been applied.
+    pub action_done: bool,
+}
+
+const COLUMNS: &str = "id, profile, path, file_name, size, params, state, attempts, error, \
+    remote_id, url, response, upload_id, bytes_acked, source, created_at, finished_at";
+
+impl Store {
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let path = data_dir.join("dropkey.db");
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_err)?;
+        // WAL: readers (the app's history view) never block the writer. `synchronous=NORMAL`
+        // survives a killed process; enqueues switch to FULL so queued work survives power loss.
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+            .map_err(open_err)?;
+        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        Ok(Self { conn })
+    }
+
+    /// Records new jobs as `queued`, all in one durable transaction.
+    pub fn enqueue(&mut self, jobs: &[NewJob], now: i64) -> Result<Vec<JobId>, StoreError> {
+        self.conn.execute_batch("PRAGMA synchronous=FULL;")?;
+        let result = (|| {
+            let tx = self.conn.transaction()?;
+            let mut ids = Vec::with_capacity(jobs.len());
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO jobs (profile, path, file_name, size, params, state, source, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7)",
+                )?;
+                for job in jobs {
+                    insert.execute(params![
+                        job.profile,
+                        job.path.to_string_lossy(),
+                        job.file_name,
+                        job.size as i64,
+                        serde_json::to_string(&job.params).unwrap_or_default(),
+                        job.source,
+                        now,
+                    ])?;
+                    ids.push(JobId(tx.last_insert_rowid()));
+                }
+            }
+            tx.commit()?;
+            Ok(ids)
+        })();
+        self.conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
+        result
+    }
+
+    /// Queues a watched file and records it in the journal in one transaction, so a crash can
+    /// never leave a queued upload the journal does not know about (which would upload twice)
+    /// or a journal entry with no upload (which would never upload).
+    pub fn enqueue_watched(
+        &mut self,
+        job: &NewJob,
+        entry: &JournalEntry,
+        now: i64,
+    ) -> Result<JobId, StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO jobs (profile, path, file_name, size, params, state, source, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7)",
+            params![
+                job.profile,
+                job.path.to_string_lossy(),
+                job.file_name,
+                job.size as i64,
+                serde_json::to_string(&job.params).unwrap_or_default(),
+                job.source,
+                now,
+            ],
+        )?;
+        let id = JobId(tx.last_insert_rowid());
+        tx.execute(
+            "INSERT OR REPLACE INTO watch_journal
+                 (watch, rel_path, size, mtime_ns, sha256, job_id, action_done, recorded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
+            params![
+                entry.watch,
+                entry.rel_path,
+                entry.size as i64,
+                entry.mtime_ns,
+                entry.sha256,
+                id.0,
+                now
+            ],
+        )?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    pub fn journal_get(
+        &self,
+        watch: &str,
+        rel_path: &str,
+    ) -> Result<Option<JournalEntry>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT watch, rel_path, size, mtime_ns, sha256, job_id, action_done
+                 FROM watch_journal WHERE watch = ?1 AND rel_path = ?2",
+                params![watch, rel_path],
+                row_to_journal,
+            )
+            .optional()?)
+    }
+
+    /// Entries of `watch` with this content (to recognise a renamed file or folder).
+    pub fn journal_by_content(
+        &self,
+        watch: &str,
+        size: u64,
+        sha256: &str,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT watch, rel_path, size, mtime_ns, sha256, job_id, action_done
+             FROM watch_journal WHERE watch = ?1 AND size = ?2 AND sha256 = ?3",
+        )?;
+        let rows = stmt
+            .query_map(params![watch, size as i64, sha256], row_to_journal)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn journal_by_job(&self, job: JobId) -> Result<Option<JournalEntry>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT watch, rel_path, size, mtime_ns, sha256, job_id, action_done
+                 FROM watch_journal WHERE job_id = ?1",
+                [job.0],
+                row_to_journal,
+            )
+            .optional()?)
+    }
+
+    /// Moves an entry to a new relative path (its file was renamed) or refreshes its metadata.
+    pub fn journal_update(
+        &mut self,
+        watch: &str,
+        old_rel: &str,
+        new_rel: &str,
+        size: u64,
+        mtime_ns: i64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE OR REPLACE watch_journal SET rel_path = ?3, size = ?4, mtime_ns = ?5
+             WHERE watch = ?1 AND rel_path = ?2",
+            params![watch, old_rel, new_rel, size as i64, mtime_ns],
+        )?;
+        Ok(())
+    }
+
+    /// Entries whose upload is done but whose after-upload action has not run yet.
+    pub fn journal_pending_actions(&self, watch: &str) -> Result<Vec<JournalEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT j.watch, j.rel_path, j.size, j.mtime_ns, j.sha256, j.job_id, j.action_done
+             FROM watch_journal j JOIN jobs ON jobs.id = j.job_id
+             WHERE j.watch = ?1 AND j.action_done = 0 AND jobs.state = 'done'",
+        )?;
+        let rows = stmt
+            .query_map([watch], row_to_journal)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn journal_action_done(&mut self, watch: &str, rel_path: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE watch_journal SET action_done = 1 WHERE watch = ?1 AND rel_path = ?2",
+            params![watch, rel_path],
+        )?;
+        Ok(())
+    }
+
+    /// After a crash, jobs that were running are queued again. Returns how many.
+    pub fn requeue_interrupted(&mut self) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE jobs SET state = 'queued' WHERE state = 'running'",
+            [],
+        )?)
+    }
+
+    /// The oldest queued job not in `skip`, marked `running`.
+    pub fn claim_next(&mut self, skip: &[JobId]) -> Result<Option<JobRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM jobs WHERE state = 'queued' ORDER BY id LIMIT ?1"
+        ))?;
+        let limit = skip.len() as i64 + 1;
+        let candidates = stmt
+            .query_map([limit], row_to_record)?
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(stmt);
+        let Some(mut job) = candidates.into_iter().find(|j| !skip.contains(&j.id)) else {
+            return Ok(None);
+        };
+        self.conn.execute(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1 WHERE id = ?1",
+            [job.id.0],
+        )?;
+        job.state = JobState::Running;
+        job.attempts += 1;
+        Ok(Some(job))
+    }
+
+    pub fn set_state(
+        &mut self,
+        id: JobId,
+        state: JobState,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let finished = state.is_terminal().then_some(now);
+        let changed = self.conn.execute(
+            "UPDATE jobs SET state = ?2, error = ?3, finished_at = ?4 WHERE id = ?1",
+            params![id.0, state.as_str(), error, finished],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NoSuchJob(id));
+        }
+        Ok(())
+    }
+
+    pub fn mark_done(
+        &mut self,
+        id: JobId,
+        remote_id: &str,
+        url: &str,
+        response: &serde_json::Value,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE jobs SET state = 'done', error = NULL, remote_id = ?2, url = ?3, response = ?4,
+                 finished_at = ?5 WHERE id = ?1",
+            params![id.0, remote_id, url, response.to_string(), now],
+        )?;
+        Ok(())
+    }
+
+    /// Remembers a chunked upload's progress so a restart resumes from the last acknowledged
+    /// chunk instead of byte 0.
+    pub fn record_chunk(
+        &mut self,
+        id: JobId,
+        upload_id: &str,
+        bytes_acked: u64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE jobs SET upload_id = ?2, bytes_acked = ?3 WHERE id = ?1",
+            params![id.0, upload_id, bytes_acked as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Puts a stopped job (cancelled, failed, needs attention) back in the queue.
+    pub fn retry(&mut self, id: JobId) -> Result<(), StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE jobs SET state = 'queued', error = NULL, finished_at = NULL
+             WHERE id = ?1 AND state IN ('failed', 'needs_attention', 'cancelled', 'paused')",
+            [id.0],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NoSuchJob(id));
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, id: JobId) -> Result<JobRecord, StoreError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
+                [id.0],
+                row_to_record,
+            )
+            .optional()?
+            .ok_or(StoreError::NoSuchJob(id))
+    }
+
+    /// Jobs not in a final state, oldest first.
+    pub fn unfinished(&self) -> Result<Vec<JobId>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id FROM jobs WHERE state IN ('queued', 'running', 'paused') ORDER BY id",
+        )?;
+        let ids = stmt
+            .query_map([], |r| r.get::<_, i64>(0).map(JobId))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ids)
+    }
+
+    pub fn count_in_state(&self, state: JobState) -> Result<u64, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM jobs WHERE state = ?1",
+            [state.as_str()],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// Finished uploads, newest first.
+    pub fn history(&self, limit: usize, since: Option<i64>) -> Result<Vec<JobRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM jobs WHERE state = 'done' AND finished_at >= ?1
+             ORDER BY finished_at DESC, id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt
+            .query_map(params![since.unwrap_or(0), limit as i64], row_to_record)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The finished upload whose URL or remote id is `target` (for delete-by-URL).
+    pub fn find_done(&self, profile: &str, target: &str) -> Result<Option<JobRecord>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {COLUMNS} FROM jobs WHERE state = 'done' AND profile = ?1
+                     AND (url = ?2 OR remote_id = ?2) ORDER BY id DESC LIMIT 1"
+                ),
+                params![profile, target],
+                row_to_record,
+            )
+            .optional()?)
+    }
+
+    pub fn mark_deleted(&mut self, id: JobId) -> Result<(), StoreError> {
+        self.conn
+            .execute("UPDATE jobs SET state = 'deleted' WHERE id = ?1", [id.0])?;
+        Ok(())
+    }
+}
+
+fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
+    let params: String = row.get(5)?;
+    let state: String = row.get(6)?;
+    let response: Option<String> = row.get(11)?;
+    Ok(JobRecord {
+        id: JobId(row.get(0)?),
+        profile: row.get(1)?,
+        path: PathBuf::from(row.get::<_, String>(2)?),
+        file_name: row.get(3)?,
+        size: row.get::<_, i64>(4)?.max(0) as u64,
+        params: serde_json::from_str(&params).unwrap_or_default(),
+        state: JobState::parse(&state).unwrap_or(JobState::Failed),
+        attempts: row.get::<_, i64>(7)?.max(0) as u32,
+        error: row.get(8)?,
+        remote_id: row.get(9)?,
+        url: row.get(10)?,
+        response: response.and_then(|r| serde_json::from_str(&r).ok()),
+        upload_id: row.get(12)?,
+        bytes_acked: row.get::<_, i64>(13)?.max(0) as u64,
+        source: row.get(14)?,
+        created_at: row.get(15)?,
+        finished_at: row.get(16)?,
+    })
+}
+
+fn row_to_journal(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
+    Ok(JournalEntry {
+        watch: row.get(0)?,
+        rel_path: row.get(1)?,
+        size: row.get::<_, i64>(2)?.max(0) as u64,
+        mtime_ns: row.get(3)?,
+        sha256: row.get(4)?,
+        job_id: row.get::<_, Option<i64>>(5)?.map(JobId),
+        action_done: row.get::<_, i64>(6)? != 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(name: &str) -> NewJob {
+        NewJob {
+            profile: "p".into(),
+            path: PathBuf::from(format!("/tmp/{name}")),
+            file_name: name.into(),
+            size: 3,
+            params: Params::new(),
+            source: "test".into(),
+        }
+    }
+
+    #[test]
+    fn queue_claims_in_order_and_requeues_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let ids = store.enqueue(&[job("a"), job("b"), job("c")], 10).unwrap();
+        let first = store.claim_next(&[]).unwrap().unwrap();
+        assert_eq!(first.id, ids[0]);
+        let second = store.claim_next(&[]).unwrap().unwrap();
+        assert_eq!(second.id, ids[1]);
+        store
+            .mark_done(first.id, "rid", "http://x/a", &serde_json::json!({}), 11)
+            .unwrap();
+        drop(store);
+
+        // "Crash": reopen. `b` was running and is queued again; `a` stays done.
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.requeue_interrupted().unwrap(), 1);
+        assert_eq!(store.count_in_state(JobState::Queued).unwrap(), 2);
+        let again = store.claim_next(&[]).unwrap().unwrap();
+        assert_eq!(again.id, ids[1]);
+        assert_eq!(again.attempts, 2);
+        assert_eq!(store.history(10, None).unwrap().len(), 1);
+        assert_eq!(
+            store.find_done("p", "http://x/a").unwrap().unwrap().id,
+            ids[0]
+        );
+    }
+
+    #[test]
+    fn claim_skips_jobs_held_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let ids = store.enqueue(&[job("a"), job("b")], 1).unwrap();
+        let next = store.claim_next(&[ids[0]]).unwrap().unwrap();
+        assert_eq!(next.id, ids[1]);
+    }
+}

@@ -1,0 +1,352 @@
+//! Reading an upload's multipart body, the same way for both providers: every text field into
+//! memory (at most [`MAX_FIELDS_BYTES`] in all), and the one `file` part streamed to a temp file
+//! under `root/tmp` while it is hashed and counted, so no upload is ever held in memory.
+//!
+//! A body the sandbox refuses part-way (a file over the size limit, a duplicate field) is read to
+//! its end and thrown away, up to [`DRAIN_LIMIT`], before the error is sent: a server that
+//! closes a socket with unread request bytes makes the kernel send a reset, and the client would
+//! then see a broken connection instead of the 4xx that explains the problem.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use axum::extract::multipart::{Field, Multipart, MultipartError};
+use axum::http::StatusCode;
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncWriteExt as _;
+
+use super::error::{ApiError, Flavor};
+
+/// Cap on all non-file fields of one request together (names and values).
+pub(crate) const MAX_FIELDS_BYTES: usize = 1024 * 1024;
+/// How much of a refused body is read and discarded before giving up on answering politely.
+pub(crate) const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+/// Upload bytes are written to disk in blocks this big: `tokio::fs::File` hops to the blocking
+/// pool per write, which small writes make slow (tech-notes, "Streaming uploads").
+const WRITE_BUFFER: usize = 1024 * 1024;
+
+/// A file under `root/tmp` that is deleted when dropped, unless [`TempFile::persist`] moved it
+/// into place. Every early return (an error, a client that hangs up and so drops the handler)
+/// therefore cleans up after itself.
+#[derive(Debug)]
+pub(crate) struct TempFile {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempFile {
+    pub fn new_in(dir: &Path) -> Self {
+        Self {
+            path: dir.join(format!("{}.tmp", uuid::Uuid::new_v4().simple())),
+            armed: true,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renames the file to `dest` (same file system: both live under the sandbox root).
+    pub async fn persist(mut self, dest: &Path) -> std::io::Result<()> {
+        tokio::fs::rename(&self.path, dest).await?;
+        self.armed = false;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            // Best effort: a leftover is removed at the next start, which empties `root/tmp`.
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The `file` part, on disk.
+#[derive(Debug)]
+pub(crate) struct ReceivedFile {
+    pub temp: TempFile,
+    pub size: u64,
+    pub sha256: String,
+    /// The part's `filename` (may be empty).
+    pub file_name: String,
+    pub content_type: Option<String>,
+}
+
+/// A parsed upload body.
+#[derive(Debug)]
+pub(crate) struct UploadForm {
+    /// Every field except `file`, by name.
+    pub fields: BTreeMap<String, String>,
+    pub file: Option<ReceivedFile>,
+}
+
+/// A body that could not be read, with the fields read before the failure (ImageKit consumes a
+/// token it has seen even when the request then fails).
+#[derive(Debug)]
+pub(crate) struct FormFailure {
+    pub error: ApiError,
+    pub fields: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FormLimits<'a> {
+    pub tmp_dir: &'a Path,
+    pub max_file_size: u64,
+    pub flavor: Flavor,
+}
+
+/// Why reading stopped, and whether the rest of the body can still be read and discarded
+/// (it cannot once the multipart stream itself is broken).
+struct Stop {
+    error: ApiError,
+    drain: bool,
+}
+
+impl Stop {
+    fn refuse(flavor: Flavor, status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            error: ApiError::new(flavor, status, message),
+            drain: true,
+        }
+    }
+
+    fn broken(error: ApiError) -> Self {
+        Self {
+            error,
+            drain: false,
+        }
+    }
+}
+
+/// Reads the whole multipart body.
+pub(crate) async fn read_form(
+    multipart: &mut Multipart,
+    limits: FormLimits<'_>,
+) -> Result<UploadForm, FormFailure> {
+    let mut fields = BTreeMap::new();
+    let mut file = None;
+    let mut drained = 0u64;
+    match read_parts(multipart, limits, &mut fields, &mut file, &mut drained).await {
+        Ok(()) => Ok(UploadForm { fields, file }),
+        Err(stop) => {
+            if stop.drain {
+                drain_rest(multipart, &mut drained).await;
+            }
+            Err(FormFailure {
+                error: stop.error,
+                fields,
+            })
+        }
+    }
+}
+
+async fn read_parts(
+    multipart: &mut Multipart,
+    limits: FormLimits<'_>,
+    fields: &mut BTreeMap<String, String>,
+    file: &mut Option<ReceivedFile>,
+    drained: &mut u64,
+) -> Result<(), Stop> {
+    let flavor = limits.flavor;
+    let mut budget = MAX_FIELDS_BYTES;
+    loop {
+        let mut field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => return Ok(()),
+            Err(err) => return Err(Stop::broken(multipart_error(flavor, &err, limits))),
+        };
+        let Some(name) = field.name().map(str::to_owned) else {
+            discard_field(&mut field, drained).await;
+            return Err(Stop::refuse(
+                flavor,
+                StatusCode::BAD_REQUEST,
+                "A multipart part has no name: give every part a Content-Disposition with name=\"...\"",
+            ));
+        };
+        if name == "file" {
+            if file.is_some() {
+                discard_field(&mut field, drained).await;
+                return Err(Stop::refuse(
+                    flavor,
+                    StatusCode::BAD_REQUEST,
+                    "The field `file` is given twice: send exactly one file per upload",
+                ));
+            }
+            let Some(file_name) = field.file_name().map(str::to_owned) else {
+                discard_field(&mut field, drained).await;
+                return Err(Stop::refuse(
+                    flavor,
+                    StatusCode::BAD_REQUEST,
+                    "The field `file` must be a binary file part (a Content-Disposition with a filename); the sandbox does not take files as base64 text or URLs",
+                ));
+            };
+            *file = Some(stream_file(field, file_name, limits, drained).await?);
+        } else {
+            if field.file_name().is_some() {
+                discard_field(&mut field, drained).await;
+                return Err(Stop::refuse(
+                    flavor,
+                    StatusCode::BAD_REQUEST,
+                    format!("Unexpected file part `{name}`: only the field `file` may carry a file; send other parameters as plain text fields"),
+                ));
+            }
+            if fields.contains_key(&name) {
+                discard_field(&mut field, drained).await;
+                return Err(Stop::refuse(
+                    flavor,
+                    StatusCode::BAD_REQUEST,
+                    format!("The field `{name}` is given twice: send each parameter once (join lists such as tags with commas)"),
+                ));
+            }
+            let value = read_text(&mut field, &name, &mut budget, limits, drained).await?;
+            fields.insert(name, value);
+        }
+    }
+}
+
+async fn read_text(
+    field: &mut Field<'_>,
+    name: &str,
+    budget: &mut usize,
+    limits: FormLimits<'_>,
+    drained: &mut u64,
+) -> Result<String, Stop> {
+    let flavor = limits.flavor;
+    let too_big = || {
+        Stop::refuse(
+            flavor,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("The form fields exceed {MAX_FIELDS_BYTES} bytes in total (at field `{name}`): send parameters, not data, as text fields"),
+        )
+    };
+    *budget = budget.checked_sub(name.len()).ok_or_else(too_big)?;
+    let mut bytes = Vec::new();
+    loop {
+        match field.chunk().await {
+            Ok(Some(chunk)) => {
+                if chunk.len() > *budget {
+                    discard_field(field, drained).await;
+                    return Err(too_big());
+                }
+                *budget -= chunk.len();
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(err) => return Err(Stop::broken(multipart_error(flavor, &err, limits))),
+        }
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        Stop::refuse(
+            flavor,
+            StatusCode::BAD_REQUEST,
+            format!("The field `{name}` is not valid UTF-8 text: send parameters as UTF-8"),
+        )
+    })
+}
+
+async fn stream_file(
+    mut field: Field<'_>,
+    file_name: String,
+    limits: FormLimits<'_>,
+    drained: &mut u64,
+) -> Result<ReceivedFile, Stop> {
+    let flavor = limits.flavor;
+    let content_type = field.content_type().map(str::to_owned);
+    let temp = TempFile::new_in(limits.tmp_dir);
+    let io_stop = |err: std::io::Error| Stop {
+        error: ApiError::internal(flavor, "writing the upload to a temp file", err),
+        drain: true,
+    };
+    let file = tokio::fs::File::create(temp.path())
+        .await
+        .map_err(io_stop)?;
+    let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    loop {
+        let chunk = match field.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(err) => return Err(Stop::broken(multipart_error(flavor, &err, limits))),
+        };
+        size += chunk.len() as u64;
+        if size > limits.max_file_size {
+            *drained += size;
+            discard_field(&mut field, drained).await;
+            return Err(Stop::refuse(
+                flavor,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                too_large_message(flavor, limits.max_file_size),
+            ));
+        }
+        hasher.update(&chunk);
+        out.write_all(&chunk).await.map_err(io_stop)?;
+    }
+    // `flush` waits until the blocking pool has written everything, so the file is complete
+    // on disk (for this process and the next one) before anyone renames or reads it.
+    out.flush().await.map_err(io_stop)?;
+    Ok(ReceivedFile {
+        temp,
+        size,
+        sha256: hex::encode(hasher.finalize()),
+        file_name,
+        content_type,
+    })
+}
+
+pub(crate) fn too_large_message(flavor: Flavor, max: u64) -> String {
+    match flavor {
+        Flavor::ImageKit => format!(
+            "Your request contains a file larger than this sandbox accepts ({max} bytes, its max_file_size): upload a smaller file or restart the sandbox with a larger --max-file-size"
+        ),
+        Flavor::Cloudinary => format!(
+            "File size too large. Got more than {max}. Maximum is {max}. Upload a smaller file, use a chunked upload of a smaller file, or restart the sandbox with a larger --max-file-size"
+        ),
+    }
+}
+
+/// Reads the rest of `field` and throws it away, counting towards [`DRAIN_LIMIT`].
+async fn discard_field(field: &mut Field<'_>, drained: &mut u64) -> bool {
+    while *drained <= DRAIN_LIMIT {
+        match field.chunk().await {
+            Ok(Some(chunk)) => *drained += chunk.len() as u64,
+            Ok(None) => return true,
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// Reads every remaining part and throws it away, up to [`DRAIN_LIMIT`] in all.
+async fn drain_rest(multipart: &mut Multipart, drained: &mut u64) {
+    while *drained <= DRAIN_LIMIT {
+        let mut field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) | Err(_) => return,
+        };
+        if !discard_field(&mut field, drained).await {
+            return;
+        }
+    }
+}
+
+/// A broken multipart stream: too large for the request-body limit, malformed, or cut short.
+fn multipart_error(flavor: Flavor, err: &MultipartError, limits: FormLimits<'_>) -> ApiError {
+    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            flavor,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            too_large_message(flavor, limits.max_file_size),
+        );
+    }
+    ApiError::new(
+        flavor,
+        StatusCode::BAD_REQUEST,
+        format!(
+            "The multipart/form-data body could not be read ({}): send a complete, well-formed multipart body",
+            err.body_text()
+        ),
+    )
+}

@@ -1,0 +1,407 @@
+//! The `[serve]` table of the config file: where `dropkey serve` listens, who may call it and
+//! what each bearer token may do. [`RawServe`] mirrors the TOML (spans kept for messages);
+//! [`resolve`] validates it into [`ServeSettings`] with the same file:line:column errors as
+//! the rest of the config (it is called from `config::Ctx::resolve`).
+//!
+//! ```toml
+//! [serve]
+//! listen = "127.0.0.1:8787"
+//! cors_origins = ["https://app.example.com"]
+//! rate_limit_per_minute = 600
+//! max_expire = 3600
+//! profiles = ["ik", "cl"]            # default: every profile with a local key
+//! audit_log = "/var/log/dropkey/audit.jsonl"   # default: <data dir>/serve-audit.jsonl; "-" = stderr
+//!
+//! [serve.tokens.web]
+//! profiles = ["ik"]
+//! folder_prefix = "/uploads/web"
+//! max_expire = 600
+//! allowed_params = ["fileName", "tags"]
+//! may_delete = false
+//! rate_limit_per_minute = 120
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::{ConfigError, Ctx, ImageKitAuth, Profile, Provider};
+
+/// Where `dropkey serve` listens unless `[serve] listen` or `--listen` says otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
+/// Token requests per bearer token and minute, unless configured.
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 600;
+/// The largest rate limit accepted (about 166,000 requests a second: effectively unlimited).
+pub const MAX_RATE_LIMIT_PER_MINUTE: i64 = 10_000_000;
+/// Doc 001: a V2 token lives at most an hour. Also the default lifetime.
+pub const MAX_EXPIRE: i64 = 3600;
+/// What a token with no `[serve.tokens.NAME]` table may send besides the server's own policy.
+pub const DEFAULT_ALLOWED_PARAMS: &[&str] =
+    &["fileName", "tags", "customMetadata", "public_id", "context"];
+
+/// Parameters that a client may never set, whatever a token's `allowed_params` says: the
+/// signature scheme owns them, or (Cloudinary's `type`) the server decides them from its policy
+/// (doc 004's own warning about letting the client choose private delivery).
+const NEVER_ALLOWED: &[&str] = &[
+    "file",
+    "token",
+    "signature",
+    "expire",
+    "publicKey",
+    "iat",
+    "exp",
+    "api_key",
+    "timestamp",
+    "cloud_name",
+    "resource_type",
+    "type",
+    "folder",
+    "profile",
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServe {
+    listen: Option<Spanned<String>>,
+    cors_origins: Option<Spanned<Vec<String>>>,
+    rate_limit_per_minute: Option<Spanned<i64>>,
+    max_expire: Option<Spanned<i64>>,
+    profiles: Option<Spanned<Vec<String>>>,
+    audit_log: Option<Spanned<String>>,
+    #[serde(default)]
+    tokens: BTreeMap<Spanned<String>, Spanned<RawTokenPolicy>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTokenPolicy {
+    profiles: Option<Spanned<Vec<String>>>,
+    folder_prefix: Option<Spanned<String>>,
+    max_expire: Option<Spanned<i64>>,
+    allowed_params: Option<Spanned<Vec<String>>>,
+    may_delete: Option<Spanned<bool>>,
+    rate_limit_per_minute: Option<Spanned<i64>>,
+}
+
+/// The resolved `[serve]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeSettings {
+    pub listen: SocketAddr,
+    /// Origins whose pages may call the server from a browser. Empty: none (no CORS headers).
+    pub cors_origins: CorsOrigins,
+    /// Default per-token budget; a token's own table may lower or raise it.
+    pub rate_limit_per_minute: u32,
+    /// Longest token lifetime any caller gets, in seconds (at most 3600).
+    pub max_expire: i64,
+    /// The profiles served. `None`: every configured profile with a local key (ImageKit V2/V1
+    /// and Cloudinary; not `remote` ones, and not the built-in sandbox profile).
+    pub profiles: Option<Vec<String>>,
+    /// Where the audit log goes; `None` is `<data dir>/serve-audit.jsonl`.
+    pub audit_log: Option<AuditTarget>,
+    /// Per-token policy, by token name. A token without an entry gets the default policy.
+    pub tokens: BTreeMap<String, TokenPolicyConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// Any origin (`cors_origins = ["*"]`). Safe only because auth is a bearer header, which a
+    /// page must hold itself; no cookie is ever honoured.
+    Any,
+    /// Exactly these `scheme://host[:port]` origins (possibly none).
+    List(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditTarget {
+    File(PathBuf),
+    /// `audit_log = "-"`: JSON lines on stderr, for the journal or a container's log driver.
+    Stderr,
+}
+
+/// One `[serve.tokens.NAME]` table as written; unset keys fall back to the server's defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TokenPolicyConfig {
+    pub profiles: Option<Vec<String>>,
+    pub folder_prefix: Option<String>,
+    pub max_expire: Option<i64>,
+    pub allowed_params: Option<Vec<String>>,
+    pub may_delete: bool,
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| unreachable!("the default listen address parses")),
+            cors_origins: CorsOrigins::List(Vec::new()),
+            rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+            max_expire: MAX_EXPIRE,
+            profiles: None,
+            audit_log: None,
+            tokens: BTreeMap::new(),
+        }
+    }
+}
+
+/// Whether `profile` can be served at all: it must hold a key on this machine.
+pub fn servable(profile: &Profile) -> bool {
+    !matches!(&profile.provider, Provider::ImageKit(ik) if ik.auth == ImageKitAuth::Remote)
+}
+
+/// The profiles `settings` serves out of `profiles`, in name order.
+pub fn served_profiles<'a>(
+    settings: &ServeSettings,
+    profiles: &'a BTreeMap<String, Profile>,
+) -> Vec<&'a Profile> {
+    match &settings.profiles {
+        Some(names) => names.iter().filter_map(|n| profiles.get(n)).collect(),
+        None => profiles
+            .values()
+            .filter(|p| servable(p) && !p.builtin)
+            .collect(),
+    }
+}
+
+/// Validates the raw `[serve]` table against the resolved profiles.
+pub(crate) fn resolve(
+    ctx: &Ctx<'_>,
+    raw: Option<RawServe>,
+    profiles: &BTreeMap<String, Profile>,
+) -> Result<ServeSettings, ConfigError> {
+    let mut settings = ServeSettings::default();
+    let Some(raw) = raw else {
+        return Ok(settings);
+    };
+    if let Some(listen) = &raw.listen {
+        settings.listen = listen.get_ref().parse().map_err(|_| {
+            ctx.error(
+                listen.span(),
+                "serve.listen",
+                format!("`{}` is not an IP address and port", listen.get_ref()),
+                "write it like \"127.0.0.1:8787\" (port 0 picks a free port)",
+            )
+        })?;
+    }
+    if let Some(origins) = raw.cors_origins {
+        settings.cors_origins = cors_origins(ctx, origins)?;
+    }
+    if let Some(v) = &raw.rate_limit_per_minute {
+        settings.rate_limit_per_minute = rate_limit(ctx, v, "serve.rate_limit_per_minute")?;
+    }
+    if let Some(v) = &raw.max_expire {
+        settings.max_expire = expire(ctx, v, "serve.max_expire", MAX_EXPIRE)?;
+    }
+    if let Some(audit) = &raw.audit_log {
+        let text = audit.get_ref().trim();
+        settings.audit_log = Some(match text {
+            "" => {
+                return Err(ctx.error(
+                    audit.span(),
+                    "serve.audit_log",
+                    "must not be empty",
+                    "give a file path, or \"-\" for stderr, or remove the key for <data dir>/serve-audit.jsonl",
+                ))
+            }
+            "-" => AuditTarget::Stderr,
+            path => AuditTarget::File(PathBuf::from(path)),
+        });
+    }
+    if let Some(names) = &raw.profiles {
+        for name in names.get_ref() {
+            served_profile(ctx, names.span(), "serve.profiles", name, profiles, None)?;
+        }
+        settings.profiles = Some(names.get_ref().clone());
+    }
+    let served: Vec<String> = served_profiles(&settings, profiles)
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    for (name, table) in raw.tokens {
+        let field = |key: &str| format!("serve.tokens.{}.{key}", name.get_ref());
+        if !crate::config::valid_profile_name(name.get_ref()) {
+            return Err(ctx.error(
+                name.span(),
+                format!("serve.tokens.{}", name.get_ref()),
+                "a token name is 1 to 64 letters, digits, '-', '_' or '.'",
+                "rename the table, e.g. [serve.tokens.web-app]",
+            ));
+        }
+        let table = table.into_inner();
+        let mut policy = TokenPolicyConfig::default();
+        if let Some(names) = &table.profiles {
+            for profile in names.get_ref() {
+                served_profile(
+                    ctx,
+                    names.span(),
+                    &field("profiles"),
+                    profile,
+                    profiles,
+                    Some(&served),
+                )?;
+            }
+            policy.profiles = Some(names.get_ref().clone());
+        }
+        if let Some(prefix) = &table.folder_prefix {
+            let text = prefix.get_ref();
+            if !valid_folder(text) {
+                return Err(ctx.error(
+                    prefix.span(),
+                    field("folder_prefix"),
+                    format!("`{text}` is not a valid remote folder"),
+                    "use a path like \"/uploads/web\" without '..', backslashes or control characters",
+                ));
+            }
+            policy.folder_prefix = Some(text.clone());
+        }
+        if let Some(v) = &table.max_expire {
+            policy.max_expire = Some(expire(ctx, v, &field("max_expire"), settings.max_expire)?);
+        }
+        if let Some(params) = &table.allowed_params {
+            for param in params.get_ref() {
+                let valid = param
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic())
+                    && param.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid {
+                    return Err(ctx.error(
+                        params.span(),
+                        field("allowed_params"),
+                        format!("`{param}` is not a parameter name"),
+                        "names are letters, digits and '_' and start with a letter, e.g. \"fileName\"",
+                    ));
+                }
+                if NEVER_ALLOWED.contains(&param.as_str()) {
+                    return Err(ctx.error(
+                        params.span(),
+                        field("allowed_params"),
+                        format!("`{param}` is decided by the server, never by a client"),
+                        "remove it: the signature scheme owns token/signature/expire/timestamp/api_key, folder_prefix governs folder, and a profile's `private` sets Cloudinary's type",
+                    ));
+                }
+            }
+            policy.allowed_params = Some(params.get_ref().clone());
+        }
+        policy.may_delete = table.may_delete.map(Spanned::into_inner).unwrap_or(false);
+        if let Some(v) = &table.rate_limit_per_minute {
+            policy.rate_limit_per_minute =
+                Some(rate_limit(ctx, v, &field("rate_limit_per_minute"))?);
+        }
+        settings.tokens.insert(name.into_inner(), policy);
+    }
+    Ok(settings)
+}
+
+/// A remote folder as the config accepts it (the same rule as profiles' `folder`).
+pub(crate) fn valid_folder(folder: &str) -> bool {
+    !folder.contains("..") && !folder.contains('\\') && !folder.chars().any(char::is_control)
+}
+
+fn served_profile(
+    ctx: &Ctx<'_>,
+    span: std::ops::Range<usize>,
+    field: &str,
+    name: &str,
+    profiles: &BTreeMap<String, Profile>,
+    served: Option<&[String]>,
+) -> Result<(), ConfigError> {
+    let Some(profile) = profiles.get(name) else {
+        return Err(ctx.error(
+            span,
+            field,
+            format!("no profile named `{name}`"),
+            format!(
+                "use one of: {}",
+                profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    };
+    if !servable(profile) {
+        return Err(ctx.error(
+            span,
+            field,
+            format!(
+                "profile `{name}` uses auth = \"remote\": this machine holds no key to sign with"
+            ),
+            "serve only profiles whose key is here (auth = \"v2\"/\"v1\", or Cloudinary)",
+        ));
+    }
+    if let Some(served) = served {
+        if !served.iter().any(|s| s == name) {
+            return Err(ctx.error(
+                span,
+                field,
+                format!("profile `{name}` is not served (see serve.profiles)"),
+                format!("add \"{name}\" to serve.profiles, or remove it here"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn cors_origins(ctx: &Ctx<'_>, origins: Spanned<Vec<String>>) -> Result<CorsOrigins, ConfigError> {
+    let span = origins.span();
+    let origins = origins.into_inner();
+    if origins.iter().any(|o| o == "*") {
+        if origins.len() > 1 {
+            return Err(ctx.error(
+                span,
+                "serve.cors_origins",
+                "\"*\" already allows every origin",
+                "write either [\"*\"] or a list of origins, not both",
+            ));
+        }
+        return Ok(CorsOrigins::Any);
+    }
+    for origin in &origins {
+        let valid = url::Url::parse(origin).ok().is_some_and(|url| {
+            matches!(url.scheme(), "http" | "https")
+                && url.host().is_some()
+                && url.origin().ascii_serialization() == *origin
+        });
+        if !valid {
+            return Err(ctx.error(
+                span.clone(),
+                "serve.cors_origins",
+                format!("`{origin}` is not an origin"),
+                "write each as scheme://host[:port] with no path or trailing slash, e.g. \"https://app.example.com\"",
+            ));
+        }
+    }
+    Ok(CorsOrigins::List(origins))
+}
+
+fn rate_limit(ctx: &Ctx<'_>, value: &Spanned<i64>, field: &str) -> Result<u32, ConfigError> {
+    let v = *value.get_ref();
+    if (1..=MAX_RATE_LIMIT_PER_MINUTE).contains(&v) {
+        Ok(v as u32)
+    } else {
+        Err(ctx.error(
+            value.span(),
+            field,
+            format!("{v} is out of range"),
+            format!(
+                "use a whole number of requests per minute from 1 to {MAX_RATE_LIMIT_PER_MINUTE}"
+            ),
+        ))
+    }
+}
+
+fn expire(ctx: &Ctx<'_>, value: &Spanned<i64>, field: &str, max: i64) -> Result<i64, ConfigError> {
+    let v = *value.get_ref();
+    if (1..=max).contains(&v) {
+        Ok(v)
+    } else {
+        Err(ctx.error(
+            value.span(),
+            field,
+            format!("{v} is out of range"),
+            format!("use a number of seconds from 1 to {max} (doc 001: a token lives at most 3600 s; a token's own max_expire cannot exceed serve.max_expire)"),
+        ))
+    }
+}

@@ -1,0 +1,723 @@
+//! Watched folders: every finished file that appears is uploaded once, with its folder's tags
+//! and remote folder, also across restarts and crashes.
+//!
+//! - [`filter`]: which files count (globs, temp files, dot-files).
+//! - This module: one task per watch. It turns `notify` events (inotify / FSEvents /
+//!   ReadDirectoryChangesW) into candidates, waits until each is finished (closed after
+//!   writing, renamed into place, or size and mtime stable for [`STABLE_FOR`]), and hands it to
+//!   the engine together with its journal entry in one transaction.
+//!
+//! Exactly once: the journal (in the engine's SQLite store) is keyed by the watch and the
+//! relative path and remembers size, mtime and SHA-256. A file already journaled with the same
+//! content is never queued again; a journaled content under a new path whose old path is gone is
+//! a rename, not a new file. A catch-up scan at start (and after an event-queue overflow, a
+//! periodic safety-net rescan, and the folder coming back after it vanished) finds what appeared
+//! while no events were seen. Retries, concurrency and crash safety are the engine's.
+
+pub mod filter;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify::{EventKind, RecursiveMode, Watcher as _};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{AfterUpload, OnChange, Profile, Watch};
+use crate::engine::store::JournalEntry;
+use crate::engine::{Engine, EngineError, Event, JobId, JobState};
+use crate::sign::Params;
+use filter::Filter;
+
+/// A file with no close event is finished once its size and mtime held still this long.
+pub const STABLE_FOR: Duration = Duration::from_millis(1500);
+/// How often candidates are checked.
+const TICK: Duration = Duration::from_millis(50);
+/// The safety-net rescan, in case an event was lost without an overflow report.
+const SAFETY_RESCAN: Duration = Duration::from_secs(600);
+/// How often a vanished folder is looked for.
+const MISSING_RETRY: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "detail", rename_all = "snake_case")]
+pub enum WatchStatus {
+    Starting,
+    Watching,
+    Paused,
+    /// The folder is gone (deleted, unmounted); watching resumes when it returns.
+    Missing(String),
+    Error(String),
+}
+
+/// One watch as front ends show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchInfo {
+    pub key: String,
+    pub path: PathBuf,
+    pub profile: String,
+    pub status: WatchStatus,
+    pub last_upload: Option<String>,
+    pub uploads: u64,
+}
+
+struct WatchState {
+    info: WatchInfo,
+    paused: tokio::sync::watch::Sender<bool>,
+}
+
+/// The running watches. Dropping it does not stop them: call [`Watcher::shutdown`].
+pub struct Watcher {
+    states: Arc<Mutex<Vec<WatchState>>>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The journal's name for a watch: its profile and canonical folder.
+pub fn watch_key(watch: &Watch) -> String {
+    let path = std::fs::canonicalize(&watch.path).unwrap_or_else(|_| watch.path.clone());
+    format!("{}:{}", watch.profile, path.display())
+}
+
+impl Watcher {
+    /// Starts one task per watch. Profiles must exist in the engine's config.
+    pub fn start(engine: Engine, watches: Vec<Watch>) -> Self {
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let states = Arc::new(Mutex::new(Vec::new()));
+        for (index, watch) in watches.into_iter().enumerate() {
+            let (paused, paused_rx) = tokio::sync::watch::channel(false);
+            let key = watch_key(&watch);
+            lock(&states).push(WatchState {
+                info: WatchInfo {
+                    key: key.clone(),
+                    path: watch.path.clone(),
+                    profile: watch.profile.clone(),
+                    status: WatchStatus::Starting,
+                    last_upload: None,
+                    uploads: 0,
+                },
+                paused,
+            });
+            let task = WatchTask {
+                engine: engine.clone(),
+                filter: Filter::new(&watch),
+                watch,
+                key,
+                index,
+                states: states.clone(),
+                cancel: cancel.child_token(),
+                paused: paused_rx,
+            };
+            tracker.spawn(task.run());
+        }
+        tracker.close();
+        Self {
+            states,
+            cancel,
+            tracker,
+        }
+    }
+
+    pub fn infos(&self) -> Vec<WatchInfo> {
+        lock(&self.states).iter().map(|s| s.info.clone()).collect()
+    }
+
+    /// Pauses (or resumes) the watch `key`, or every watch when `key` is `None`.
+    pub fn set_paused(&self, key: Option<&str>, paused: bool) {
+        for state in lock(&self.states).iter() {
+            if key.is_none_or(|k| k == state.info.key) {
+                state.paused.send_replace(paused);
+            }
+        }
+    }
+
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        self.tracker.wait().await;
+    }
+}
+
+/// A file seen changing, not yet known to be finished.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    size: u64,
+    mtime: SystemTime,
+    /// When size/mtime last changed.
+    since: Instant,
+    /// Closed after writing, or renamed into place: finished as soon as it holds still.
+    closed: bool,
+}
+
+struct WatchTask {
+    engine: Engine,
+    watch: Watch,
+    filter: Filter,
+    key: String,
+    index: usize,
+    states: Arc<Mutex<Vec<WatchState>>>,
+    cancel: CancellationToken,
+    paused: tokio::sync::watch::Receiver<bool>,
+}
+
+enum Leave {
+    Cancelled,
+    Missing(String),
+}
+
+impl WatchTask {
+    fn set_status(&self, status: WatchStatus) {
+        if let Some(state) = lock(&self.states).get_mut(self.index) {
+            if state.info.status != status {
+                tracing::info!("watch {}: {:?}", self.watch.path.display(), status);
+            }
+            state.info.status = status;
+        }
+    }
+
+    async fn run(mut self) {
+        loop {
+            if self.cancel.is_cancelled() {
+                return;
+            }
+            if !self.watch.path.is_dir() {
+                self.set_status(WatchStatus::Missing(format!(
+                    "{} does not exist or is not a folder (deleted or unmounted?); watching resumes when it is back",
+                    self.watch.path.display()
+                )));
+                tokio::select! {
+                    _ = self.cancel.cancelled() => return,
+                    _ = tokio::time::sleep(MISSING_RETRY) => continue,
+                }
+            }
+            match self.watch_folder().await {
+                Leave::Cancelled => return,
+                Leave::Missing(why) => self.set_status(WatchStatus::Missing(why)),
+            }
+        }
+    }
+
+    async fn watch_folder(&mut self) -> Leave {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        // The handler only forwards: a handler that blocks overflows the kernel queue.
+        let watcher = notify::recommended_watcher(move |res| {
+            let _ = tx.send(res);
+        });
+        let mut watcher = match watcher {
+            Ok(w) => w,
+            Err(err) => return Leave::Missing(format!("cannot watch: {err}")),
+        };
+        let mode = if self.watch.recursive {
+            RecursiveMode::Recursive
+        } else {
+            RecursiveMode::NonRecursive
+        };
+        if let Err(err) = watcher.watch(&self.watch.path, mode) {
+            return Leave::Missing(format!("cannot watch {}: {err}", self.watch.path.display()));
+        }
+        let mut events = self.engine.subscribe();
+        let mut pending: HashMap<PathBuf, Pending> = HashMap::new();
+        let paused = *self.paused.borrow_and_update();
+        self.set_status(if paused {
+            WatchStatus::Paused
+        } else {
+            WatchStatus::Watching
+        });
+        self.apply_pending_actions().await;
+        if !paused {
+            self.scan(&mut pending).await;
+        }
+        let periodic = self
+            .watch
+            .scan_interval
+            .map(Duration::from_secs)
+            .unwrap_or(SAFETY_RESCAN);
+        let mut rescan = tokio::time::interval_at(tokio::time::Instant::now() + periodic, periodic);
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => return Leave::Cancelled,
+                changed = self.paused.changed() => {
+                    if changed.is_err() { return Leave::Cancelled; }
+                    if *self.paused.borrow_and_update() {
+                        pending.clear();
+                        self.set_status(WatchStatus::Paused);
+                    } else {
+                        self.set_status(WatchStatus::Watching);
+                        // Whatever appeared while paused.
+                        self.scan(&mut pending).await;
+                    }
+                }
+                event = rx.recv() => {
+                    let Some(event) = event else { return Leave::Missing("the file watcher stopped".into()) };
+                    if *self.paused.borrow() { continue; }
+                    match event {
+                        Ok(event) => {
+                            if event.need_rescan() {
+                                tracing::warn!("watch {}: events were lost (queue overflow); rescanning", self.watch.path.display());
+                                self.scan(&mut pending).await;
+                                continue;
+                            }
+                            if !self.watch.path.is_dir() {
+                                return Leave::Missing(format!("{} was removed", self.watch.path.display()));
+                            }
+                            self.on_event(&event, &mut pending);
+                        }
+                        Err(err) => {
+                            tracing::warn!("watch {}: {err}; rescanning", self.watch.path.display());
+                            self.scan(&mut pending).await;
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    if !pending.is_empty() && !*self.paused.borrow() {
+                        self.check_pending(&mut pending).await;
+                    }
+                }
+                _ = rescan.tick() => {
+                    if !self.watch.path.is_dir() {
+                        return Leave::Missing(format!("{} was removed", self.watch.path.display()));
+                    }
+                    if !*self.paused.borrow() { self.scan(&mut pending).await; }
+                }
+                event = events.recv() => {
+                    if let Ok(Event::Finished(finished)) = event {
+                        if finished.state == JobState::Done {
+                            self.after_upload(finished.job, finished.uploaded.as_ref().map(|u| u.url.clone())).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_event(&self, event: &notify::Event, pending: &mut HashMap<PathBuf, Pending>) {
+        let finished_signal = matches!(
+            event.kind,
+            EventKind::Access(AccessKind::Close(AccessMode::Write))
+        );
+        let renamed = matches!(
+            event.kind,
+            EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+        );
+        let relevant = finished_signal
+            || renamed
+            || matches!(
+                event.kind,
+                EventKind::Create(_) | EventKind::Modify(_) | EventKind::Any
+            );
+        if !relevant {
+            return;
+        }
+        // For a rename with both paths, the last one is the new name.
+        let paths: Vec<&PathBuf> = if matches!(
+            event.kind,
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both))
+        ) {
+            event.paths.last().into_iter().collect()
+        } else {
+            event.paths.iter().collect()
+        };
+        for path in paths {
+            let Ok(meta) = std::fs::metadata(path) else {
+                pending.remove(path);
+                continue;
+            };
+            if meta.is_dir() {
+                // A folder moved or copied in: its files may come with no events of their own.
+                if renamed || matches!(event.kind, EventKind::Create(_)) {
+                    for (file, meta) in walk(path, self.watch.recursive) {
+                        self.consider(&file, &meta, false, pending);
+                    }
+                }
+                continue;
+            }
+            self.consider(path, &meta, finished_signal || renamed, pending);
+        }
+    }
+
+    fn consider(
+        &self,
+        path: &Path,
+        meta: &std::fs::Metadata,
+        closed: bool,
+        pending: &mut HashMap<PathBuf, Pending>,
+    ) {
+        if !meta.is_file() {
+            return;
+        }
+        let Some(rel) = relative(&self.watch.path, path) else {
+            return;
+        };
+        if !self.filter.accepts(&rel) {
+            return;
+        }
+        let size = meta.len();
+        let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        let entry = pending.entry(path.to_path_buf()).or_insert(Pending {
+            size,
+            mtime,
+            since: Instant::now(),
+            closed,
+        });
+        if entry.size != size || entry.mtime != mtime {
+            entry.size = size;
+            entry.mtime = mtime;
+            entry.since = Instant::now();
+        }
+        entry.closed |= closed;
+    }
+
+    async fn check_pending(&mut self, pending: &mut HashMap<PathBuf, Pending>) {
+        let now = Instant::now();
+        let mut ready = Vec::new();
+        pending.retain(|path, p| {
+            let Ok(meta) = std::fs::metadata(path) else {
+                return false;
+            };
+            let size = meta.len();
+            let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            if size != p.size || mtime != p.mtime {
+                // Still being written: whatever closed before does not count any more.
+                *p = Pending {
+                    size,
+                    mtime,
+                    since: now,
+                    closed: false,
+                };
+                return true;
+            }
+            if p.closed || now.duration_since(p.since) >= STABLE_FOR {
+                ready.push(path.clone());
+                return false;
+            }
+            true
+        });
+        for path in ready {
+            if let Err(err) = self.handle_ready(&path).await {
+                tracing::warn!(
+                    "watch {}: {}: {err}",
+                    self.watch.path.display(),
+                    path.display()
+                );
+            }
+        }
+    }
+
+    async fn scan(&mut self, pending: &mut HashMap<PathBuf, Pending>) {
+        let root = self.watch.path.clone();
+        let recursive = self.watch.recursive;
+        let files = tokio::task::spawn_blocking(move || walk(&root, recursive))
+            .await
+            .unwrap_or_default();
+        for (path, meta) in files {
+            let Some(rel) = relative(&self.watch.path, &path) else {
+                continue;
+            };
+            if !self.filter.accepts(&rel) {
+                continue;
+            }
+            // Already journaled with the same size and mtime: nothing to do, and no hashing.
+            let known = self
+                .engine
+                .with_store(|s| s.journal_get(&self.key, &rel))
+                .ok()
+                .flatten();
+            let mtime = mtime_ns(&meta);
+            if known.is_some_and(|k| k.size == meta.len() && k.mtime_ns == mtime) {
+                continue;
+            }
+            // Unknown or changed: it must hold still like any other candidate (it may be
+            // mid-copy right now).
+            self.consider(&path, &meta, false, pending);
+        }
+    }
+
+    /// A finished file: queue it unless the journal says it is already uploaded.
+    async fn handle_ready(&mut self, path: &Path) -> Result<(), EngineError> {
+        let Some(rel) = relative(&self.watch.path, path) else {
+            return Ok(());
+        };
+        let Ok(meta) = std::fs::metadata(path) else {
+            return Ok(());
+        };
+        let size = meta.len();
+        let mtime = mtime_ns(&meta);
+        let known = self.engine.with_store(|s| s.journal_get(&self.key, &rel))?;
+        if let Some(k) = &known {
+            if k.size == size && k.mtime_ns == mtime {
+                return Ok(());
+            }
+        }
+        let hashed = path.to_path_buf();
+        let sha256 = match tokio::task::spawn_blocking(move || sha256_file(&hashed)).await {
+            Ok(Ok(hash)) => hash,
+            // Vanished or unreadable between the event and now: the next event will tell.
+            _ => return Ok(()),
+        };
+        if let Some(k) = &known {
+            if k.sha256 == sha256 || self.watch.on_change == OnChange::Ignore {
+                // Same content touched, or a rewrite this watch ignores: remember the new
+                // metadata so it is not hashed again.
+                let (key, rel2) = (self.key.clone(), rel.clone());
+                self.engine
+                    .with_store(|s| s.journal_update(&key, &rel2, &rel2, size, mtime))?;
+                if k.sha256 != sha256 {
+                    tracing::info!(
+                        "{} changed after its upload; on_change = \"ignore\"",
+                        path.display()
+                    );
+                }
+                return Ok(());
+            }
+        } else {
+            // The same content under a path that no longer exists: a rename (of the file or a
+            // folder), not a new file.
+            let same = self
+                .engine
+                .with_store(|s| s.journal_by_content(&self.key, size, &sha256))?;
+            if let Some(old) = same
+                .into_iter()
+                .find(|e| !self.watch.path.join(&e.rel_path).exists())
+            {
+                let key = self.key.clone();
+                self.engine
+                    .with_store(|s| s.journal_update(&key, &old.rel_path, &rel, size, mtime))?;
+                tracing::info!(
+                    "{} was renamed from {}; not uploading again",
+                    rel,
+                    old.rel_path
+                );
+                return Ok(());
+            }
+        }
+        let profile = match self.engine.config().profile(&self.watch.profile) {
+            Some(p) => p.clone(),
+            None => return Ok(()),
+        };
+        let overrides = self.overrides(&profile, &rel);
+        let job = self.engine.prepare(
+            &profile,
+            path,
+            &overrides,
+            &format!("watch:{}", self.watch.path.display()),
+        )?;
+        let entry = JournalEntry {
+            watch: self.key.clone(),
+            rel_path: rel,
+            size,
+            mtime_ns: mtime,
+            sha256,
+            job_id: None,
+            action_done: false,
+        };
+        self.engine.enqueue_watched(&job, &entry)?;
+        Ok(())
+    }
+
+    /// The watch's folder (through `remote_path`) and tags for the file at `rel`.
+    fn overrides(&self, profile: &Profile, rel: &str) -> Params {
+        let mut params = Params::new();
+        let base = self
+            .watch
+            .folder
+            .clone()
+            .or_else(|| profile.folder.clone())
+            .unwrap_or_else(|| "/".into());
+        let folder = match &self.watch.remote_path {
+            Some(template) => render_remote_path(template, &base, rel, crate::unix_now()),
+            None => base,
+        };
+        params.insert("folder".into(), folder);
+        if let Some(tags) = &self.watch.tags {
+            params.insert("tags".into(), tags.join(","));
+        }
+        params
+    }
+
+    async fn after_upload(&mut self, job: JobId, url: Option<String>) {
+        let Ok(Some(entry)) = self.engine.with_store(|s| s.journal_by_job(job)) else {
+            return;
+        };
+        if entry.watch != self.key {
+            return;
+        }
+        if let Some(state) = lock(&self.states).get_mut(self.index) {
+            state.info.uploads += 1;
+            state.info.last_upload = url;
+        }
+        self.apply_action(&entry);
+    }
+
+    async fn apply_pending_actions(&mut self) {
+        let key = self.key.clone();
+        if let Ok(entries) = self.engine.with_store(|s| s.journal_pending_actions(&key)) {
+            for entry in entries {
+                self.apply_action(&entry);
+            }
+        }
+    }
+
+    /// Moves or deletes an uploaded file, only if it is still what was uploaded.
+    fn apply_action(&self, entry: &JournalEntry) {
+        let path = self.watch.path.join(&entry.rel_path);
+        let unchanged = std::fs::metadata(&path)
+            .map(|m| m.len() == entry.size && mtime_ns(&m) == entry.mtime_ns)
+            .unwrap_or(false);
+        let result = match (&self.watch.after_upload, unchanged) {
+            (AfterUpload::Keep, _) | (_, false) => Ok(()),
+            (AfterUpload::Delete, true) => std::fs::remove_file(&path),
+            (AfterUpload::Move(dir), true) => {
+                let target = self.watch.path.join(dir).join(&entry.rel_path);
+                target
+                    .parent()
+                    .map_or(Ok(()), std::fs::create_dir_all)
+                    .and_then(|()| std::fs::rename(&path, &target))
+            }
+        };
+        match result {
+            Ok(()) => {
+                let _ = self
+                    .engine
+                    .with_store(|s| s.journal_action_done(&entry.watch, &entry.rel_path));
+            }
+            Err(err) => tracing::warn!("after upload of {}: {err}", path.display()),
+        }
+    }
+}
+
+/// `rel` of `path` under `root`, `/`-separated; `None` outside it.
+fn relative(root: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(root).ok()?;
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Every regular file below `root` (not following symlinks).
+fn walk(root: &Path, recursive: bool) -> Vec<(PathBuf, std::fs::Metadata)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let path = entry.path();
+            if kind.is_dir() {
+                if recursive {
+                    stack.push(path);
+                }
+            } else if kind.is_file() {
+                if let Ok(meta) = entry.metadata() {
+                    out.push((path, meta));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1024 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Renders a `remote_path` template for the file at `rel`, dated `now` (UTC).
+pub fn render_remote_path(template: &str, folder: &str, rel: &str, now: i64) -> String {
+    let dir = rel.rsplit_once('/').map_or("", |(d, _)| d);
+    let (y, m, d) = civil_date(now);
+    let rendered = template
+        .replace("{folder}", folder)
+        .replace("{dir}", dir)
+        .replace("{yyyy}", &format!("{y:04}"))
+        .replace("{mm}", &format!("{m:02}"))
+        .replace("{dd}", &format!("{d:02}"))
+        .replace("{date}", &format!("{y:04}-{m:02}-{d:02}"));
+    // Empty placeholders leave `//`: collapse them.
+    let parts: Vec<&str> = rendered.split('/').filter(|p| !p.is_empty()).collect();
+    format!("/{}", parts.join("/"))
+}
+
+/// (year, month, day) of a Unix time, UTC.
+fn civil_date(unix: i64) -> (i64, u32, u32) {
+    let days = unix.div_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_path_templates() {
+        // 2024-05-01 10:00:00 UTC
+        let t = 1_714_557_600;
+        assert_eq!(
+            render_remote_path("{folder}/{yyyy}/{mm}/{dir}", "/shoots", "day1/a.jpg", t),
+            "/shoots/2024/05/day1"
+        );
+        assert_eq!(
+            render_remote_path("{folder}/{dir}", "/shoots/", "a.jpg", t),
+            "/shoots"
+        );
+        assert_eq!(
+            render_remote_path("/x/{date}", "/", "a/b/c.jpg", t),
+            "/x/2024-05-01"
+        );
+        assert_eq!(civil_date(0), (1970, 1, 1));
+        assert_eq!(civil_date(951_782_400), (2000, 2, 29));
+    }
+
+    #[test]
+    fn relative_paths_use_slashes() {
+        assert_eq!(
+            relative(Path::new("/w"), Path::new("/w/a/b.jpg")).as_deref(),
+            Some("a/b.jpg")
+        );
+        assert_eq!(relative(Path::new("/w"), Path::new("/w")), None);
+        assert_eq!(relative(Path::new("/w"), Path::new("/x/a")), None);
+    }
+}

@@ -1,0 +1,1632 @@
+//! The embedded sandbox over real HTTP on loopback: every scheme it accepts, every way it must
+//! refuse, its storage across restarts, its fault injection, and `dropkey sandbox` itself.
+//! Tests wait on responses and process events, never on sleeps.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use dropkey::sandbox::{self, Faults, SandboxConfig, SandboxHandle};
+use dropkey::sign::cloudinary::{self as cl_sign, Algorithm, DownloadRequest};
+use dropkey::sign::imagekit as ik_sign;
+use dropkey::sign::Params;
+use reqwest::multipart::{Form, Part};
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use sha2::Digest as _;
+
+const SECRET: &str = "private_sandbox_integration_secret";
+const PUBLIC: &str = "public_sandbox";
+const CL_KEY: &str = sandbox::CLOUDINARY_API_KEY;
+
+fn secret() -> SecretString {
+    SecretString::from(SECRET)
+}
+
+fn now() -> i64 {
+    dropkey::unix_now()
+}
+
+fn params(pairs: &[(&str, &str)]) -> Params {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn sha256(data: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// Bytes that differ from position to position, so a shifted or truncated copy is caught.
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[2] ^ seed)
+        .collect()
+}
+
+fn hmac_sha1_hex(key: &str, message: &str) -> String {
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(message.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// A sandbox on a free port with a throwaway root.
+struct Sandbox {
+    handle: Option<SandboxHandle>,
+    dir: tempfile::TempDir,
+    client: reqwest::Client,
+}
+
+impl Sandbox {
+    async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    async fn with(tweak: impl FnOnce(&mut SandboxConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = start(&dir.path().join("sandbox"), tweak).await;
+        Self {
+            handle: Some(handle),
+            dir,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    fn handle(&self) -> &SandboxHandle {
+        self.handle.as_ref().unwrap()
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("sandbox")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.handle().base_url())
+    }
+
+    /// Stops the server (waiting for it) and starts a new one on the same root.
+    async fn restart(&mut self, tweak: impl FnOnce(&mut SandboxConfig)) {
+        self.handle.take().unwrap().shutdown().await;
+        self.handle = Some(start(&self.root(), tweak).await);
+    }
+
+    fn ledger(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(self.handle().ledger_path()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("each ledger line is JSON"))
+            .collect()
+    }
+
+    fn stored_blobs(&self) -> usize {
+        std::fs::read_dir(self.root().join("files"))
+            .unwrap()
+            .count()
+    }
+
+    fn temp_files(&self) -> usize {
+        std::fs::read_dir(self.root().join("tmp")).unwrap().count()
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file: Option<(&str, Vec<u8>)>,
+    ) -> reqwest::Response {
+        self.try_post(path, fields, file, &[])
+            .await
+            .expect("the sandbox answers")
+    }
+
+    async fn try_post(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file: Option<(&str, Vec<u8>)>,
+        headers: &[(&str, String)],
+    ) -> reqwest::Result<reqwest::Response> {
+        // The file goes between the fields: the sandbox must not depend on the order.
+        let mut form = Form::new();
+        let mut file = file;
+        for (i, (name, value)) in fields.iter().enumerate() {
+            if i == 1 {
+                if let Some((file_name, bytes)) = file.take() {
+                    form = form.part("file", Part::bytes(bytes).file_name(file_name.to_owned()));
+                }
+            }
+            form = form.text((*name).to_owned(), (*value).to_owned());
+        }
+        if let Some((file_name, bytes)) = file {
+            form = form.part("file", Part::bytes(bytes).file_name(file_name.to_owned()));
+        }
+        let mut request = self.client.post(self.url(path)).multipart(form);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        request.send().await
+    }
+
+    /// An ImageKit V2 upload of `file` with `upload` signed into a fresh token.
+    async fn ik_v2(&self, upload: &[(&str, &str)], file: (&str, Vec<u8>)) -> (StatusCode, Value) {
+        let token = fresh_token(upload);
+        let mut fields = upload.to_vec();
+        fields.push(("token", &token));
+        fields.push(("publicKey", PUBLIC));
+        let response = self.post("/api/v2/files/upload", &fields, Some(file)).await;
+        (response.status(), response.json().await.unwrap())
+    }
+
+    /// A signed Cloudinary upload of `file` with `upload` (plus timestamp).
+    async fn cl_upload(
+        &self,
+        resource_type: &str,
+        upload: &[(&str, &str)],
+        file: (&str, Vec<u8>),
+    ) -> (StatusCode, Value) {
+        let (fields, _) = cl_fields(upload, now(), Algorithm::Sha1);
+        let refs = as_refs(&fields);
+        let response = self
+            .post(
+                &format!("/v1_1/sandbox/{resource_type}/upload"),
+                &refs,
+                Some(file),
+            )
+            .await;
+        (response.status(), response.json().await.unwrap())
+    }
+
+    async fn get(&self, url: &str) -> reqwest::Response {
+        self.client.get(url).send().await.unwrap()
+    }
+}
+
+async fn start(root: &Path, tweak: impl FnOnce(&mut SandboxConfig)) -> SandboxHandle {
+    let mut config =
+        SandboxConfig::builtin("127.0.0.1:0".parse().unwrap(), root.to_path_buf(), secret());
+    tweak(&mut config);
+    sandbox::start(config).await.expect("the sandbox starts")
+}
+
+fn v2_token(upload: &[(&str, &str)], iat: i64, exp: i64) -> String {
+    ik_sign::sign_v2(&secret(), PUBLIC, &params(upload), iat, exp).unwrap()
+}
+
+/// A token no other call returns. Signing is deterministic: the same parameters signed in the
+/// same second give the same JWT, which the sandbox (like ImageKit) takes only once, so each
+/// token gets its own expiry.
+fn fresh_token(upload: &[(&str, &str)]) -> String {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static SEQUENCE: AtomicI64 = AtomicI64::new(0);
+    let n = SEQUENCE.fetch_add(1, Ordering::Relaxed) % 3000;
+    let iat = now();
+    v2_token(upload, iat, iat + 600 + n)
+}
+
+/// Signed Cloudinary fields: `upload` + timestamp + signature + api_key; also the signature.
+fn cl_fields(
+    upload: &[(&str, &str)],
+    timestamp: i64,
+    algorithm: Algorithm,
+) -> (Vec<(String, String)>, String) {
+    let mut signed = params(upload);
+    signed.insert("timestamp".into(), timestamp.to_string());
+    let signature = cl_sign::sign(&signed, &secret(), algorithm);
+    let mut fields: Vec<(String, String)> = signed.into_iter().collect();
+    fields.push(("signature".into(), signature.clone()));
+    fields.push(("api_key".into(), CL_KEY.to_owned()));
+    (fields, signature)
+}
+
+fn as_refs(fields: &[(String, String)]) -> Vec<(&str, &str)> {
+    fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+fn message(body: &Value) -> &str {
+    body["message"]
+        .as_str()
+        .or_else(|| body["error"]["message"].as_str())
+        .unwrap_or_else(|| panic!("no error message in {body}"))
+}
+
+#[track_caller]
+fn assert_error(status: StatusCode, body: &Value, want: StatusCode, needle: &str) {
+    assert_eq!(status, want, "{body}");
+    assert!(
+        message(body).contains(needle),
+        "expected `{needle}` in: {}",
+        message(body)
+    );
+}
+
+// -------------------------------------------------------------------------------------------
+// ImageKit
+
+#[tokio::test]
+async fn v2_upload_is_stored_and_served_byte_identical() {
+    let sb = Sandbox::new().await;
+    let bytes = data(300_000, 1);
+    let upload = [
+        ("fileName", "photo.jpg"),
+        ("folder", "/uploads/chat"),
+        ("tags", "chat,media"),
+        ("useUniqueFileName", "true"),
+        ("customMetadata", r#"{"k":"v"}"#),
+        ("description", "a test photo"),
+    ];
+    let token = v2_token(&upload, now(), now() + 3600);
+    let mut fields = upload.to_vec();
+    fields.push(("token", &token));
+    let response = sb
+        .post(
+            "/api/v2/files/upload",
+            &fields,
+            Some(("photo.jpg", bytes.clone())),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+
+    let file_id = body["fileId"].as_str().unwrap();
+    assert_eq!(file_id.len(), 24);
+    assert!(file_id.bytes().all(|b| b.is_ascii_hexdigit()));
+    let name = body["name"].as_str().unwrap();
+    assert!(
+        name.starts_with("photo_") && name.ends_with(".jpg"),
+        "{name}"
+    );
+    assert_eq!(name.len(), "photo_".len() + 8 + ".jpg".len());
+    let path = format!("/uploads/chat/{name}");
+    assert_eq!(body["filePath"], path);
+    assert_eq!(body["url"], sb.url(&format!("/ik/sandbox{path}")));
+    assert_eq!(
+        body["thumbnailUrl"],
+        sb.url(&format!("/ik/sandbox/tr:n-ik_ml_thumbnail{path}"))
+    );
+    assert_eq!(body["size"], 300_000);
+    assert_eq!(body["fileType"], "image");
+    assert_eq!(body["mime"], "image/jpeg");
+    assert_eq!(body["tags"], json!(["chat", "media"]));
+    assert_eq!(body["isPrivateFile"], false);
+    assert_eq!(body["isPublished"], true);
+    assert_eq!(body["customCoordinates"], Value::Null);
+    assert_eq!(body["customMetadata"], json!({"k": "v"}));
+    assert_eq!(body["AITags"], Value::Null);
+    assert_eq!(body["description"], "a test photo");
+    assert_eq!(body["versionInfo"]["name"], "Version 1");
+    assert!(body["createdAt"].as_str().unwrap().ends_with('Z'));
+
+    let served = sb.get(body["url"].as_str().unwrap()).await;
+    assert_eq!(served.status(), StatusCode::OK);
+    assert_eq!(served.headers()["content-type"], "image/jpeg");
+    assert_eq!(served.headers()["content-length"], "300000");
+    assert_eq!(served.bytes().await.unwrap(), bytes);
+    let transformed = sb
+        .get(&sb.url(&format!("/ik/sandbox/tr:w-100,h-100{path}")))
+        .await;
+    assert_eq!(transformed.bytes().await.unwrap(), bytes);
+    let head = sb
+        .client
+        .head(body["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()["content-length"], "300000");
+
+    let ledger = sb.ledger();
+    assert_eq!(ledger.len(), 1);
+    let line = &ledger[0];
+    assert_eq!(line["provider"], "imagekit");
+    assert_eq!(line["id"], file_id);
+    assert_eq!(line["name"], name);
+    assert_eq!(line["folder"], "/uploads/chat/");
+    assert_eq!(line["tags"], json!(["chat", "media"]));
+    assert_eq!(line["size"], 300_000);
+    assert_eq!(line["sha256"], sha256(&bytes));
+    assert_eq!(line["scheme"], "v2");
+    assert_eq!(line["token_sha256"], sha256(token.as_bytes()));
+    assert!(line["at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(sb.temp_files(), 0);
+}
+
+#[tokio::test]
+async fn v2_refuses_bad_tokens_with_the_right_status_and_message() {
+    let sb = Sandbox::new().await;
+    let t = now();
+    let file = || Some(("a.jpg", b"abc".to_vec()));
+    let raw_jwt = |claims: Value| {
+        let header = jsonwebtoken::Header {
+            kid: Some(PUBLIC.into()),
+            ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256)
+        };
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    };
+
+    // Payload swapped after signing: the signature no longer matches.
+    let good = fresh_token(&[("fileName", "a.jpg")]);
+    let forged_payload =
+        URL_SAFE_NO_PAD.encode(json!({"fileName": "b.jpg", "iat": t, "exp": t + 600}).to_string());
+    let parts: Vec<&str> = good.split('.').collect();
+    let tampered = format!("{}.{forged_payload}.{}", parts[0], parts[2]);
+    let wrong_key = ik_sign::sign_v2(
+        &SecretString::from("not-the-key"),
+        PUBLIC,
+        &params(&[("fileName", "a.jpg")]),
+        t,
+        t + 600,
+    )
+    .unwrap();
+    let wrong_kid = ik_sign::sign_v2(
+        &secret(),
+        "public_other",
+        &params(&[("fileName", "a.jpg")]),
+        t,
+        t + 600,
+    )
+    .unwrap();
+    let expired = v2_token(&[("fileName", "a.jpg")], t - 1000, t - 10);
+    let too_long = raw_jwt(json!({"fileName": "a.jpg", "iat": t, "exp": t + 3601}));
+    let not_string =
+        raw_jwt(json!({"fileName": "a.jpg", "isPrivateFile": false, "iat": t, "exp": t + 60}));
+    let no_exp = raw_jwt(json!({"fileName": "a.jpg", "iat": t}));
+    let for_name = fresh_token(&[("fileName", "a.jpg")]);
+    let for_name_and_tags = fresh_token(&[("fileName", "a.jpg"), ("tags", "x")]);
+    let for_key_check = fresh_token(&[("fileName", "a.jpg")]);
+
+    // (what, form fields, expected status, expected part of the message)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, StatusCode, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "tampered payload",
+            vec![("fileName", "b.jpg"), ("token", &tampered)],
+            StatusCode::UNAUTHORIZED,
+            "signature does not match",
+        ),
+        (
+            "wrong private key",
+            vec![("fileName", "a.jpg"), ("token", &wrong_key)],
+            StatusCode::UNAUTHORIZED,
+            "signature does not match",
+        ),
+        (
+            "wrong kid",
+            vec![("fileName", "a.jpg"), ("token", &wrong_kid)],
+            StatusCode::UNAUTHORIZED,
+            "kid `public_other` is not this account's public key",
+        ),
+        (
+            "expired",
+            vec![("fileName", "a.jpg"), ("token", &expired)],
+            StatusCode::FORBIDDEN,
+            "expired",
+        ),
+        (
+            "exp - iat over an hour",
+            vec![("fileName", "a.jpg"), ("token", &too_long)],
+            StatusCode::BAD_REQUEST,
+            "valid for 3601 s",
+        ),
+        (
+            "non-string payload value",
+            vec![
+                ("fileName", "a.jpg"),
+                ("isPrivateFile", "false"),
+                ("token", &not_string),
+            ],
+            StatusCode::BAD_REQUEST,
+            "`isPrivateFile` is the boolean false, not a string",
+        ),
+        (
+            "no exp",
+            vec![("fileName", "a.jpg"), ("token", &no_exp)],
+            StatusCode::BAD_REQUEST,
+            "has no `exp`",
+        ),
+        (
+            "form field not in the payload",
+            vec![
+                ("fileName", "a.jpg"),
+                ("folder", "/x"),
+                ("token", &for_name),
+            ],
+            StatusCode::BAD_REQUEST,
+            "form field `folder` is not in the token's payload",
+        ),
+        (
+            "payload field missing from the form",
+            vec![("fileName", "a.jpg"), ("token", &for_name_and_tags)],
+            StatusCode::BAD_REQUEST,
+            "payload signs `tags`, but the form has no such field",
+        ),
+        (
+            "publicKey mismatch",
+            vec![
+                ("fileName", "a.jpg"),
+                ("publicKey", "public_other"),
+                ("token", &for_key_check),
+            ],
+            StatusCode::UNAUTHORIZED,
+            "publicKey `public_other` does not match the token's kid",
+        ),
+        (
+            "no token",
+            vec![("fileName", "a.jpg")],
+            StatusCode::BAD_REQUEST,
+            "Missing token",
+        ),
+    ];
+    for (what, fields, status, needle) in cases {
+        let response = sb.post("/api/v2/files/upload", &fields, file()).await;
+        let got = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(got, status, "{what}: {body}");
+        assert!(
+            message(&body).contains(needle),
+            "{what}: {}",
+            message(&body)
+        );
+        assert!(body["help"]
+            .as_str()
+            .unwrap()
+            .contains("support@imagekit.io"));
+    }
+    assert!(sb.ledger().is_empty());
+    assert_eq!(sb.stored_blobs(), 0);
+    assert_eq!(sb.temp_files(), 0);
+}
+
+#[tokio::test]
+async fn v2_tokens_are_spent_even_by_failed_requests_and_across_restarts() {
+    let mut sb = Sandbox::new().await;
+    let upload = [("fileName", "a.jpg")];
+    let file = || Some(("a.jpg", b"abc".to_vec()));
+
+    // First use fails validation (an unsigned field), yet spends the token.
+    let token = fresh_token(&upload);
+    let r = sb
+        .post(
+            "/api/v2/files/upload",
+            &[("fileName", "a.jpg"), ("folder", "/x"), ("token", &token)],
+            file(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = sb
+        .post(
+            "/api/v2/files/upload",
+            &[("fileName", "a.jpg"), ("token", &token)],
+            file(),
+        )
+        .await;
+    let status = r.status();
+    assert_error(
+        status,
+        &r.json().await.unwrap(),
+        StatusCode::FORBIDDEN,
+        "already been used",
+    );
+
+    // A body refused while being read (a duplicate field) spends the token it carried too.
+    let token = fresh_token(&upload);
+    let r = sb
+        .post(
+            "/api/v2/files/upload",
+            &[
+                ("fileName", "a.jpg"),
+                ("token", &token),
+                ("fileName", "a.jpg"),
+            ],
+            file(),
+        )
+        .await;
+    let status = r.status();
+    assert_error(
+        status,
+        &r.json().await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "given twice",
+    );
+    let r = sb
+        .post(
+            "/api/v2/files/upload",
+            &[("fileName", "a.jpg"), ("token", &token)],
+            file(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // A successful upload spends its token; a restart does not forget it.
+    let token = fresh_token(&upload);
+    let r = sb
+        .post(
+            "/api/v2/files/upload",
+            &[("fileName", "a.jpg"), ("token", &token)],
+            file(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    sb.restart(|_| {}).await;
+    let r = sb
+        .post(
+            "/api/v2/files/upload",
+            &[("fileName", "a.jpg"), ("token", &token)],
+            file(),
+        )
+        .await;
+    let status = r.status();
+    assert_error(
+        status,
+        &r.json().await.unwrap(),
+        StatusCode::FORBIDDEN,
+        "already been used",
+    );
+    assert_eq!(sb.ledger().len(), 1);
+}
+
+#[tokio::test]
+async fn v1_upload_and_its_refusals() {
+    let sb = Sandbox::new().await;
+    let file = || Some(("doc.pdf", b"%PDF-1.4 test".to_vec()));
+    let t = now();
+    let v1 = |token: &str, expire: i64| hmac_sha1_hex(SECRET, &format!("{token}{expire}"));
+    let post = |token: String, expire: i64, signature: String| {
+        let sb = &sb;
+        async move {
+            let expire = expire.to_string();
+            let fields = [
+                ("fileName", "doc.pdf"),
+                ("publicKey", PUBLIC),
+                ("token", token.as_str()),
+                ("expire", expire.as_str()),
+                ("signature", signature.as_str()),
+            ];
+            let r = sb.post("/api/v1/files/upload", &fields, file()).await;
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+
+    let auth = ik_sign::sign_v1(&secret(), "token-ok", t + 1800, t).unwrap();
+    let (status, body) = post(auth.token.clone(), auth.expire, auth.signature.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["fileType"], "non-image");
+    assert_eq!(body["mime"], "application/pdf");
+    assert_eq!(sb.ledger()[0]["scheme"], "v1");
+
+    let (status, body) = post("token-bad-sig".into(), t + 60, v1("other", t + 60)).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "signature does not match",
+    );
+    let (status, body) = post("token-far".into(), t + 4000, v1("token-far", t + 4000)).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "less than 1 hour");
+    let (status, body) = post("token-past".into(), t - 10, v1("token-past", t - 10)).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "expired");
+    let fresh = ik_sign::sign_v1(&secret(), "token-ok", t + 900, t).unwrap();
+    let (status, body) = post(fresh.token, fresh.expire, fresh.signature).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "already been used");
+    assert_eq!(sb.ledger().len(), 1);
+}
+
+#[tokio::test]
+async fn files_api_details_and_delete_need_basic_auth() {
+    let sb = Sandbox::new().await;
+    let (status, uploaded) = sb
+        .ik_v2(&[("fileName", "a.txt")], ("a.txt", b"hello".to_vec()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let id = uploaded["fileId"].as_str().unwrap();
+    let details = sb.url(&format!("/v1/files/{id}/details"));
+
+    let r = sb.client.get(&details).send().await.unwrap();
+    let status = r.status();
+    assert_error(
+        status,
+        &r.json().await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "does not contain private API key",
+    );
+    for (user, password) in [("wrong", None), (SECRET, Some("x"))] {
+        let r = sb
+            .client
+            .get(&details)
+            .basic_auth(user, password)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        assert_error(
+            status,
+            &r.json().await.unwrap(),
+            StatusCode::UNAUTHORIZED,
+            "cannot be authenticated",
+        );
+    }
+    let r = sb
+        .client
+        .get(&details)
+        .basic_auth(SECRET, Some(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap(), uploaded);
+
+    let file_url = sb.url(&format!("/v1/files/{id}"));
+    let r = sb.client.delete(&file_url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = sb
+        .client
+        .delete(&file_url)
+        .basic_auth(SECRET, Some(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(r.bytes().await.unwrap().is_empty());
+    let r = sb
+        .client
+        .get(&details)
+        .basic_auth(SECRET, Some(""))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_error(
+        status,
+        &body,
+        StatusCode::NOT_FOUND,
+        "The requested file does not exist.",
+    );
+    assert_eq!(message(&body), "The requested file does not exist.");
+    let r = sb
+        .client
+        .delete(&file_url)
+        .basic_auth(SECRET, Some(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        sb.get(uploaded["url"].as_str().unwrap()).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let r = sb
+        .client
+        .get(sb.url("/v1/files/not-an-id/details"))
+        .basic_auth(SECRET, Some(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(sb.stored_blobs(), 0);
+}
+
+#[tokio::test]
+async fn private_imagekit_files_need_a_valid_signed_url() {
+    let sb = Sandbox::new().await;
+    let bytes = data(10_000, 2);
+    let (status, body) = sb
+        .ik_v2(
+            &[
+                ("fileName", "secret doc.png"),
+                ("folder", "kyc"),
+                ("isPrivateFile", "true"),
+                ("useUniqueFileName", "false"),
+            ],
+            ("secret doc.png", bytes.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["isPrivateFile"], true);
+    assert_eq!(body["filePath"], "/kyc/secret_doc.png");
+    let url = body["url"].as_str().unwrap();
+    let r = sb.get(url).await;
+    let status = r.status();
+    assert_error(
+        status,
+        &r.json().await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "This file is private",
+    );
+
+    let endpoint = sb.url(sandbox::IMAGEKIT_URL_PATH);
+    let link = |path: &str, tr: Option<&str>, expire: i64, key: &SecretString| {
+        ik_sign::signed_url(key, &endpoint, path, tr, Some(expire)).unwrap()
+    };
+    let ok = link("/kyc/secret_doc.png", None, now() + 60, &secret());
+    let r = sb.get(&ok).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.bytes().await.unwrap(), bytes);
+    // The full URL as a path, and a transformation, sign and verify the same way.
+    let with_tr = link(url, Some("w-100"), now() + 60, &secret());
+    assert_eq!(sb.get(&with_tr).await.status(), StatusCode::OK);
+
+    let expired = link("/kyc/secret_doc.png", None, now() - 5, &secret());
+    let r = sb.get(&expired).await;
+    let status = r.status();
+    assert_error(
+        status,
+        &r.json().await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "expired",
+    );
+    let wrong_key = link(
+        "/kyc/secret_doc.png",
+        None,
+        now() + 60,
+        &SecretString::from("x"),
+    );
+    assert_eq!(sb.get(&wrong_key).await.status(), StatusCode::UNAUTHORIZED);
+    let tampered = ok.replace("ik-t=", "ik-t=1");
+    assert_eq!(sb.get(&tampered).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn zero_byte_files_and_unicode_names() {
+    let sb = Sandbox::new().await;
+    let (status, body) = sb
+        .ik_v2(
+            &[("fileName", "ünïcødé фото 写真.txt")],
+            ("x.txt", Vec::new()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["size"], 0);
+    let name = body["name"].as_str().unwrap();
+    assert!(
+        name.starts_with("ünïcødé_фото_写真_") && name.ends_with(".txt"),
+        "{name}"
+    );
+    let r = sb.get(body["url"].as_str().unwrap()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-length"], "0");
+    assert!(r.bytes().await.unwrap().is_empty());
+
+    let (status, body) = sb
+        .ik_v2(
+            &[
+                ("fileName", "naïve café.md"),
+                ("folder", "/notes/été"),
+                ("useUniqueFileName", "false"),
+            ],
+            ("x.md", "# hi".as_bytes().to_vec()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["filePath"], "/notes/été/naïve_café.md");
+    assert!(body["url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/notes/%C3%A9t%C3%A9/na%C3%AFve_caf%C3%A9.md"));
+    assert_eq!(
+        sb.get(body["url"].as_str().unwrap())
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "# hi"
+    );
+
+    let (status, body) = sb.cl_upload("raw", &[], ("empty.txt", Vec::new())).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "Empty file");
+    let (status, body) = sb
+        .cl_upload(
+            "raw",
+            &[("use_filename", "true"), ("unique_filename", "false")],
+            ("résumé 2024.pdf", b"%PDF".to_vec()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["public_id"], "résumé 2024.pdf");
+    assert_eq!(body["original_filename"], "résumé 2024");
+    assert!(body.get("format").is_none(), "raw files have no format");
+    let r = sb.get(body["secure_url"].as_str().unwrap()).await;
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"%PDF");
+    assert_eq!(sb.ledger().len(), 3);
+}
+
+#[tokio::test]
+async fn oversize_bodies_get_413_and_nothing_is_stored() {
+    let sb = Sandbox::with(|c| c.max_file_size = 1024).await;
+    let token = fresh_token(&[("fileName", "big.bin")]);
+    let r = sb
+        .post(
+            "/api/v2/files/upload",
+            &[("fileName", "big.bin"), ("token", &token)],
+            Some(("big.bin", data(200_000, 3))),
+        )
+        .await;
+    let status = r.status();
+    assert_error(
+        status,
+        &r.json().await.unwrap(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "larger than this sandbox accepts (1024 bytes",
+    );
+    let (status, body) = sb.cl_upload("raw", &[], ("big.bin", data(5000, 3))).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "File size too large",
+    );
+    // A chunked upload announcing more than the limit is refused at its first chunk.
+    let (fields, _) = cl_fields(&[], now(), Algorithm::Sha1);
+    let refs = as_refs(&fields);
+    let headers = [
+        ("X-Unique-Upload-Id", "too-big".to_owned()),
+        ("Content-Range", "bytes 0-99/5000".to_owned()),
+    ];
+    let r = sb
+        .try_post(
+            "/v1_1/sandbox/raw/upload",
+            &refs,
+            Some(("big.bin", data(100, 3))),
+            &headers,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(sb.ledger().is_empty());
+    assert_eq!(sb.stored_blobs(), 0);
+    assert_eq!(sb.temp_files(), 0);
+    // Exactly the limit is fine.
+    let (status, _) = sb
+        .ik_v2(&[("fileName", "ok.bin")], ("ok.bin", data(1024, 3)))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sb.ledger().len(), 1);
+}
+
+// -------------------------------------------------------------------------------------------
+// Cloudinary
+
+#[tokio::test]
+async fn cloudinary_signed_upload_is_stored_served_and_described() {
+    let sb = Sandbox::new().await;
+    let bytes = data(50_000, 4);
+    let (status, body) = sb
+        .cl_upload(
+            "image",
+            &[
+                ("folder", "kyc/1"),
+                ("public_id", "passport"),
+                ("tags", "kyc,id"),
+            ],
+            ("passport.png", bytes.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let version = body["version"].as_i64().unwrap();
+    assert!((now() - version).abs() < 60);
+    assert_eq!(body["public_id"], "kyc/1/passport");
+    assert_eq!(body["format"], "png");
+    assert_eq!(body["resource_type"], "image");
+    assert_eq!(body["type"], "upload");
+    assert_eq!(body["bytes"], 50_000);
+    assert_eq!(body["tags"], json!(["kyc", "id"]));
+    assert_eq!(body["folder"], "kyc/1");
+    assert_eq!(body["original_filename"], "passport");
+    assert_eq!(body["api_key"], CL_KEY);
+    assert_eq!(body["placeholder"], false);
+    assert_eq!(body["asset_id"].as_str().unwrap().len(), 32);
+    let expected_url = sb.url(&format!(
+        "/res/sandbox/image/upload/v{version}/kyc/1/passport.png"
+    ));
+    assert_eq!(body["secure_url"], expected_url);
+    assert_eq!(body["url"], expected_url);
+    let response_signature = cl_sign::sign(
+        &params(&[
+            ("public_id", "kyc/1/passport"),
+            ("version", &version.to_string()),
+        ]),
+        &secret(),
+        Algorithm::Sha1,
+    );
+    assert_eq!(body["signature"], response_signature);
+
+    let served = sb.get(&expected_url).await;
+    assert_eq!(served.status(), StatusCode::OK);
+    assert_eq!(served.headers()["content-type"], "image/png");
+    assert_eq!(served.bytes().await.unwrap(), bytes);
+    let unversioned = sb
+        .get(&sb.url("/res/sandbox/image/upload/kyc/1/passport.png"))
+        .await;
+    assert_eq!(unversioned.status(), StatusCode::OK);
+
+    let admin = sb.url("/v1_1/sandbox/resources/image/upload/kyc/1/passport");
+    let r = sb.client.get(&admin).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = sb
+        .client
+        .get(&admin)
+        .basic_auth(CL_KEY, Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = sb
+        .client
+        .get(&admin)
+        .basic_auth(CL_KEY, Some(SECRET))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let described: Value = r.json().await.unwrap();
+    assert_eq!(described["public_id"], "kyc/1/passport");
+    assert_eq!(described["bytes"], 50_000);
+    let r = sb
+        .client
+        .get(sb.url("/v1_1/sandbox/resources/image/upload/kyc/1/nope"))
+        .basic_auth(CL_KEY, Some(SECRET))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(message(&body), "Resource not found - kyc/1/nope");
+
+    // A SHA-256 signature works too; without public_id the id is 20 random characters.
+    let (fields, _) = cl_fields(&[("folder", "kyc/1")], now(), Algorithm::Sha256);
+    let refs = as_refs(&fields);
+    let r = sb
+        .post(
+            "/v1_1/sandbox/auto/upload",
+            &refs,
+            Some(("scan.jpeg", data(100, 5))),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    let id = body["public_id"].as_str().unwrap();
+    let random = id.strip_prefix("kyc/1/").unwrap();
+    assert_eq!(random.len(), 20);
+    assert!(random
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+    assert_eq!(body["format"], "jpg");
+    assert_eq!(body["resource_type"], "image");
+
+    let ledger = sb.ledger();
+    assert_eq!(ledger.len(), 2);
+    assert_eq!(ledger[0]["provider"], "cloudinary");
+    assert_eq!(ledger[0]["id"], "kyc/1/passport");
+    assert_eq!(ledger[0]["name"], "passport.png");
+    assert_eq!(ledger[0]["scheme"], "signed");
+    assert_eq!(ledger[0]["sha256"], sha256(&bytes));
+    assert!(ledger[0].get("token_sha256").is_none());
+}
+
+#[tokio::test]
+async fn cloudinary_refuses_bad_signatures_stale_requests_and_wrong_accounts() {
+    let sb = Sandbox::new().await;
+    let file = || Some(("a.png", data(10, 6)));
+    let t = now();
+
+    // Signed for one tag set, sent with another: the message shows what the server signed.
+    let (mut fields, signature) =
+        cl_fields(&[("tags", "a"), ("public_id", "x")], t, Algorithm::Sha1);
+    for (k, v) in &mut fields {
+        if k == "tags" {
+            *v = "b".into();
+        }
+    }
+    let refs = as_refs(&fields);
+    let r = sb.post("/v1_1/sandbox/image/upload", &refs, file()).await;
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        message(&body),
+        format!(
+            "Invalid Signature {signature}. String to sign - 'public_id=x&tags=b&timestamp={t}'."
+        )
+    );
+
+    let (fields, _) = cl_fields(&[], t - 4000, Algorithm::Sha1);
+    let refs = as_refs(&fields);
+    let r = sb.post("/v1_1/sandbox/image/upload", &refs, file()).await;
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_error(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "Stale request - reported time is ",
+    );
+    assert!(message(&body).contains("which is out of range"));
+
+    let (mut fields, _) = cl_fields(&[], t, Algorithm::Sha1);
+    fields.retain(|(k, _)| k != "api_key");
+    fields.push(("api_key".into(), "other_key".into()));
+    let refs = as_refs(&fields);
+    let r = sb.post("/v1_1/sandbox/image/upload", &refs, file()).await;
+    let status = r.status();
+    assert_error(
+        status,
+        &r.json().await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "Unknown API key other_key",
+    );
+
+    let (fields, _) = cl_fields(&[], t, Algorithm::Sha1);
+    let refs = as_refs(&fields);
+    let r = sb
+        .post("/v1_1/othercloud/image/upload", &refs, file())
+        .await;
+    let status = r.status();
+    assert_error(
+        status,
+        &r.json().await.unwrap(),
+        StatusCode::NOT_FOUND,
+        "Invalid cloud_name othercloud",
+    );
+    let r = sb
+        .post(
+            "/v1_1/sandbox/image/upload",
+            &refs,
+            Some(("notes.txt", b"text".to_vec())),
+        )
+        .await;
+    let status = r.status();
+    assert_error(
+        status,
+        &r.json().await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "Invalid image file",
+    );
+    let r = sb.post("/v1_1/sandbox/image/upload", &refs, None).await;
+    let status = r.status();
+    assert_error(
+        status,
+        &r.json().await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "Missing required parameter - file",
+    );
+    assert!(sb.ledger().is_empty());
+    assert_eq!(sb.stored_blobs(), 0);
+}
+
+#[tokio::test]
+async fn cloudinary_private_assets_need_a_signed_download_link() {
+    let sb = Sandbox::new().await;
+    let bytes = data(4096, 7);
+    let (status, body) = sb
+        .cl_upload(
+            "image",
+            &[
+                ("folder", "kyc/1"),
+                ("public_id", "secret"),
+                ("type", "private"),
+            ],
+            ("scan.png", bytes.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["type"], "private");
+    let r = sb.get(body["secure_url"].as_str().unwrap()).await;
+    let status = r.status();
+    assert_error(
+        status,
+        &r.json().await.unwrap(),
+        StatusCode::FORBIDDEN,
+        "not delivered publicly",
+    );
+
+    let base = sb.handle().base_url();
+    let link = |timestamp: i64, expires_at: i64, attachment: Option<bool>| {
+        cl_sign::private_download_url(
+            &DownloadRequest {
+                api_url: &base,
+                cloud_name: sandbox::CLOUDINARY_CLOUD,
+                api_key: CL_KEY,
+                public_id: "kyc/1/secret",
+                format: Some("png"),
+                resource_type: "image",
+                delivery_type: "private",
+                timestamp,
+                expires_at,
+                attachment,
+            },
+            &secret(),
+            Algorithm::Sha1,
+        )
+        .unwrap()
+    };
+    let r = sb.get(&link(now(), now() + 60, None)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert_eq!(r.bytes().await.unwrap(), bytes);
+    let r = sb.get(&link(now(), now() + 60, Some(true))).await;
+    assert_eq!(
+        r.headers()["content-disposition"],
+        "attachment; filename=\"secret.png\""
+    );
+
+    let r = sb.get(&link(now() - 120, now() - 60, None)).await;
+    let status = r.status();
+    assert_error(
+        status,
+        &r.json().await.unwrap(),
+        StatusCode::FORBIDDEN,
+        "expired",
+    );
+    let tampered = link(now(), now() + 60, None).replace("kyc%2F1%2Fsecret", "kyc%2F1%2Fother");
+    let r = sb.get(&tampered).await;
+    let status = r.status();
+    assert_error(
+        status,
+        &r.json().await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "Invalid Signature",
+    );
+}
+
+#[tokio::test]
+async fn cloudinary_chunked_upload_survives_a_resent_chunk_and_a_restart() {
+    let mut sb = Sandbox::new().await;
+    let whole = data(100_001, 8);
+    let (c1, rest) = whole.split_at(40_000);
+    let (c2, c3) = rest.split_at(40_000);
+    let upload_id = "dropkey-test-upload-1";
+    let (status, body) = chunk_post(&sb, upload_id, c1, "bytes 0-39999/100001").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["done"], false);
+    assert_eq!(body["bytes_received"], 40_000);
+    // The same chunk again (the client missed the answer): acknowledged, not appended.
+    let (status, body) = chunk_post(&sb, upload_id, c1, "bytes 0-39999/100001").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["bytes_received"], 40_000);
+    // A gap is refused.
+    let (status, body) = chunk_post(&sb, upload_id, c3, "bytes 80000-100000/100001").await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "leave a gap");
+    // A different total is refused.
+    let (status, body) = chunk_post(&sb, upload_id, c2, "bytes 40000-79999/100002").await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "the total must not change",
+    );
+
+    sb.restart(|_| {}).await;
+    assert!(sb.ledger().is_empty());
+    // The Node SDK sends -1 as the total of every chunk but the last.
+    let (status, body) = chunk_post(&sb, upload_id, c2, "bytes 40000-79999/-1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["bytes_received"], 80_000);
+    let (status, body) = chunk_post(&sb, upload_id, c3, "bytes 80000-100000/100001").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["public_id"], "big/video");
+    assert_eq!(body["resource_type"], "video");
+    assert_eq!(body["format"], "mp4");
+    assert_eq!(body["bytes"], 100_001);
+    let served = sb.get(body["secure_url"].as_str().unwrap()).await;
+    assert_eq!(served.bytes().await.unwrap(), whole);
+
+    // Resending the last chunk returns the same asset and stores nothing new.
+    let (status, again) = chunk_post(&sb, upload_id, c3, "bytes 80000-100000/100001").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["asset_id"], body["asset_id"]);
+    let ledger = sb.ledger();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0]["upload_id"], upload_id);
+    assert_eq!(ledger[0]["sha256"], sha256(&whole));
+    assert_eq!(ledger[0]["size"], 100_001);
+}
+
+async fn chunk_post(
+    sb: &Sandbox,
+    upload_id: &str,
+    chunk: &[u8],
+    range: &str,
+) -> (StatusCode, Value) {
+    let (fields, _) = cl_fields(&[("public_id", "big/video")], now(), Algorithm::Sha1);
+    let refs = as_refs(&fields);
+    let headers = [
+        ("X-Unique-Upload-Id", upload_id.to_owned()),
+        ("Content-Range", range.to_owned()),
+    ];
+    let r = sb
+        .try_post(
+            "/v1_1/sandbox/video/upload",
+            &refs,
+            Some(("movie.mp4", chunk.to_vec())),
+            &headers,
+        )
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn cloudinary_destroy_removes_an_asset_once() {
+    let sb = Sandbox::new().await;
+    let (status, body) = sb
+        .cl_upload(
+            "raw",
+            &[("public_id", "docs/a.txt")],
+            ("a.txt", b"abc".to_vec()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let url = body["secure_url"].as_str().unwrap().to_owned();
+    let destroy = |signature_ok: bool| {
+        let (mut fields, _) = cl_fields(
+            &[("public_id", "docs/a.txt"), ("invalidate", "true")],
+            now(),
+            Algorithm::Sha1,
+        );
+        if !signature_ok {
+            fields.retain(|(k, _)| k != "signature");
+            fields.push(("signature".into(), "0".repeat(40)));
+        }
+        sb.client
+            .post(sb.url("/v1_1/sandbox/raw/destroy"))
+            .form(&fields)
+            .send()
+    };
+    let r = destroy(false).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = destroy(true).await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"result": "ok"}));
+    assert_eq!(sb.get(&url).await.status(), StatusCode::NOT_FOUND);
+    let r = destroy(true).await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"result": "not found"})
+    );
+    assert_eq!(sb.stored_blobs(), 0);
+}
+
+// -------------------------------------------------------------------------------------------
+// Faults and the ledger
+
+#[tokio::test]
+async fn fail_rate_one_faults_every_upload_and_the_ledger_stays_empty() {
+    let mut sb = Sandbox::with(|c| {
+        c.faults = Faults {
+            fail_rate: 1.0,
+            latency_ms: 0,
+            seed: Some(42),
+        }
+    })
+    .await;
+    let mut seen = HashSet::new();
+    let mut spent_token = None;
+    for i in 0..60 {
+        let imagekit = i % 2 == 0;
+        let token = fresh_token(&[("fileName", "a.bin")]);
+        let result = if imagekit {
+            sb.try_post(
+                "/api/v2/files/upload",
+                &[("fileName", "a.bin"), ("token", &token)],
+                Some(("a.bin", data(100_000, 9))),
+                &[],
+            )
+            .await
+        } else {
+            let (fields, _) = cl_fields(&[], now(), Algorithm::Sha1);
+            let refs = as_refs(&fields);
+            sb.try_post(
+                "/v1_1/sandbox/raw/upload",
+                &refs,
+                Some(("a.bin", data(100_000, 9))),
+                &[],
+            )
+            .await
+        };
+        let outcome = match result {
+            Err(_) => "reset",
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let retry_after = r
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                let reset = r
+                    .headers()
+                    .get("x-ratelimit-reset")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                let body: Value = r.json().await.unwrap();
+                match status {
+                    500 => "500",
+                    503 if retry_after.as_deref() == Some("1") => "503 retry-after",
+                    503 => "503",
+                    429 => {
+                        assert!(imagekit);
+                        assert_eq!(reset.as_deref(), Some("1000"));
+                        "rate limit"
+                    }
+                    420 => {
+                        assert!(!imagekit);
+                        assert!(message(&body).starts_with("Rate Limit Exceeded. Try again on "));
+                        "rate limit"
+                    }
+                    408 => "slow body",
+                    other => panic!("upload {i} was not faulted: {other} {body}"),
+                }
+            }
+        };
+        if imagekit && matches!(outcome, "500" | "503" | "503 retry-after" | "rate limit") {
+            spent_token.get_or_insert(token);
+        }
+        seen.insert(outcome);
+        if seen.len() == 6 && spent_token.is_some() {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 6, "every kind of fault appears: {seen:?}");
+    assert!(sb.ledger().is_empty());
+    assert_eq!(sb.stored_blobs(), 0);
+
+    // An answered fault came after the token was checked: it is spent, as at ImageKit.
+    sb.restart(|_| {}).await;
+    let token = spent_token.unwrap();
+    let r = sb
+        .post(
+            "/api/v2/files/upload",
+            &[("fileName", "a.bin"), ("token", &token)],
+            Some(("a.bin", data(10, 9))),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let (status, _) = sb
+        .ik_v2(&[("fileName", "a.bin")], ("a.bin", data(10, 9)))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sb.ledger().len(), 1);
+}
+
+#[tokio::test]
+async fn latency_delays_upload_responses_only() {
+    let sb = Sandbox::with(|c| c.faults.latency_ms = 300).await;
+    let started = Instant::now();
+    let (status, body) = sb
+        .ik_v2(&[("fileName", "a.txt")], ("a.txt", b"x".to_vec()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let started = Instant::now();
+    assert_eq!(
+        sb.get(body["url"].as_str().unwrap()).await.status(),
+        StatusCode::OK
+    );
+    assert!(started.elapsed() < Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn the_ledger_has_one_line_per_accepted_upload() {
+    let sb = Sandbox::new().await;
+    let uploads = (0..6).map(|i| {
+        let sb = &sb;
+        async move {
+            let bytes = data(20_000 + i, i as u8);
+            let name = format!("f{i}.bin");
+            let (status, body) = if i % 2 == 0 {
+                sb.ik_v2(
+                    &[("fileName", &name), ("folder", "/batch")],
+                    (&name, bytes.clone()),
+                )
+                .await
+            } else {
+                sb.cl_upload("raw", &[("folder", "batch")], (&name, bytes.clone()))
+                    .await
+            };
+            assert_eq!(status, StatusCode::OK, "{body}");
+            (body, sha256(&bytes))
+        }
+    });
+    let results = futures_util::future::join_all(uploads).await;
+    // A refused upload in between adds nothing.
+    let (status, _) = sb.cl_upload("image", &[], ("x.txt", b"x".to_vec())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let ledger = sb.ledger();
+    assert_eq!(ledger.len(), 6);
+    let ids: HashSet<&str> = ledger.iter().map(|l| l["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 6);
+    for (body, hash) in &results {
+        let id = body["fileId"]
+            .as_str()
+            .or(body["public_id"].as_str())
+            .unwrap();
+        let line = ledger
+            .iter()
+            .find(|l| l["id"] == id)
+            .expect("in the ledger");
+        assert_eq!(line["sha256"], *hash);
+    }
+    let tokens: Vec<&str> = ledger
+        .iter()
+        .filter_map(|l| l["token_sha256"].as_str())
+        .collect();
+    assert_eq!(tokens.len(), 3);
+    assert_eq!(
+        tokens.iter().collect::<HashSet<_>>().len(),
+        3,
+        "no token used twice"
+    );
+}
+
+// -------------------------------------------------------------------------------------------
+// `dropkey sandbox`
+
+#[tokio::test]
+async fn cli_sandbox_prints_its_address_serves_and_stops_cleanly_on_sigterm() {
+    use std::io::{BufRead as _, Read as _};
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "").unwrap();
+    let data_dir = dir.path().join("data");
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin("dropkey"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DROPKEY_") {
+            command.env_remove(key);
+        }
+    }
+    let mut child = command
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["sandbox", "--listen", "127.0.0.1:0"])
+        .env("DROPKEY_SECRET_SANDBOX", SECRET)
+        .env("DROPKEY_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let first_line = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufReader::new(stdout)
+                .read_line(&mut line)
+                .map(|_| line)
+        }),
+    )
+    .await
+    .expect("the first line comes within a minute")
+    .unwrap()
+    .unwrap();
+    let info: Value = serde_json::from_str(&first_line).expect("the first line is JSON");
+    let listen = info["listen"].as_str().unwrap();
+    assert!(
+        listen.starts_with("127.0.0.1:") && !listen.ends_with(":0"),
+        "{info}"
+    );
+    let base = format!("http://{listen}");
+    assert_eq!(info["imagekit"]["publicKey"], PUBLIC);
+    assert_eq!(
+        info["imagekit"]["urlEndpoint"],
+        format!("{base}/ik/sandbox")
+    );
+    assert_eq!(
+        info["imagekit"]["uploadUrl"],
+        format!("{base}/api/v2/files/upload")
+    );
+    assert_eq!(info["imagekit"]["apiUrl"], base);
+    assert_eq!(info["cloudinary"]["cloud_name"], sandbox::CLOUDINARY_CLOUD);
+    assert_eq!(info["cloudinary"]["api_key"], CL_KEY);
+    assert_eq!(info["cloudinary"]["api_url"], base);
+    assert_eq!(
+        PathBuf::from(info["root"].as_str().unwrap()),
+        data_dir.join("sandbox")
+    );
+
+    let upload = [("fileName", "cli.txt"), ("folder", "/uploads/chat")];
+    let token = fresh_token(&upload);
+    let form = Form::new()
+        .text("fileName", "cli.txt")
+        .text("folder", "/uploads/chat")
+        .text("token", token)
+        .part(
+            "file",
+            Part::bytes(b"from the cli test".to_vec()).file_name("cli.txt"),
+        );
+    let response = reqwest::Client::new()
+        .post(info["imagekit"]["uploadUrl"].as_str().unwrap())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    let served = reqwest::get(body["url"].as_str().unwrap()).await.unwrap();
+    assert_eq!(served.text().await.unwrap(), "from the cli test");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || child.wait()),
+    )
+    .await
+    .expect("the sandbox exits within 30 s of SIGTERM")
+    .unwrap()
+    .unwrap();
+    let logs = stderr_reader.join().unwrap();
+    assert!(status.success(), "exit {status:?}; stderr:\n{logs}");
+    assert!(logs.contains("POST /api/v2/files/upload -> 200"), "{logs}");
+    assert!(!logs.contains(SECRET), "the secret never reaches the logs");
+    let ledger = std::fs::read_to_string(info["ledger"].as_str().unwrap()).unwrap();
+    assert_eq!(ledger.lines().count(), 1);
+}
+
+#[tokio::test]
+async fn server_side_uploads_authenticate_with_the_private_key() {
+    let sb = Sandbox::new().await;
+    let url = sb.url("/api/v1/files/upload");
+    let form = || {
+        reqwest::multipart::Form::new()
+            .text("fileName", "server.txt")
+            .text("folder", "/srv")
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(b"server side".to_vec()).file_name("server.txt"),
+            )
+    };
+    let r = sb
+        .client
+        .post(&url)
+        .basic_auth("not-the-key", Some(""))
+        .multipart(form())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = sb
+        .client
+        .post(&url)
+        .basic_auth(SECRET, Some(""))
+        .multipart(form().text("token", "also-a-token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = sb
+        .client
+        .post(&url)
+        .basic_auth(SECRET, Some(""))
+        .multipart(form())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["filePath"]
+        .as_str()
+        .unwrap()
+        .starts_with("/srv/server"));
+}

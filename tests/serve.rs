@@ -1,0 +1,1273 @@
+//! Team mode over real HTTP: `dropkey serve` (in-process and as the binary) issuing credentials
+//! that the embedded sandbox accepts, refusing what its policy forbids, and an `auth = "remote"`
+//! profile uploading through it with no provider key on the client.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use dropkey::config::Config;
+use dropkey::sandbox::{self, CloudinaryAccount, ImageKitAccount, SandboxConfig, SandboxHandle};
+use dropkey::serve::{self, tokens, ServeConfig, ServeHandle};
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::{json, Value};
+
+const KEY: &str = "private_serve_test_key_3f9a";
+const PUBLIC_KEY: &str = "public_sandbox";
+const ALLOWED_ORIGIN: &str = "http://allowed.example";
+
+/// Profiles pointing at a sandbox at `base`, and the `[serve]` policy the tests exercise.
+fn config_text(base: &str, extra: &str) -> String {
+    format!(
+        r#"
+[profiles.ik]
+provider = "imagekit"
+auth = "v2"
+public_key = "{PUBLIC_KEY}"
+url_endpoint = "{base}/ik/sandbox"
+upload_url = "{base}/api/v2/files/upload"
+api_url = "{base}"
+folder = "/uploads/chat"
+tags = ["chat", "media"]
+use_unique_file_name = true
+
+[profiles.ikv1]
+provider = "imagekit"
+auth = "v1"
+public_key = "{PUBLIC_KEY}"
+url_endpoint = "{base}/ik/sandbox"
+upload_url = "{base}/api/v1/files/upload"
+api_url = "{base}"
+
+[profiles.cl]
+provider = "cloudinary"
+cloud_name = "{cloud}"
+api_key = "{api_key}"
+api_url = "{base}"
+folder = "kyc/1"
+tags = ["kyc"]
+private = true
+
+[serve]
+cors_origins = ["{ALLOWED_ORIGIN}"]
+
+[serve.tokens.web]
+profiles = ["ik"]
+folder_prefix = "/uploads/web"
+max_expire = 600
+allowed_params = ["fileName"]
+
+[serve.tokens.ops]
+may_delete = true
+
+[serve.tokens.slow]
+rate_limit_per_minute = 3
+
+[serve.tokens.boxed]
+profiles = ["ikv1"]
+folder_prefix = "/boxed"
+{extra}
+"#,
+        cloud = sandbox::CLOUDINARY_CLOUD,
+        api_key = sandbox::CLOUDINARY_API_KEY,
+    )
+}
+
+struct Rig {
+    dir: tempfile::TempDir,
+    runtime: tokio::runtime::Runtime,
+    sandbox: Option<SandboxHandle>,
+    serve: Option<ServeHandle>,
+    http: reqwest::Client,
+    /// Bearer tokens by name: alice (default policy), web, ops, slow, boxed.
+    tokens: Vec<(String, SecretString)>,
+}
+
+impl Rig {
+    fn new() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = runtime.block_on(start_sandbox(dir.path())).unwrap();
+        let text = config_text(&sandbox.base_url(), "");
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, &text).unwrap();
+        let config = Config::from_toml(&text, &config_path).unwrap();
+        let data = dir.path().join("data");
+        let tokens_file = tokens::tokens_path(&data);
+        let tokens: Vec<(String, SecretString)> = ["alice", "web", "ops", "slow", "boxed"]
+            .iter()
+            .map(|name| ((*name).to_owned(), tokens::add(&tokens_file, name).unwrap()))
+            .collect();
+        let mut serve_config =
+            ServeConfig::from_config(&config, &data, |_| Ok(SecretString::from(KEY))).unwrap();
+        serve_config.settings.listen = "127.0.0.1:0".parse().unwrap();
+        let serve = runtime.block_on(serve::start(serve_config)).unwrap();
+        Self {
+            dir,
+            runtime,
+            sandbox: Some(sandbox),
+            serve: Some(serve),
+            http: reqwest::Client::new(),
+            tokens,
+        }
+    }
+
+    fn token(&self, name: &str) -> &str {
+        self.tokens
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.expose_secret())
+            .unwrap()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.serve.as_ref().unwrap().base_url())
+    }
+
+    /// A request to the server with `token`'s bearer header (none for `None`).
+    fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.runtime.block_on(async {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let headers = response.headers().clone();
+            let text = response.text().await.unwrap();
+            let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            (status, headers, json)
+        })
+    }
+
+    fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        let (status, _, body) = self.call(reqwest::Method::GET, path, Some(token), None);
+        (status, body)
+    }
+
+    /// Uploads `bytes` as `file` with `fields` (and `token` if given) to `url`.
+    fn upload(
+        &self,
+        url: &str,
+        fields: &Value,
+        bytes: &[u8],
+        file_name: &str,
+    ) -> (StatusCode, Value) {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, value) in fields.as_object().unwrap() {
+            form = form.text(name.clone(), value.as_str().unwrap().to_owned());
+        }
+        form = form.part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(file_name.to_owned()),
+        );
+        self.runtime.block_on(async {
+            let response = self.http.post(url).multipart(form).send().await.unwrap();
+            let status = response.status();
+            (status, response.json().await.unwrap_or(Value::Null))
+        })
+    }
+
+    fn fetch(&self, url: &str) -> (StatusCode, Vec<u8>) {
+        self.runtime.block_on(async {
+            let response = self.http.get(url).send().await.unwrap();
+            (response.status(), response.bytes().await.unwrap().to_vec())
+        })
+    }
+
+    fn audit(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("data").join("serve-audit.jsonl"))
+            .unwrap_or_default()
+    }
+
+    /// Stops the server (flushing the audit log) and checks that no line of it holds a bearer
+    /// token or the private key.
+    fn stop_and_check_audit(&mut self) -> Vec<Value> {
+        if let Some(serve) = self.serve.take() {
+            self.runtime.block_on(serve.shutdown());
+        }
+        let text = self.audit();
+        for (name, token) in &self.tokens {
+            assert!(
+                !text.contains(token.expose_secret()),
+                "the audit log holds {name}'s token"
+            );
+        }
+        assert!(!text.contains(KEY), "the audit log holds the private key");
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("audit lines are JSON"))
+            .collect()
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        if let Some(serve) = self.serve.take() {
+            self.runtime.block_on(serve.shutdown());
+        }
+        if let Some(sandbox) = self.sandbox.take() {
+            self.runtime.block_on(sandbox.shutdown());
+        }
+    }
+}
+
+async fn start_sandbox(dir: &Path) -> Result<SandboxHandle, sandbox::SandboxError> {
+    sandbox::start(SandboxConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.join("sandbox"),
+        ImageKitAccount {
+            public_key: PUBLIC_KEY.into(),
+            private_key: SecretString::from(KEY),
+        },
+        CloudinaryAccount {
+            cloud_name: sandbox::CLOUDINARY_CLOUD.into(),
+            api_key: sandbox::CLOUDINARY_API_KEY.into(),
+            api_secret: SecretString::from(KEY),
+        },
+    ))
+    .await
+}
+
+fn assert_error(status: StatusCode, body: &Value, expected: u16) {
+    assert_eq!(status.as_u16(), expected, "{body}");
+    assert_eq!(body["status"], expected, "{body}");
+    assert_eq!(body["success"], false, "{body}");
+    assert!(!body["message"].as_str().unwrap_or("").is_empty(), "{body}");
+}
+
+/// Replaces one claim of a JWT's payload, keeping the original signature.
+fn tamper(token: &str, key: &str, value: &str) -> String {
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut payload: serde_json::Map<String, Value> =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    payload.insert(key.into(), json!(value));
+    let encoded = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).unwrap());
+    format!("{}.{encoded}.{}", parts[0], parts[2])
+}
+
+#[test]
+fn imagekit_tokens_are_accepted_by_the_sandbox_and_tampered_ones_are_not() {
+    let mut rig = Rig::new();
+    let alice = rig.token("alice").to_owned();
+    let photo: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
+
+    // Doc 000's endpoint: the envelope, doc 001's string payload, and the exact fields.
+    let (status, body) = rig.get(
+        "/api/media/get-upload-token?profile=ik&fileName=photo.jpg&tags=team",
+        &alice,
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], 200);
+    assert_eq!(body["success"], true);
+    let data = &body["data"];
+    assert_eq!(data["publicKey"], PUBLIC_KEY);
+    assert!(data["urlEndpoint"]
+        .as_str()
+        .unwrap()
+        .ends_with("/ik/sandbox"));
+    assert_eq!(
+        data["fields"],
+        json!({"fileName": "photo.jpg", "folder": "/uploads/chat", "tags": "team", "useUniqueFileName": "true"})
+    );
+    let token = data["token"].as_str().unwrap().to_owned();
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["exp"], data["expire"]);
+    assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() <= 3600);
+    let upload_url = data["uploadUrl"].as_str().unwrap().to_owned();
+
+    // A tampered payload (another folder, same signature) is refused...
+    let mut fields = data["fields"].clone();
+    fields["folder"] = json!("/elsewhere");
+    fields["token"] = json!(tamper(&token, "folder", "/elsewhere"));
+    let (status, answer) = rig.upload(&upload_url, &fields, &photo, "photo.jpg");
+    assert!(status.is_client_error(), "{status} {answer}");
+    // ...and so is a form that differs from what was signed.
+    let (_, body2) = rig.get(
+        "/api/media/get-upload-token?profile=ik&fileName=photo.jpg",
+        &alice,
+    );
+    let mut fields = body2["data"]["fields"].clone();
+    fields["fileName"] = json!("other.jpg");
+    fields["token"] = body2["data"]["token"].clone();
+    let (status, answer) = rig.upload(&upload_url, &fields, &photo, "photo.jpg");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+
+    // The genuine token with exactly its fields uploads; the file is where the policy says.
+    let mut fields = data["fields"].clone();
+    fields["token"] = json!(token);
+    let (status, answer) = rig.upload(&upload_url, &fields, &photo, "photo.jpg");
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(
+        answer["filePath"]
+            .as_str()
+            .unwrap()
+            .starts_with("/uploads/chat/"),
+        "{answer}"
+    );
+    assert_eq!(answer["tags"], json!(["team"]));
+    assert_eq!(rig.fetch(answer["url"].as_str().unwrap()).1, photo);
+    // One-time: the same token again is refused.
+    let (status, _) = rig.upload(&upload_url, &fields, &photo, "photo.jpg");
+    assert!(status.is_client_error());
+
+    // Tokens for identical parameters in the same second still differ (one-time tokens).
+    let (_, a) = rig.get(
+        "/api/media/get-upload-token?profile=ik&fileName=same.jpg",
+        &alice,
+    );
+    let (_, b) = rig.get(
+        "/api/media/get-upload-token?profile=ik&fileName=same.jpg",
+        &alice,
+    );
+    assert_ne!(a["data"]["token"], b["data"]["token"]);
+
+    // The web token: its folder prefix replaces the profile's folder, and `profile` may be left
+    // out since it may use only one ImageKit V2 profile.
+    let web = rig.token("web").to_owned();
+    let (status, body) = rig.get(
+        "/api/media/get-upload-token?fileName=w.png&expire=300",
+        &web,
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["fields"]["folder"], "/uploads/web");
+    let mut fields = body["data"]["fields"].clone();
+    fields["token"] = body["data"]["token"].clone();
+    let (status, answer) = rig.upload(&upload_url, &fields, &photo, "w.png");
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(answer["filePath"]
+        .as_str()
+        .unwrap()
+        .starts_with("/uploads/web/"));
+
+    // Doc 001's POST endpoint signs exactly the client's payload.
+    let payload = json!({"fileName": "post.jpg", "folder": "/uploads/chat/posts", "useUniqueFileName": "false"});
+    let (status, _, body) = rig.call(
+        reqwest::Method::POST,
+        "/api/media/upload-token",
+        Some(&alice),
+        Some(json!({"uploadPayload": {"fileName": "post.jpg", "folder": "/uploads/chat/posts"}, "expire": 400, "publicKey": PUBLIC_KEY})),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut fields = json!({"fileName": "post.jpg", "folder": "/uploads/chat/posts"});
+    fields["token"] = body["token"].clone();
+    let (status, answer) = rig.upload(&upload_url, &fields, &photo, "post.jpg");
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(answer["filePath"]
+        .as_str()
+        .unwrap()
+        .starts_with("/uploads/chat/posts/"));
+    // useUniqueFileName=false differs from the profile's policy and is not allowed to alice.
+    let (status, _, body) = rig.call(
+        reqwest::Method::POST,
+        "/api/media/upload-token",
+        Some(&alice),
+        Some(json!({"uploadPayload": payload, "expire": 400, "publicKey": PUBLIC_KEY})),
+    );
+    assert_error(status, &body, 403);
+
+    // Doc 003's V1 parameters for the auth = "v1" profile.
+    let (status, body) = rig.get("/api/media/auth?profile=ikv1", &alice);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v1_url = format!(
+        "{}/api/v1/files/upload",
+        rig.sandbox.as_ref().unwrap().base_url()
+    );
+    let fields = json!({
+        "fileName": "v1.jpg", "publicKey": PUBLIC_KEY,
+        "token": body["token"], "expire": body["expire"].to_string(), "signature": body["signature"],
+    });
+    let (status, answer) = rig.upload(&v1_url, &fields, &photo, "v1.jpg");
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let mut forged = fields.clone();
+    forged["expire"] = json!((body["expire"].as_i64().unwrap() + 1).to_string());
+    forged["token"] = json!(uuid::Uuid::new_v4().to_string());
+    let (status, _) = rig.upload(&v1_url, &forged, &photo, "v1.jpg");
+    assert!(status.is_client_error());
+
+    // The audit log: one line per authenticated request, with who and what, no secret.
+    let lines = rig.stop_and_check_audit();
+    assert!(lines.len() >= 8, "{lines:?}");
+    let first = &lines[0];
+    assert_eq!(first["who"], "alice");
+    assert_eq!(first["path"], "/api/media/get-upload-token");
+    assert_eq!(first["status"], 200);
+    assert_eq!(first["profile"], "ik");
+    assert_eq!(first["file_name"], "photo.jpg");
+    assert!(first["time"].as_str().unwrap().ends_with('Z'));
+    assert!(lines
+        .iter()
+        .any(|l| l["who"] == "web" && l["folder"] == "/uploads/web"));
+}
+
+#[test]
+fn cloudinary_signatures_links_and_deletes_work_against_the_sandbox() {
+    let mut rig = Rig::new();
+    let alice = rig.token("alice").to_owned();
+    let ops = rig.token("ops").to_owned();
+    let bytes: Vec<u8> = (0..3000u32).map(|i| (i * 13) as u8).collect();
+
+    let (status, body) = rig.get("/upload-signature?profile=cl", &alice);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let data = &body["data"];
+    // The server decides type=private from the profile, never the client.
+    assert_eq!(data["payload"]["type"], "private");
+    assert_eq!(data["payload"]["folder"], "kyc/1");
+    assert_eq!(data["cloudname"], sandbox::CLOUDINARY_CLOUD);
+    let upload_url = data["uploadUrl"].as_str().unwrap().to_owned();
+    let (status, answer) = rig.upload(&upload_url, &data["fields"], &bytes, "passport.png");
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["type"], "private");
+    let public_id = answer["public_id"].as_str().unwrap().to_owned();
+    assert!(public_id.starts_with("kyc/1/"), "{answer}");
+    let secure_url = answer["secure_url"].as_str().unwrap().to_owned();
+    // A tampered field breaks the signature.
+    let mut fields = data["fields"].clone();
+    fields["folder"] = json!("kyc/2");
+    let (status, _) = rig.upload(&upload_url, &fields, &bytes, "passport.png");
+    assert!(status.is_client_error());
+
+    // A one-minute private link to it.
+    let format = answer["format"].as_str().unwrap_or("png").to_owned();
+    let (status, body) = rig.get(
+        &format!("/download-url?profile=cl&public_id={public_id}&format={format}"),
+        &alice,
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["expiresIn"], "1 min");
+    let link = body["data"]["downloadUrl"].as_str().unwrap().to_owned();
+    let (status, got) = rig.fetch(&link);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got, bytes);
+    // Outside the folder: refused.
+    let (status, body) = rig.get(
+        "/download-url?profile=cl&public_id=kyc/2/other&format=png",
+        &alice,
+    );
+    assert_error(status, &body, 403);
+
+    // Delete needs may_delete.
+    let request = json!({"urls": [{"type": "image", "url": secure_url}]});
+    let (status, _, body) = rig.call(
+        reqwest::Method::DELETE,
+        "/delete-files?profile=cl",
+        Some(&alice),
+        Some(request.clone()),
+    );
+    assert_error(status, &body, 403);
+    let (status, _, body) = rig.call(
+        reqwest::Method::DELETE,
+        "/delete-files",
+        Some(&ops),
+        Some(request.clone()),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["results"][0]["deleted"], true);
+    assert_eq!(body["data"]["results"][0]["publicId"], public_id.as_str());
+    let (status, _) = rig.fetch(&link);
+    assert!(status.is_client_error());
+    // Again: already gone, still fine.
+    let (status, _, body) = rig.call(
+        reqwest::Method::DELETE,
+        "/delete-files",
+        Some(&ops),
+        Some(request),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["results"][0]["deleted"], false);
+
+    let lines = rig.stop_and_check_audit();
+    assert!(lines
+        .iter()
+        .any(|l| l["who"] == "ops" && l["path"] == "/delete-files" && l["status"] == 200));
+    assert!(lines
+        .iter()
+        .any(|l| l["who"] == "alice" && l["path"] == "/delete-files" && l["status"] == 403));
+}
+
+#[test]
+fn missing_and_bad_bearer_tokens_are_401() {
+    let mut rig = Rig::new();
+    for path in [
+        "/api/media/get-upload-token?fileName=a.jpg",
+        "/api/media/auth",
+        "/upload-signature",
+        "/download-url?public_id=x",
+    ] {
+        let (status, headers, body) = rig.call(reqwest::Method::GET, path, None, None);
+        assert_error(status, &body, 401);
+        assert_eq!(headers["www-authenticate"], "Bearer");
+        let (status, _, body) = rig.call(reqwest::Method::GET, path, Some("dk_not-a-token"), None);
+        assert_error(status, &body, 401);
+    }
+    // A near miss (the real token plus one character) is no token either.
+    let almost = format!("{}x", rig.token("alice"));
+    let (status, body) = rig.get("/api/media/get-upload-token?fileName=a.jpg", &almost);
+    assert_error(status, &body, 401);
+    // Another scheme.
+    let response = rig.runtime.block_on(
+        rig.http
+            .get(rig.url("/upload-signature"))
+            .basic_auth("alice", Some(rig.token("alice")))
+            .send(),
+    );
+    assert_eq!(response.unwrap().status(), StatusCode::UNAUTHORIZED);
+    // A token removed from the file stops working within about a second, without a restart.
+    let alice = rig.token("alice").to_owned();
+    let (status, _) = rig.get("/upload-signature?profile=cl", &alice);
+    assert_eq!(status, StatusCode::OK);
+    assert!(tokens::remove(&tokens::tokens_path(&rig.dir.path().join("data")), "alice").unwrap());
+    let mut refused = false;
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(100));
+        if rig.get("/upload-signature?profile=cl", &alice).0 == StatusCode::UNAUTHORIZED {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "a removed token was still accepted after 4 s");
+    let lines = rig.stop_and_check_audit();
+    assert!(lines
+        .iter()
+        .any(|l| l["who"].is_null() && l["status"] == 401));
+}
+
+#[test]
+fn policy_refusals_are_403_and_unknown_profiles_404() {
+    let rig = Rig::new();
+    let alice = rig.token("alice").to_owned();
+    let web = rig.token("web").to_owned();
+    let cases: Vec<(&str, &str, u16)> = vec![
+        // The web token may use ik only, below /uploads/web, with fileName only, 600 s at most.
+        ("/upload-signature?profile=cl", &web, 403),
+        (
+            "/api/media/get-upload-token?profile=ik&fileName=a.jpg&folder=/uploads/chat",
+            &web,
+            403,
+        ),
+        (
+            "/api/media/get-upload-token?profile=ik&fileName=a.jpg&folder=/uploads/webx",
+            &web,
+            403,
+        ),
+        (
+            "/api/media/get-upload-token?profile=ik&fileName=a.jpg&tags=x",
+            &web,
+            403,
+        ),
+        (
+            "/api/media/get-upload-token?profile=ik&fileName=a.jpg&expire=601",
+            &web,
+            403,
+        ),
+        // Not its profile.
+        ("/api/media/auth?profile=ikv1", &web, 403),
+        // Default policy: the profile's folder is the prefix, a few params, no type.
+        (
+            "/api/media/get-upload-token?profile=ik&fileName=a.jpg&folder=/elsewhere",
+            &alice,
+            403,
+        ),
+        (
+            "/api/media/get-upload-token?profile=ik&fileName=a.jpg&isPrivateFile=true",
+            &alice,
+            403,
+        ),
+        (
+            "/api/media/get-upload-token?profile=ik&fileName=a.jpg&useUniqueFileName=false",
+            &alice,
+            403,
+        ),
+        ("/upload-signature?profile=cl&type=private", &alice, 403),
+        ("/upload-signature?profile=cl&type=upload", &alice, 403),
+        ("/upload-signature?profile=cl&folder=kyc/2", &alice, 403),
+        // V1 parameters only for auth = "v1" profiles.
+        ("/api/media/auth?profile=ik", &alice, 403),
+        (
+            "/api/media/get-upload-token?profile=nope&fileName=a.jpg",
+            &alice,
+            404,
+        ),
+        ("/download-url?profile=nope&public_id=kyc/1/a", &alice, 404),
+        ("/no/such/route", &alice, 404),
+    ];
+    for (path, token, expected) in cases {
+        let (status, body) = rig.get(path, token);
+        assert_eq!(status.as_u16(), expected, "{path}: {body}");
+        assert_error(status, &body, expected);
+    }
+    // A V1 signature cannot keep a token inside its folder, so a confined token gets none.
+    let (status, body) = rig.get("/api/media/auth?profile=ikv1", rig.token("boxed"));
+    assert_error(status, &body, 403);
+    assert!(
+        body["message"].as_str().unwrap().contains("cannot enforce"),
+        "{body}"
+    );
+    // Restating the server's own values is fine.
+    let (status, body) = rig.get("/api/media/get-upload-token?profile=ik&fileName=a.jpg&useUniqueFileName=true&folder=/uploads/chat/sub", &alice);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // POST: expire over the token's maximum, a folder outside, no folder at all.
+    for (payload, expire, expected) in [
+        (
+            json!({"fileName": "a.jpg", "folder": "/uploads/web"}),
+            601,
+            403,
+        ),
+        (
+            json!({"fileName": "a.jpg", "folder": "/uploads/other"}),
+            60,
+            403,
+        ),
+        (json!({"fileName": "a.jpg"}), 60, 403),
+        (
+            json!({"fileName": "a.jpg", "folder": "/uploads/web/x"}),
+            600,
+            200,
+        ),
+    ] {
+        let (status, _, body) = rig.call(
+            reqwest::Method::POST,
+            "/api/media/upload-token",
+            Some(&web),
+            Some(json!({"uploadPayload": payload, "expire": expire, "publicKey": PUBLIC_KEY})),
+        );
+        assert_eq!(status.as_u16(), expected, "{payload} {body}");
+    }
+}
+
+#[test]
+fn the_rate_limit_answers_429_with_retry_after() {
+    let rig = Rig::new();
+    let slow = rig.token("slow").to_owned();
+    for _ in 0..3 {
+        let (status, body) = rig.get("/upload-signature?profile=cl", &slow);
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, headers, body) = rig.call(
+        reqwest::Method::GET,
+        "/upload-signature?profile=cl",
+        Some(&slow),
+        None,
+    );
+    assert_error(status, &body, 429);
+    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=20).contains(&wait), "{wait}");
+    // Other tokens have their own budget.
+    let (status, _) = rig.get("/upload-signature?profile=cl", rig.token("alice"));
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[test]
+fn malformed_requests_are_422_and_nothing_is_deleted() {
+    let rig = Rig::new();
+    let alice = rig.token("alice").to_owned();
+    let ops = rig.token("ops").to_owned();
+    let base = rig.sandbox.as_ref().unwrap().base_url();
+    let port = rig.sandbox.as_ref().unwrap().addr().port();
+    let cloud = sandbox::CLOUDINARY_CLOUD;
+    let good = format!("{base}/res/{cloud}/image/upload/v1/kyc/1/a.png");
+    let bad_urls = [
+        // http where the profile's delivery host is https (and vice versa for the sandbox).
+        (
+            "image",
+            "http://res.cloudinary.com/sandbox/image/upload/v1/kyc/1/a.png".to_owned(),
+        ),
+        (
+            "image",
+            format!("https://127.0.0.1:{port}/res/{cloud}/image/upload/v1/kyc/1/a.png"),
+        ),
+        // Another host, another port, another cloud.
+        (
+            "image",
+            format!("http://evil.example/res/{cloud}/image/upload/v1/kyc/1/a.png"),
+        ),
+        (
+            "image",
+            format!(
+                "http://127.0.0.1:{}/res/{cloud}/image/upload/v1/kyc/1/a.png",
+                port + 1
+            ),
+        ),
+        (
+            "image",
+            format!("{base}/res/othercloud/image/upload/v1/kyc/1/a.png"),
+        ),
+        // Bad types: unknown, or not the URL's.
+        ("pdf", good.clone()),
+        ("video", good.clone()),
+        (
+            "image",
+            format!("{base}/res/{cloud}/pdf/upload/v1/kyc/1/a.png"),
+        ),
+        (
+            "image",
+            format!("{base}/res/{cloud}/image/fetch/v1/kyc/1/a.png"),
+        ),
+        ("image", format!("{base}/res/{cloud}/image/upload/")),
+        ("image", "not a url".to_owned()),
+    ];
+    for (kind, url) in &bad_urls {
+        // A bad item among good ones fails the whole request before any deletion.
+        let body = json!({"urls": [{"type": "image", "url": good}, {"type": kind, "url": url}]});
+        let (status, _, answer) = rig.call(
+            reqwest::Method::DELETE,
+            "/delete-files?profile=cl",
+            Some(&ops),
+            Some(body),
+        );
+        assert_error(status, &answer, 422);
+        assert!(
+            answer["message"].as_str().unwrap().contains("urls[1]"),
+            "{url}: {answer}"
+        );
+    }
+    for body in [
+        json!({"urls": []}),
+        json!({"urls": "x"}),
+        json!({"urls": [{"type": "image"}]}),
+        json!({"urls": [{"type": "image", "url": good, "extra": 1}]}),
+        json!({"urls": [{"type": "image", "url": good}], "more": true}),
+        json!([1, 2]),
+    ] {
+        let (status, _, answer) = rig.call(
+            reqwest::Method::DELETE,
+            "/delete-files?profile=cl",
+            Some(&ops),
+            Some(body.clone()),
+        );
+        assert_error(status, &answer, 422);
+    }
+    let raw = rig.runtime.block_on(
+        rig.http
+            .delete(rig.url("/delete-files?profile=cl"))
+            .bearer_auth(&ops)
+            .body("{not json")
+            .send(),
+    );
+    assert_eq!(raw.unwrap().status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    for path in [
+        "/api/media/get-upload-token?profile=ik",
+        "/api/media/get-upload-token?profile=ik&fileName=a.jpg&fileName=b.jpg",
+        "/api/media/get-upload-token?profile=ik&fileName=a.jpg&expire=4000",
+        "/api/media/get-upload-token?profile=ik&fileName=a.jpg&expire=soon",
+        "/api/media/get-upload-token?profile=ik&fileName=a.jpg&token=x",
+        "/api/media/get-upload-token?profile=ik&fileName=a.jpg&folder=/uploads/chat/../x",
+        "/api/media/get-upload-token?profile=cl&fileName=a.jpg",
+        // Several ImageKit V2 profiles? Only ik here, so this one is fine; Cloudinary needs no
+        // name either. A bad parameter name is not.
+        "/api/media/get-upload-token?profile=ik&fileName=a.jpg&bad-name=1",
+        "/api/media/auth?profile=ikv1&expire=1",
+        "/api/media/auth?profile=ikv1&token=has%20space",
+        "/download-url?profile=cl",
+        "/download-url?profile=cl&public_id=kyc/1/../x",
+        "/download-url?profile=cl&public_id=kyc/1/a&resource_type=pdf",
+        "/download-url?profile=cl&public_id=kyc/1/a&format=p.df",
+    ] {
+        let (status, body) = rig.get(path, &alice);
+        assert_error(status, &body, 422);
+    }
+    for body in [
+        json!({"uploadPayload": {"fileName": "a.jpg", "useUniqueFileName": true}, "expire": 60, "publicKey": PUBLIC_KEY}),
+        json!({"uploadPayload": {"fileName": "a.jpg"}, "expire": 60, "publicKey": "public_other"}),
+        json!({"uploadPayload": {"fileName": "a.jpg"}, "expire": 4000, "publicKey": PUBLIC_KEY}),
+        json!({"uploadPayload": {"fileName": "a.jpg"}, "expire": "60", "publicKey": PUBLIC_KEY}),
+        json!({"uploadPayload": {"fileName": "a.jpg"}, "publicKey": PUBLIC_KEY}),
+        json!({"uploadPayload": {"fileName": "a.jpg"}, "expire": 60, "publicKey": PUBLIC_KEY, "x": 1}),
+        json!({"uploadPayload": ["a"], "expire": 60, "publicKey": PUBLIC_KEY}),
+    ] {
+        let (status, _, answer) = rig.call(
+            reqwest::Method::POST,
+            "/api/media/upload-token",
+            Some(&alice),
+            Some(body.clone()),
+        );
+        assert_error(status, &answer, 422);
+    }
+}
+
+#[test]
+fn body_and_query_size_limits_are_enforced() {
+    let rig = Rig::new();
+    let alice = rig.token("alice").to_owned();
+    // An oversized body, with a Content-Length and without one (chunked: just over the limit,
+    // then the client waits). The server answers 413 and closes; should bytes it never read
+    // still be in its socket, the close is a reset that can reach the client before the answer,
+    // so a reset is retried (a real client sees the same).
+    let huge = json!({"uploadPayload": {"fileName": "x".repeat(100 * 1024)}, "expire": 60, "publicKey": PUBLIC_KEY});
+    for chunked in [false, true] {
+        let mut answered = None;
+        for _ in 0..5 {
+            let body = if chunked {
+                let over = futures_util::stream::iter(
+                    (0..65).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 1024]))),
+                );
+                let stream = futures_util::StreamExt::chain(over, futures_util::stream::pending());
+                reqwest::Body::wrap_stream(stream)
+            } else {
+                reqwest::Body::from(huge.to_string())
+            };
+            let sent = rig.runtime.block_on(async {
+                let r = rig
+                    .http
+                    .post(rig.url("/api/media/upload-token"))
+                    .bearer_auth(&alice)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .timeout(Duration::from_secs(20))
+                    .send()
+                    .await?;
+                Ok::<_, reqwest::Error>((r.status(), r.json::<Value>().await?))
+            });
+            match sent {
+                Ok(response) => {
+                    answered = Some(response);
+                    break;
+                }
+                Err(err) => assert!(!err.is_timeout(), "no answer to an oversized body: {err}"),
+            }
+        }
+        let (status, answer) = answered.expect("an answer to an oversized body");
+        assert_error(status, &answer, 413);
+    }
+    let long = format!(
+        "/api/media/get-upload-token?profile=ik&fileName={}",
+        "a".repeat(5000)
+    );
+    let (status, body) = rig.get(&long, &alice);
+    assert_error(status, &body, 414);
+    // Wrong method: still the JSON error shape.
+    let (status, _, body) = rig.call(reqwest::Method::PUT, "/healthz", None, None);
+    assert_error(status, &body, 405);
+}
+
+#[test]
+fn cors_allows_listed_origins_only_and_public_routes_answer() {
+    let rig = Rig::new();
+    let preflight = |origin: &str| {
+        rig.runtime.block_on(async {
+            rig.http
+                .request(
+                    reqwest::Method::OPTIONS,
+                    rig.url("/api/media/get-upload-token"),
+                )
+                .header("Origin", origin)
+                .header("Access-Control-Request-Method", "GET")
+                .header("Access-Control-Request-Headers", "authorization")
+                .send()
+                .await
+                .unwrap()
+        })
+    };
+    let allowed = preflight(ALLOWED_ORIGIN);
+    assert!(allowed.status().is_success());
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        ALLOWED_ORIGIN
+    );
+    assert!(allowed.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase()
+        .contains("authorization"));
+    let denied = preflight("http://evil.example");
+    assert!(denied
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+    // The actual request from the allowed origin carries the header too, errors included.
+    let response = rig
+        .runtime
+        .block_on(
+            rig.http
+                .get(rig.url("/api/media/get-upload-token?fileName=a.jpg"))
+                .header("Origin", ALLOWED_ORIGIN)
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        ALLOWED_ORIGIN
+    );
+
+    let (status, _, body) = rig.call(reqwest::Method::GET, "/healthz", None, None);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["success"], true);
+    let (status, _, doc) = rig.call(reqwest::Method::GET, "/openapi.json", None, None);
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/api/media/get-upload-token",
+        "/api/media/upload-token",
+        "/api/media/auth",
+        "/upload-signature",
+        "/download-url",
+        "/delete-files",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The binary: `dropkey serve`, its token commands, and remote signing through it.
+
+fn dropkey(config: &Path, data: &Path) -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("dropkey"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DROPKEY_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.arg("--config").arg(config).arg("--data-dir").arg(data);
+    cmd
+}
+
+/// `dropkey serve` as a child process, stopped with SIGTERM on drop.
+struct ServeProcess {
+    child: Child,
+    addr: String,
+}
+
+impl ServeProcess {
+    fn start(config: &Path, data: &Path) -> Self {
+        let mut child = dropkey(config, data)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("DROPKEY_SECRET_IK", KEY)
+            .env("DROPKEY_SECRET_CL", KEY)
+            .env("DROPKEY_SECRET_IKV1", KEY)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let first: Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("first line `{line}`"));
+        let addr = first["listen"].as_str().unwrap().to_owned();
+        assert!(
+            addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"),
+            "{addr}"
+        );
+        Self { child, addr }
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "dropkey serve ignored SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn token_commands_print_the_token_once_and_store_only_its_hash() {
+    let env = common::Env::with_config(&config_text("http://127.0.0.1:9", ""));
+    let out = env.run(&["serve", "token", "add", "laptop"], &[]);
+    let added = common::stdout_json(&out);
+    assert_eq!(added["name"], "laptop");
+    let token = added["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("dk_") && token.len() > 40);
+    let stored = std::fs::read_to_string(env.data().join("serve-tokens.json")).unwrap();
+    assert!(!stored.contains(&token));
+    // Nothing under the config or data dir holds the token in clear.
+    for file in common::files_under(env.dir.path()) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&token),
+            "{}",
+            file.display()
+        );
+    }
+    let out = env.run(&["serve", "token", "add", "laptop"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exists already"));
+    let out = env.run(&["serve", "token", "add", "web"], &[]);
+    assert!(out.status.success());
+    let listed = common::stdout_json(&env.run(&["serve", "token", "list"], &[]));
+    assert_eq!(listed["tokens"].as_array().unwrap().len(), 2);
+    assert!(!listed.to_string().contains(&token));
+    assert_eq!(
+        listed["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "web")
+            .unwrap()["policy"],
+        "config"
+    );
+    let removed = common::stdout_json(&env.run(&["serve", "token", "remove", "laptop"], &[]));
+    assert_eq!(removed["removed"], true);
+    let removed = common::stdout_json(&env.run(&["serve", "token", "remove", "laptop"], &[]));
+    assert_eq!(removed["removed"], false);
+    let out = env.run(&["serve", "token", "add", "bad name"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn bad_serve_config_is_a_one_line_error_with_the_position() {
+    for (extra, field) in [
+        (
+            "[serve.tokens.x]\nmax_expire = 4000\n",
+            "serve.tokens.x.max_expire",
+        ),
+        (
+            "[serve.tokens.y]\nprofiles = [\"nope\"]\n",
+            "serve.tokens.y.profiles",
+        ),
+        (
+            "[serve.tokens.z]\nallowed_params = [\"type\"]\n",
+            "serve.tokens.z.allowed_params",
+        ),
+        (
+            "[serve.tokens.w]\nsurprise = 1\n",
+            "serve.tokens.w.surprise",
+        ),
+    ] {
+        let env = common::Env::with_config(&config_text("http://127.0.0.1:9", extra));
+        let out = env.run(&["serve", "token", "list"], &[]);
+        assert_eq!(out.status.code(), Some(2), "{extra}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains("config.toml:") && stderr.contains(field),
+            "{stderr}"
+        );
+    }
+    let env = common::Env::with_config("[serve]\ncors_origins = [\"https://a.example/path\"]\n");
+    let out = env.run(&["serve", "token", "list"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("serve.cors_origins"));
+    // Nothing to serve (only a remote profile, which has no key): exit 2, saying what to add.
+    let env = common::Env::new();
+    let remote_only = env.dir.path().join("remote.toml");
+    std::fs::write(
+        &remote_only,
+        "[profiles.r]\nprovider = \"imagekit\"\nauth = \"remote\"\npublic_key = \"p\"\nurl_endpoint = \"https://ik.imagekit.io/x\"\ntoken_url = \"https://t.example/api/media/get-upload-token\"\n",
+    )
+    .unwrap();
+    let out = env
+        .cmd_with_config(&remote_only, &["serve", "--listen", "127.0.0.1:0"])
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no profile to serve"));
+}
+
+#[test]
+fn a_remote_profile_uploads_through_serve_with_no_private_key_on_the_client() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = runtime.block_on(start_sandbox(dir.path())).unwrap();
+    let base = sandbox.base_url();
+
+    // The server's side: the key, the config, a bearer token for the laptop.
+    let server_dir = dir.path().join("server");
+    std::fs::create_dir_all(&server_dir).unwrap();
+    let server_config = server_dir.join("config.toml");
+    std::fs::write(&server_config, config_text(&base, "")).unwrap();
+    let server_data = server_dir.join("data");
+    let out = dropkey(&server_config, &server_data)
+        .args(["serve", "token", "add", "laptop"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bearer = serde_json::from_slice::<Value>(&out.stdout).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let serve = ServeProcess::start(&server_config, &server_data);
+
+    // The laptop: a remote profile and only the bearer token.
+    let client_dir = dir.path().join("client");
+    std::fs::create_dir_all(&client_dir).unwrap();
+    let client_config = client_dir.join("config.toml");
+    std::fs::write(
+        &client_config,
+        format!(
+            r#"
+[profiles.team]
+provider = "imagekit"
+auth = "remote"
+public_key = "{PUBLIC_KEY}"
+url_endpoint = "{base}/ik/sandbox"
+token_url = "http://{addr}/api/media/get-upload-token?profile=ik"
+"#,
+            addr = serve.addr
+        ),
+    )
+    .unwrap();
+    let client_data = client_dir.join("data");
+    let files = client_dir.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for i in 0..5u8 {
+        let p = files.join(format!("team-{i}.jpg"));
+        std::fs::write(
+            &p,
+            (0..2000u32)
+                .map(|b| (b as u8).wrapping_mul(i + 3))
+                .collect::<Vec<u8>>(),
+        )
+        .unwrap();
+        paths.push(p);
+    }
+    let out = dropkey(&client_config, &client_data)
+        .arg("upload")
+        .arg("team")
+        .args(&paths)
+        .env("DROPKEY_SECRET_TEAM", &bearer)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5);
+    for line in &lines {
+        assert_eq!(line["ok"], true, "{line}");
+        // The server's policy put it in the profile's folder with its tags.
+        assert!(
+            line["response"]["filePath"]
+                .as_str()
+                .unwrap()
+                .starts_with("/uploads/chat/"),
+            "{line}"
+        );
+        assert_eq!(line["response"]["tags"], json!(["chat", "media"]));
+        let path = PathBuf::from(line["path"].as_str().unwrap());
+        let got = runtime.block_on(async {
+            reqwest::get(line["url"].as_str().unwrap())
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+        });
+        assert_eq!(got.to_vec(), std::fs::read(&path).unwrap());
+    }
+    let ledger = std::fs::read_to_string(sandbox.ledger_path()).unwrap();
+    assert_eq!(ledger.lines().count(), 5);
+    // No provider key anywhere on the client: not in its files, not in its output.
+    for file in common::files_under(&client_dir) {
+        let bytes = std::fs::read(&file).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(KEY), "{}", file.display());
+        assert!(
+            !text.contains(&bearer),
+            "the bearer token was written to {}",
+            file.display()
+        );
+    }
+    assert!(!stdout.contains(&bearer) && !String::from_utf8_lossy(&out.stderr).contains(&bearer));
+
+    // A wrong bearer token is a permanent failure that says what to fix, and no retry storm.
+    let other = files.join("other.jpg");
+    std::fs::write(&other, b"other").unwrap();
+    let out = dropkey(&client_config, &client_data)
+        .args(["upload", "team"])
+        .arg(&other)
+        .env("DROPKEY_SECRET_TEAM", "dk_wrong")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let line: Value =
+        serde_json::from_slice(out.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(line["ok"], false);
+    assert!(
+        line["error"].as_str().unwrap().contains("bearer token"),
+        "{line}"
+    );
+    // `dropkey sign` keeps refusing a remote profile: there is no key to sign with.
+    let out = dropkey(&client_config, &client_data)
+        .args(["sign", "team"])
+        .env("DROPKEY_SECRET_TEAM", &bearer)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    // SIGTERM: graceful shutdown, exit 0, and the audit log names the laptop, never its token.
+    let status = serve.stop();
+    assert!(status.success(), "{status:?}");
+    let audit = std::fs::read_to_string(server_data.join("serve-audit.jsonl")).unwrap();
+    assert!(!audit.contains(&bearer) && !audit.contains(KEY));
+    let lines: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["who"] == "laptop" && l["status"] == 200)
+            .count(),
+        5
+    );
+    assert!(lines
+        .iter()
+        .any(|l| l["who"].is_null() && l["status"] == 401));
+    runtime.block_on(sandbox.shutdown());
+}

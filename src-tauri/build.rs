@@ -1,7 +1,37 @@
+/// Every command of `src/ipc.rs`. Declaring them makes Tauri generate an `allow-<command>`
+/// permission for each and deny every command that a capability does not grant: the UI gets
+/// only what `capabilities/default.json` lists.
+const COMMANDS: &[&str] = &[
+    "list_profiles",
+    "set_secret",
+    "delete_secret",
+    "test_connection",
+    "subscribe",
+    "queue",
+    "enqueue_files",
+    "upload_clipboard",
+    "cancel_job",
+    "retry_job",
+    "set_uploads_paused",
+    "clear_finished",
+    "history",
+    "signed_link",
+    "delete_upload",
+    "copy_last_url",
+    "list_watches",
+    "set_watch_paused",
+    "set_watching_paused",
+    "add_watch",
+    "remove_watch",
+    "app_status",
+    "get_settings",
+    "set_settings",
+    "set_launch_at_login",
+    "app_ready",
+];
+
 fn main() {
-    // Declaring the app's commands makes Tauri generate an `allow-<command>` permission for each
-    // and deny every command that a capability does not grant: the UI gets only what it uses.
-    let manifest = tauri_build::AppManifest::new().commands(&["list_profiles"]);
+    let manifest = tauri_build::AppManifest::new().commands(COMMANDS);
     if let Err(err) = tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest))
     {
         eprintln!("tauri build script failed: {err:#}");

@@ -1,12 +1,40 @@
 //! The typed IPC surface: which commands exist, and the generated TypeScript bindings
 //! (`ui/src/lib/bindings.ts`) that keep the UI and these Rust types from drifting apart.
+//! Adding a command: list it here, in `build.rs` (COMMANDS) and in `capabilities/default.json`.
 
 use tauri_specta::{collect_commands, Builder};
 
-use crate::commands;
+use crate::commands::{app, history, profiles, uploads, watches};
 
 pub fn builder() -> Builder<tauri::Wry> {
-    Builder::<tauri::Wry>::new().commands(collect_commands![commands::list_profiles])
+    Builder::<tauri::Wry>::new().commands(collect_commands![
+        profiles::list_profiles,
+        profiles::set_secret,
+        profiles::delete_secret,
+        profiles::test_connection,
+        uploads::subscribe,
+        uploads::queue,
+        uploads::enqueue_files,
+        uploads::upload_clipboard,
+        uploads::cancel_job,
+        uploads::retry_job,
+        uploads::set_uploads_paused,
+        uploads::clear_finished,
+        history::history,
+        history::signed_link,
+        history::delete_upload,
+        history::copy_last_url,
+        watches::list_watches,
+        watches::set_watch_paused,
+        watches::set_watching_paused,
+        watches::add_watch,
+        watches::remove_watch,
+        app::app_status,
+        app::get_settings,
+        app::set_settings,
+        app::set_launch_at_login,
+        app::app_ready,
+    ])
 }
 
 #[cfg(test)]
@@ -40,5 +68,33 @@ mod tests {
             expected == actual,
             "ui/src/lib/bindings.ts is stale: run `make bindings` and commit the result"
         );
+    }
+
+    /// Every command is declared for the ACL (build.rs) and granted to the window, and the
+    /// window is granted nothing else of Dropkey's.
+    #[test]
+    fn every_command_is_declared_and_granted() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let build = std::fs::read_to_string(dir.join("build.rs")).unwrap();
+        let caps = std::fs::read_to_string(dir.join("capabilities/default.json")).unwrap();
+        let ipc = std::fs::read_to_string(dir.join("src/ipc.rs")).unwrap();
+        let listed: Vec<&str> = ipc
+            .lines()
+            .filter_map(|l| l.trim().strip_suffix(','))
+            .filter_map(|l| l.split_once("::").map(|(_, name)| name))
+            .filter(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .collect();
+        assert!(listed.len() >= 20, "{listed:?}");
+        for name in &listed {
+            assert!(
+                build.contains(&format!("\"{name}\"")),
+                "{name} is not in build.rs"
+            );
+            let grant = format!("\"allow-{}\"", name.replace('_', "-"));
+            assert!(
+                caps.contains(&grant),
+                "{name} is not granted in capabilities/default.json"
+            );
+        }
     }
 }

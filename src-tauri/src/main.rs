@@ -1,25 +1,144 @@
 //! The Dropkey desktop app: a thin Tauri shell. Every capability lives in the `dropkey` core;
-//! this crate only adapts it to commands ([`commands`]), their errors ([`error`]) and the
-//! window. The UI's TypeScript types are generated from these Rust types ([`ipc`]).
+//! this crate adapts it to the window and the desktop.
+//!
+//! # Layout
+//! - [`core`]: what the app holds while it runs (config, secrets, engine, watchers, the local
+//!   sandbox) and the operations the commands and the tray share.
+//! - [`commands`]: the `#[tauri::command]` functions, by concern; [`ipc`] lists them and
+//!   generates the UI's TypeScript types; [`models`] holds every type that crosses IPC.
+//! - [`events`]: engine events, batched, to the window's `Channel`; notifications per batch.
+//! - [`tray`] and [`actions`]: the tray menu and the actions it shares with the window.
+//! - [`prefs`]: the app's own preferences; [`error`]: `AppError { kind, message }`.
 
 // No console window on Windows release builds.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod actions;
 mod commands;
+mod core;
 mod error;
+mod events;
 mod ipc;
+mod models;
+mod prefs;
+mod tray;
+
+#[cfg(test)]
+mod leak_tests;
+
+use tauri::{DragDropEvent, Manager, RunEvent, WindowEvent};
+
+use crate::core::{lock, AppState};
+use crate::events::UiChannel;
+use crate::models::{DragState, UiEvent};
 
 fn main() {
+    let _ = commands::app::STARTED.set(std::time::Instant::now());
+    init_logging();
     let ipc = ipc::builder();
-    let result = tauri::Builder::default()
+    let app = tauri::Builder::default()
+        // First: a second launch hands its files to this one and exits.
+        .plugin(tauri_plugin_single_instance::init(|app, argv, cwd| {
+            actions::show_window(app);
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move {
+                actions::open_files(&app, argv, cwd.into()).await;
+            });
+        }))
+        .plugin(tauri_plugin_window_state::Builder::default().build())
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_clipboard_manager::init())
+        .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            None,
+        ))
+        .manage(AppState::default())
+        .manage(UiChannel::default())
         .invoke_handler(ipc.invoke_handler())
         .setup(move |app| {
             ipc.mount_events(app);
+            setup(app.handle());
             Ok(())
         })
-        .run(tauri::generate_context!());
-    if let Err(err) = result {
-        eprintln!("error: Dropkey could not start its window: {err}");
-        std::process::exit(1);
+        .on_window_event(on_window_event)
+        .build(tauri::generate_context!());
+    let app = match app {
+        Ok(app) => app,
+        Err(err) => {
+            eprintln!("error: Dropkey could not start its window: {err}");
+            std::process::exit(1);
+        }
+    };
+    app.run(|app, event| {
+        if let RunEvent::Exit = event {
+            // In-flight uploads go back to the queue; the next start resumes them.
+            if let Some(core) = app.state::<AppState>().ready() {
+                tauri::async_runtime::block_on(async {
+                    let _ =
+                        tokio::time::timeout(std::time::Duration::from_secs(3), core.shutdown())
+                            .await;
+                });
+            }
+        }
+    });
+}
+
+/// Wiring only: start the core in the background, then the event forwarder and the tray.
+fn setup(app: &tauri::AppHandle) {
+    if let Err(err) = tray::create(app) {
+        // No tray (e.g. no StatusNotifier host): the window still works.
+        tracing::warn!("no tray icon: {err}");
     }
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        match app.state::<AppState>().core().await {
+            Ok(core) => {
+                tray::refresh_menu(&app);
+                let args: Vec<String> = std::env::args().collect();
+                let cwd = std::env::current_dir().unwrap_or_default();
+                actions::open_files(&app, args, cwd).await;
+                events::forward(app, core).await;
+            }
+            Err(err) => tracing::error!("Dropkey could not start: {}", err.message),
+        }
+    });
+}
+
+fn on_window_event(window: &tauri::Window, event: &WindowEvent) {
+    let app = window.app_handle();
+    match event {
+        WindowEvent::CloseRequested { api, .. } => {
+            let to_tray = app
+                .state::<AppState>()
+                .ready()
+                .is_none_or(|core| lock(&core.prefs).close_to_tray);
+            if to_tray && app.tray_by_id("dropkey").is_some() {
+                api.prevent_close();
+                let _ = window.hide();
+                tray::refresh_menu(app);
+            }
+        }
+        WindowEvent::DragDrop(drag) => {
+            let (state, paths) = match drag {
+                DragDropEvent::Enter { paths, .. } => (DragState::Enter, paths.clone()),
+                DragDropEvent::Drop { paths, .. } => (DragState::Drop, paths.clone()),
+                DragDropEvent::Leave => (DragState::Leave, Vec::new()),
+                _ => return,
+            };
+            let paths = paths.iter().map(|p| p.display().to_string()).collect();
+            events::send(app, vec![UiEvent::Drag { state, paths }]);
+        }
+        _ => {}
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("DROPKEY_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

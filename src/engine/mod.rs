@@ -253,13 +253,19 @@ impl Engine {
         Ok(lock(&self.shared.store).get(id)?)
     }
 
-    /// Jobs not yet in a final state (queued, running or paused).
+    /// Jobs queued or interrupted (not the ones the user paused).
     pub fn unfinished(&self) -> Result<Vec<JobId>, EngineError> {
         Ok(lock(&self.shared.store).unfinished()?)
     }
 
     pub fn history(&self, limit: usize, since: Option<i64>) -> Result<Vec<JobRecord>, EngineError> {
         Ok(lock(&self.shared.store).history(limit, since)?)
+    }
+
+    /// Drops the cached secret of `profile`, so the next upload reads the one just stored or
+    /// removed in the keychain.
+    pub fn forget_secret(&self, profile: &str) {
+        lock(&self.shared.secret_cache).remove(profile);
     }
 
     pub fn cancel(&self, id: JobId) -> Result<(), EngineError> {

@@ -14,7 +14,7 @@ use super::clock::SkewClock;
 use super::job::Uploaded;
 use super::retry::{classify_status, classify_transport, Failure};
 use super::store::JobRecord;
-use crate::config::{Cloudinary, ImageKit, ImageKitAuth, Profile, Provider};
+use crate::config::{Cloudinary, ImageKit, ImageKitAuth, Profile, Provider, MIN_CHUNK};
 use crate::sign::{cloudinary, imagekit, Params};
 
 /// How bodies are read and when Cloudinary uploads go in chunks.
@@ -27,14 +27,14 @@ pub struct Transfer {
     pub chunk_size: u64,
 }
 
-use crate::config::MIN_CHUNK;
-
 impl Default for Transfer {
     fn default() -> Self {
+        let upload = crate::config::UploadSettings::default();
         Self {
+            // 1 MiB frames: the size measured fastest here (shared/tech-notes.md).
             frame: 1024 * 1024,
-            chunk_threshold: 20 * 1024 * 1024,
-            chunk_size: 20 * 1024 * 1024,
+            chunk_threshold: upload.chunk_threshold,
+            chunk_size: upload.chunk_size,
         }
     }
 }

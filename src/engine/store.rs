@@ -394,10 +394,11 @@ impl Store {
             .ok_or(StoreError::NoSuchJob(id))
     }
 
-    /// Jobs not in a final state, oldest first.
+    /// Jobs waiting for a worker or interrupted mid-upload, oldest first. Jobs the user paused
+    /// are not among them: nothing will run them until they are resumed.
     pub fn unfinished(&self) -> Result<Vec<JobId>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id FROM jobs WHERE state IN ('queued', 'running', 'paused') ORDER BY id",
+            "SELECT id FROM jobs WHERE state IN ('queued', 'running') ORDER BY id",
         )?;
         let ids = stmt
             .query_map([], |r| r.get::<_, i64>(0).map(JobId))?

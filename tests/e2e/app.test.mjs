@@ -9,16 +9,35 @@
 //     echo -n ci | gnome-keyring-daemon --unlock --components=secrets >/dev/null
 //     node --test tests/e2e/'
 //
+// What it covers: the profiles and where their keys come from; files queued through the
+// window's paste handler and through the clipboard command, uploaded to the local sandbox the app
+// starts in-process, and listed in History with links whose bytes match; a key set in Settings
+// landing in the keychain with only "set" in the page; a configured watched folder uploading a
+// new file; the tray's actions (pause/resume watching, upload the clipboard, copy the last URL)
+// through the commands the tray menu shares with the window.
+//
+// Files are queued the way the drop zone queues them (`enqueue_files` through `api.ts`): a
+// native drag and drop cannot be synthesised through WebDriver (Tauri takes the drop from GTK
+// before the page sees it), so the test pastes the paths instead: a `paste` event dispatched to
+// the page runs the window's real paste handler, which calls the same function the drop zone
+// does. The clipboard test uses the real X clipboard: a path written with the clipboard
+// plugin's `write_text` (what History's "Copy" calls), then the "Paste clipboard" button (the
+// tray's "Upload clipboard"), whose Rust side reads it back; "Copy last URL" is checked by
+// pasting (Ctrl+V) into a text field.
+//
 // Environment:
 //   DROPKEY_APP              app binary (default: <repo>/target/debug/dropkey-app)
+//   DROPKEY_BIN              CLI binary for `key status` (default: <repo>/target/debug/dropkey)
 //   TAURI_DRIVER             tauri-driver binary (default: on PATH, else ~/.cargo/bin/tauri-driver)
-//   DROPKEY_E2E_SCREENSHOT   if set, a PNG of the window is saved there
+//   DROPKEY_E2E_SCREENSHOTS  if set, PNGs of the main screens are saved in that directory
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { accessSync, constants, existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
+import zlib from "node:zlib";
 import { homedir, tmpdir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -28,9 +47,54 @@ import { remote } from "webdriverio";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const APP = resolve(process.env.DROPKEY_APP ?? join(REPO, "target/debug/dropkey-app"));
+const CLI = resolve(process.env.DROPKEY_BIN ?? join(REPO, "target/debug/dropkey"));
 const SECRET = "shhh-e2e-secret-value";
+/** Typed into Settings for profile `ik`; must reach the keychain and nothing else. */
+const TYPED_SECRET = `private_e2e_${randomBytes(9).toString("hex")}`;
+const SHOTS = process.env.DROPKEY_E2E_SCREENSHOTS;
 
-const CONFIG = `[profiles.ik]
+/** A `size`x`size` PNG with a diagonal two-colour gradient (a real image for History). */
+function makePng(size, [r1, g1, b1], [r2, g2, b2]) {
+  const rows = [];
+  for (let y = 0; y < size; y += 1) {
+    const row = Buffer.alloc(1 + size * 3);
+    for (let x = 0; x < size; x += 1) {
+      const t = (x + y) / (2 * size - 2);
+      row[1 + x * 3] = Math.round(r1 + (r2 - r1) * t);
+      row[2 + x * 3] = Math.round(g1 + (g2 - g1) * t);
+      row[3 + x * 3] = Math.round(b1 + (b2 - b1) * t);
+    }
+    rows.push(row);
+  }
+  const chunk = (type, data) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(data.length, 0);
+    head.write(type, 4, "ascii");
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(Buffer.concat([head.subarray(4), data])), 0);
+    return Buffer.concat([head, data, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(size, 0);
+  ihdr.writeUInt32BE(size, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // RGB
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", zlib.deflateSync(Buffer.concat(rows))),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
+
+const config = (port, watched) => `[sandbox]
+listen = "127.0.0.1:${port}"
+
+[[watch]]
+path = "${watched}"
+profile = "sandbox"
+
+[profiles.ik]
 provider = "imagekit"
 auth = "v2"
 public_key = "public_e2e"
@@ -133,7 +197,26 @@ function appEnv(tmp) {
     DROPKEY_CONFIG: join(tmp, "config.toml"),
     DROPKEY_DATA_DIR: join(tmp, "data"),
     DROPKEY_SECRET_CL: SECRET,
+    ...(process.env.DROPKEY_LOG ? { DROPKEY_LOG: process.env.DROPKEY_LOG } : {}),
+    // Window state and autostart files stay in the test's directory.
+    XDG_CONFIG_HOME: join(tmp, "xdg-config"),
   };
+}
+
+/** Waits for `check` to return something truthy (retrying on errors), or fails with `what`. */
+async function eventually(check, what, timeoutMs = UI_TIMEOUT_MS) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out: ${what}${last ? ` (${last.message})` : ""}`);
 }
 
 // The UI's order (ui/src/lib/profiles.ts `sortProfiles`): default first, then by name.
@@ -161,8 +244,10 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
       `app binary not found: ${APP} (build it with the custom-protocol feature or set DROPKEY_APP)`,
     );
     tmp = await mkdtemp(join(tmpdir(), "dropkey-e2e-"));
-    await writeFile(join(tmp, "config.toml"), CONFIG);
+    await mkdir(join(tmp, "watched"));
+    await mkdir(join(tmp, "in"));
     await mkdir(join(tmp, "data"));
+    await writeFile(join(tmp, "config.toml"), config(await freePort(), join(tmp, "watched")));
 
     const port = await freePort();
     let nativePort = await freePort();
@@ -207,7 +292,68 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
     }
   });
 
+  /** Clicks a sidebar entry and waits for its screen. */
+  async function go(screen) {
+    await browser.$(`[data-testid="nav-${screen}"]`).click();
+    await browser.waitUntil(
+      async () => (await browser.$(`[data-testid="nav-${screen}"]`).getAttribute("aria-current")) === "page",
+      { timeout: UI_TIMEOUT_MS, timeoutMsg: `screen ${screen} not shown` },
+    );
+  }
+
+  async function shot(name) {
+    if (!SHOTS) return;
+    await mkdir(SHOTS, { recursive: true });
+    // No toasts over the screen, the queue scrolled to its newest files.
+    await browser.execute(() => {
+      for (const close of document.querySelectorAll('[data-testid="toast"] button')) close.click();
+      const list = document.querySelector('[data-testid="queue-list"]');
+      if (list) list.scrollTop = list.scrollHeight;
+    });
+    // The DOM can be ahead of the last paint (seen on a cold start): let two frames pass.
+    await browser.executeAsync((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
+    await browser.saveScreenshot(join(resolve(SHOTS), `${name}.png`));
+  }
+
+  /** The window's paste handler, given `text` as a paste would (see the header). */
+  async function pastePaths(paths) {
+    await browser.execute((text) => {
+      const data = new DataTransfer();
+      data.setData("text/plain", text);
+      document.body.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true }));
+    }, paths.join("\n"));
+  }
+
+  async function historyItems() {
+    const items = [];
+    for (const item of await browser.$$('[data-testid="history-item"]')) {
+      items.push({ name: await item.getAttribute("data-name"), url: await item.getAttribute("data-url") });
+    }
+    return items;
+  }
+
+  async function pageHasNoSecret() {
+    const source = await browser.getPageSource();
+    for (const secret of [SECRET, TYPED_SECRET]) {
+      assert.ok(!source.includes(secret), "the page source contains a secret");
+    }
+  }
+
+  /** Uploads by the window's state, read from the rows (the list is virtualised: few rows). */
+  async function queueStates() {
+    const states = {};
+    for (const row of await browser.$$('[data-testid="queue-item"]')) {
+      states[await row.getAttribute("data-name")] = await row.getAttribute("data-state");
+    }
+    return states;
+  }
+
   it("lists the configured profiles with where their keys come from", async () => {
+    await browser.waitUntil(async () => browser.$('[data-testid="nav-settings"]').isExisting(), {
+      timeout: UI_TIMEOUT_MS,
+      timeoutMsg: `the window did not render\n${driverLog}`,
+    });
+    await go("settings");
     // Either the list or an error shows up; an error fails with its message.
     await browser.waitUntil(
       async () =>
@@ -231,27 +377,206 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
     const names = profiles.map((p) => p.name);
     const byProfile = Object.fromEntries(profiles.map((p) => [p.name, p]));
 
-    // Exactly the config's profiles, plus the built-in sandbox if the app has one.
+    // Exactly the config's profiles, plus the built-in sandbox.
     assert.equal(new Set(names).size, names.length, `duplicate profiles: ${names}`);
     assert.deepEqual(names.filter((n) => n !== "sandbox").sort(), ["cl", "ik"]);
-    if (byProfile.sandbox) assert.ok(byProfile.sandbox.isDefault, "sandbox is not the default");
+    assert.ok(byProfile.sandbox?.isDefault, "sandbox is missing or not the default");
     assert.deepEqual(names, uiOrder(profiles), "profiles are not in the UI's order");
 
     assert.equal(byProfile.cl.source, "env");
     assert.equal(byProfile.cl.badge, "Key set (env)");
     assert.equal(byProfile.ik.source, "missing");
     assert.equal(byProfile.ik.badge, "Key not set");
-
-    if (process.env.DROPKEY_E2E_SCREENSHOT) {
-      // The DOM can be ahead of the last paint (seen on a cold start): let two frames pass.
-      await browser.executeAsync((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
-      await browser.saveScreenshot(resolve(process.env.DROPKEY_E2E_SCREENSHOT));
-    }
   });
 
-  it("never puts a secret in the page", async () => {
-    const source = await browser.getPageSource();
-    assert.ok(source.includes('data-testid="profile-list"'), "the profile list is not rendered");
-    assert.ok(!source.includes(SECRET), "the page source contains the secret");
+  it("uploads pasted files to the sandbox and lists them in History with working links", async () => {
+    const files = {
+      "sunrise.png": makePng(96, [255, 153, 102], [120, 60, 200]),
+      "lagoon.png": makePng(96, [40, 200, 190], [20, 60, 160]),
+      "notes.txt": Buffer.from(`release notes ${randomBytes(8).toString("hex")}\n`),
+    };
+    const paths = [];
+    for (const [name, bytes] of Object.entries(files)) {
+      const path = join(tmp, "in", name);
+      await writeFile(path, bytes);
+      paths.push(path);
+    }
+    await go("upload");
+    await browser.$('[data-testid="dest-profile"]').waitForExist({ timeout: UI_TIMEOUT_MS });
+    assert.equal(await browser.$('[data-testid="dest-profile"]').getValue(), "sandbox");
+    // The profile's documented defaults are prefilled.
+    assert.equal(await browser.$('[data-testid="dest-folder"]').getValue(), "/uploads/chat");
+    assert.equal(await browser.$('[data-testid="dest-tags"]').getValue(), "chat, media");
+
+    await pastePaths(paths);
+    await eventually(async () => {
+      const states = await queueStates();
+      return Object.keys(files).every((name) => states[name] === "done") && states;
+    }, `the pasted files did not upload\n${driverLog}`);
+
+    await go("history");
+    const listed = await eventually(async () => {
+      const items = await historyItems();
+      return Object.keys(files).every((name) => items.some((i) => i.name === name)) && items;
+    }, "the uploads are not in History");
+    for (const [name, bytes] of Object.entries(files)) {
+      const { url } = listed.find((i) => i.name === name);
+      assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\//, `${name}: not a sandbox URL: ${url}`);
+      const response = await fetch(url);
+      assert.equal(response.status, 200, `${name}: ${url} answered ${response.status}`);
+      assert.ok(Buffer.from(await response.arrayBuffer()).equals(bytes), `${name}: the bytes at ${url} differ`);
+    }
+    // The previews load from the sandbox under the CSP.
+    await eventually(
+      async () =>
+        browser.execute(() =>
+          [...document.querySelectorAll('[data-testid="history-item"] img')].some(
+            (img) => img.complete && img.naturalWidth > 0,
+          ),
+        ),
+      "no thumbnail loaded",
+    );
+    await pageHasNoSecret();
+  });
+
+  it("sets a key in Settings: the keychain holds it and the page shows only that it is set", async () => {
+    await go("settings");
+    const card = browser.$('[data-testid="profile-item"][data-profile="ik"]');
+    const input = card.$('[data-testid="key-input"]');
+    await input.setValue(TYPED_SECRET);
+    await card.$('[data-testid="key-save"]').click();
+    await eventually(
+      async () => (await card.$('[data-testid="secret-status"]').getAttribute("data-source")) === "keychain",
+      "the badge does not say keychain",
+    );
+    assert.equal(await card.$('[data-testid="secret-status"]').getText(), "Key set (keychain)");
+    assert.equal(await input.getValue(), "", "the key input was not cleared");
+
+    const status = JSON.parse(
+      execFileSync(CLI, ["key", "status", "ik"], { env: appEnv(tmp), encoding: "utf8" }).trim(),
+    );
+    assert.deepEqual(status, { profile: "ik", source: "keychain" });
+    try {
+      const stored = execFileSync("secret-tool", ["lookup", "service", "dropkey", "username", "ik"], {
+        encoding: "utf8",
+      });
+      assert.equal(stored, TYPED_SECRET, "the keychain holds another value");
+    } catch (err) {
+      if (err.code !== "ENOENT") throw err; // libsecret-tools not installed: `key status` above
+    }
+    await pageHasNoSecret();
+    await browser.execute(() => document.querySelector("main")?.scrollTo(0, 0));
+    await shot("settings");
+  });
+
+  it("uploads a file written into a watched folder", async () => {
+    await go("settings");
+    await eventually(
+      async () => (await browser.$('[data-testid="watch-item"]').getAttribute("data-state")) === "watching",
+      "the watched folder is not being watched",
+    );
+    const bytes = makePng(64, [250, 210, 80], [230, 90, 60]);
+    await writeFile(join(tmp, "watched", "dropped-in.png"), bytes);
+    await go("history");
+    const item = await eventually(
+      async () => (await historyItems()).find((i) => i.name === "dropped-in.png"),
+      "the watched file is not in History",
+      45_000,
+    );
+    const response = await fetch(item.url);
+    assert.ok(Buffer.from(await response.arrayBuffer()).equals(bytes), "the watched file's bytes differ");
+  });
+
+  it("runs the tray's actions: pause/resume watching, upload the clipboard, copy the last URL", async () => {
+    // Pause watching (the tray's item and this button call the same function).
+    await go("settings");
+    await browser.$('[data-testid="watching-toggle"]').click();
+    await eventually(
+      async () => (await browser.$('[data-testid="watch-item"]').getAttribute("data-state")) === "paused",
+      "watching did not pause",
+    );
+    await eventually(
+      async () => (await browser.$('[data-testid="app-status"]').getAttribute("data-activity")) === "paused",
+      "the status does not say paused",
+    );
+    await writeFile(join(tmp, "watched", "while-paused.png"), makePng(32, [10, 10, 10], [90, 90, 90]));
+    await new Promise((r) => setTimeout(r, 3_000));
+    await go("history");
+    assert.ok(!(await historyItems()).some((i) => i.name === "while-paused.png"), "uploaded while paused");
+    await go("settings");
+    await browser.$('[data-testid="watching-toggle"]').click();
+    await go("history");
+    await eventually(
+      async () => (await historyItems()).some((i) => i.name === "while-paused.png"),
+      "the file written while paused was not uploaded after resuming",
+      45_000,
+    );
+
+    // Upload the clipboard: put a path on the real clipboard, then the tray's command.
+    const clip = join(tmp, "in", "from-clipboard.png");
+    await writeFile(clip, makePng(48, [90, 200, 120], [20, 120, 90]));
+    // What the window's "Copy" does: the clipboard plugin's write_text, the one the UI is granted.
+    const written = await browser.executeAsync((text, done) => {
+      window.__TAURI_INTERNALS__
+        .invoke("plugin:clipboard-manager|write_text", { text })
+        .then(() => done(null), (err) => done(String(err)));
+    }, clip);
+    assert.equal(written, null, `write_text failed: ${written}`);
+    await go("upload");
+    await browser.$('[data-testid="paste-clipboard"]').click();
+    await eventually(
+      async () => (await queueStates())["from-clipboard.png"] === "done",
+      "the clipboard file did not upload",
+    ).catch(async (err) => {
+      if (SHOTS) await browser.saveScreenshot(join(resolve(SHOTS), "failure.png"));
+      throw new Error(`${err.message}; the window says: ${await browser.$('[data-testid="toasts"]').getText()}\n${driverLog.slice(-3000)}`);
+    });
+
+    // Copy the last URL, then paste it into a text field to read the clipboard back.
+    await browser.$('[data-testid="copy-last-url"]').click();
+    await go("history");
+    const newest = (await historyItems())[0];
+    assert.equal(newest.name, "from-clipboard.png");
+    const field = browser.$('[data-testid="history-search"]');
+    await field.clearValue();
+    await field.click();
+    await eventually(async () => {
+      await field.clearValue();
+      await browser.keys(["Control", "v"]);
+      return (await field.getValue()) === newest.url;
+    }, "the clipboard does not hold the last URL");
+    await browser.keys(["Control", "a"]);
+    await browser.keys(["Backspace"]);
+    await browser.execute(() => document.activeElement?.blur());
+    await eventually(async () => (await historyItems()).length >= 6, "History does not list every upload again");
+    await shot("history");
+    await pageHasNoSecret();
+  });
+
+  it("pauses and resumes every upload from the queue", async () => {
+    await go("upload");
+    await browser.$('[data-testid="pause-all"]').click();
+    await eventually(
+      async () => (await browser.$('[data-testid="app-status"]').getAttribute("data-activity")) === "paused",
+      "uploads did not pause",
+    );
+    const names = ["team-offsite.jpg", "product-hero.png", "invoice-2026-11.pdf", "launch-video.mp4"];
+    const paths = [];
+    for (const [i, name] of names.entries()) {
+      const path = join(tmp, "in", name);
+      await writeFile(path, randomBytes(200_000 + i * 150_000));
+      paths.push(path);
+    }
+    await pastePaths(paths);
+    await eventually(async () => {
+      const states = await queueStates();
+      return names.every((n) => states[n] === "queued");
+    }, "the files queued while paused are not shown as queued");
+    await shot("upload");
+    await browser.$('[data-testid="pause-all"]').click();
+    await eventually(async () => {
+      const states = await queueStates();
+      return names.every((n) => states[n] === "done");
+    }, "the files did not upload after resuming");
   });
 });

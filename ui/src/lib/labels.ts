@@ -65,3 +65,16 @@ export function authLabel(auth: string | null | undefined): string | null {
   if (auth == null || auth.trim() === "") return null;
   return AUTH_LABELS[auth.trim().toLowerCase()] ?? auth;
 }
+
+const WATCH_LABELS: Record<string, string> = {
+  starting: "Starting",
+  watching: "Watching",
+  paused: "Paused",
+  missing: "Missing",
+  error: "Error",
+};
+
+/** Status of a watched folder. */
+export function watchLabel(state: string): string {
+  return WATCH_LABELS[state] ?? state;
+}

@@ -39,7 +39,7 @@ describe("sortProfiles", () => {
 });
 
 function fakeApi(listProfiles: Api["listProfiles"]): Api {
-  return { listProfiles };
+  return { listProfiles } as Partial<Api> as Api;
 }
 
 describe("loadProfiles", () => {

@@ -1,0 +1,52 @@
+//! Finished uploads: list, signed links, remote delete, the last URL.
+
+use tauri::{AppHandle, State};
+
+use super::blocking;
+use crate::actions;
+use crate::core::AppState;
+use crate::error::AppError;
+use crate::models::{HistoryEntry, UiEvent};
+
+/// Finished uploads, newest first (at most 50,000).
+#[tauri::command]
+#[specta::specta]
+pub async fn history(
+    state: State<'_, AppState>,
+    limit: u32,
+) -> Result<Vec<HistoryEntry>, AppError> {
+    blocking(&state, move |core| core.history(limit)).await
+}
+
+/// A link that opens the upload for `expire_in` seconds (60 s to 7 days), private files too.
+#[tauri::command]
+#[specta::specta]
+pub async fn signed_link(
+    state: State<'_, AppState>,
+    id: u32,
+    expire_in: u32,
+) -> Result<String, AppError> {
+    state.core().await?.signed_link(id, expire_in).await
+}
+
+/// Deletes the upload at the provider; false when it was already gone there.
+#[tauri::command]
+#[specta::specta]
+pub async fn delete_upload(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    id: u32,
+) -> Result<bool, AppError> {
+    let existed = state.core().await?.delete_upload(id).await?;
+    crate::events::send(&app, vec![UiEvent::Deleted { ids: vec![id] }]);
+    crate::tray::refresh_menu(&app);
+    Ok(existed)
+}
+
+/// Copies the newest upload's URL to the clipboard (the tray's "Copy last URL") and returns
+/// it; none when nothing was uploaded yet.
+#[tauri::command]
+#[specta::specta]
+pub async fn copy_last_url(app: AppHandle) -> Result<Option<String>, AppError> {
+    actions::copy_last_url(&app).await
+}

@@ -1,0 +1,81 @@
+//! The upload queue: adding files (drop, picker, paste), progress, cancel, retry, pause.
+
+use tauri::ipc::Channel;
+use tauri::{AppHandle, State};
+
+use super::blocking;
+use crate::actions;
+use crate::core::AppState;
+use crate::error::AppError;
+use crate::events::UiChannel;
+use crate::models::{Destination, EnqueueRequest, EnqueueResult, JobView, UiEvent};
+
+/// Registers the window's channel for queue changes, progress, new uploads, watch status and
+/// tray notices (batched, at most ten messages a second).
+#[tauri::command]
+#[specta::specta]
+pub async fn subscribe(
+    channel: State<'_, UiChannel>,
+    events: Channel<Vec<UiEvent>>,
+) -> Result<(), AppError> {
+    channel.set(events);
+    Ok(())
+}
+
+/// The queue: unfinished jobs (including those resumed from an earlier run) and the ones
+/// finished since the app started.
+#[tauri::command]
+#[specta::specta]
+pub async fn queue(state: State<'_, AppState>) -> Result<Vec<JobView>, AppError> {
+    blocking(&state, |core| core.queue()).await
+}
+
+/// Queues files and folders (dropped, picked or pasted) for one destination.
+#[tauri::command]
+#[specta::specta]
+pub async fn enqueue_files(
+    state: State<'_, AppState>,
+    request: EnqueueRequest,
+) -> Result<EnqueueResult, AppError> {
+    blocking(&state, move |core| core.enqueue_files(&request, "app")).await
+}
+
+/// Uploads what the clipboard holds (files it names, or an image); the tray's action too.
+#[tauri::command]
+#[specta::specta]
+pub async fn upload_clipboard(
+    app: AppHandle,
+    destination: Destination,
+) -> Result<EnqueueResult, AppError> {
+    actions::upload_clipboard(&app, Some(destination)).await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn cancel_job(state: State<'_, AppState>, id: u32) -> Result<(), AppError> {
+    blocking(&state, move |core| core.cancel(id)).await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn retry_job(state: State<'_, AppState>, id: u32) -> Result<(), AppError> {
+    blocking(&state, move |core| core.retry(id)).await
+}
+
+/// Pauses (true) or resumes (false) every upload.
+#[tauri::command]
+#[specta::specta]
+pub async fn set_uploads_paused(state: State<'_, AppState>, paused: bool) -> Result<(), AppError> {
+    blocking(&state, move |core| {
+        core.set_uploads_paused(paused);
+        Ok(())
+    })
+    .await
+}
+
+/// Drops finished jobs from the queue view (they stay in the history).
+#[tauri::command]
+#[specta::specta]
+pub async fn clear_finished(state: State<'_, AppState>) -> Result<(), AppError> {
+    blocking(&state, |core| core.clear_finished()).await
+}

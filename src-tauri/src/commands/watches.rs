@@ -1,0 +1,54 @@
+//! Watched folders: status, pause/resume, add (for this session) and remove.
+
+use tauri::{AppHandle, State};
+
+use super::blocking;
+use crate::actions;
+use crate::core::AppState;
+use crate::error::AppError;
+use crate::models::WatchView;
+
+#[tauri::command]
+#[specta::specta]
+pub async fn list_watches(state: State<'_, AppState>) -> Result<Vec<WatchView>, AppError> {
+    blocking(&state, |core| Ok(core.watches())).await
+}
+
+/// Pauses or resumes one watched folder.
+#[tauri::command]
+#[specta::specta]
+pub async fn set_watch_paused(
+    state: State<'_, AppState>,
+    key: String,
+    paused: bool,
+) -> Result<(), AppError> {
+    blocking(&state, move |core| {
+        core.set_watch_paused(Some(&key), paused)
+    })
+    .await
+}
+
+/// Pauses or resumes every watched folder (the tray's "Pause watching").
+#[tauri::command]
+#[specta::specta]
+pub async fn set_watching_paused(app: AppHandle, paused: bool) -> Result<(), AppError> {
+    actions::set_watching_paused(&app, paused).await
+}
+
+/// Watches a folder until the app quits (it is not written to the config file).
+#[tauri::command]
+#[specta::specta]
+pub async fn add_watch(
+    state: State<'_, AppState>,
+    path: String,
+    profile: String,
+) -> Result<(), AppError> {
+    blocking(&state, move |core| core.add_watch(&path, &profile)).await
+}
+
+/// Stops a watch added in this session.
+#[tauri::command]
+#[specta::specta]
+pub async fn remove_watch(state: State<'_, AppState>, key: String) -> Result<(), AppError> {
+    state.core().await?.remove_watch(&key).await
+}

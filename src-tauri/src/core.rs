@@ -1,0 +1,923 @@
+//! What the app holds while it runs: the config, the secrets, the engine, the watchers and the
+//! local sandbox, plus the operations commands and the tray share. Nothing here knows about
+//! windows or IPC (see `commands/`, `tray.rs`, `events.rs`), so tests drive it directly.
+
+use std::collections::HashSet;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use secrecy::SecretString;
+use serde_json::Value;
+
+use dropkey::config::{Config, Paths, Profile, Provider as CoreProvider, Watch, SANDBOX_PROFILE};
+use dropkey::engine::clock::SkewClock;
+use dropkey::engine::provider::{self, RemoteFile};
+use dropkey::engine::store::JobRecord;
+use dropkey::engine::{Engine, EngineError, EngineSettings, JobId, JobState};
+use dropkey::profile::ProfileStatus;
+use dropkey::sandbox::SandboxHandle;
+use dropkey::secrets::{SecretSource as CoreSecretSource, Secrets};
+use dropkey::sign::{cloudinary, imagekit, Params};
+use dropkey::watch::Watcher;
+
+use crate::error::AppError;
+use crate::models::{
+    core_job_id, history_entry, watch_view, Activity, AppStatus, ConnectionCheck, Destination,
+    EnqueueRequest, EnqueueResult, HistoryEntry, JobView, ProfileView, Rejected, SecretSource,
+    WatchView,
+};
+use crate::prefs::Prefs;
+
+/// More paths than this in one request is a mistake (or an attack), not a batch.
+const MAX_PATHS: usize = 100_000;
+const MAX_FOLDER_LEN: usize = 1_024;
+const MAX_TAGS: usize = 100;
+const MAX_TAG_LEN: usize = 128;
+pub const MAX_HISTORY: u32 = 50_000;
+const CONNECTION_PROBE_ID: &str = "dropkey-connection-test";
+
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+struct WatchSlot {
+    watcher: Watcher,
+    session_only: bool,
+}
+
+/// The running core. One per process, in Tauri's managed state behind [`crate::AppState`].
+pub struct Core {
+    pub paths: Paths,
+    pub config: Config,
+    pub secrets: Secrets,
+    pub engine: Engine,
+    pub prefs: Mutex<Prefs>,
+    pub concurrency: u32,
+    watches: Mutex<Vec<WatchSlot>>,
+    /// Kept alive while the app runs: the built-in profile uploads to it.
+    sandbox: Mutex<Option<SandboxHandle>>,
+    http: reqwest::Client,
+    clock: SkewClock,
+    /// Jobs queued since this process started (the queue shows them until cleared).
+    session_jobs: Mutex<Vec<JobId>>,
+    /// Failures since the queue last went idle.
+    pub batch: Mutex<Batch>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Batch {
+    pub done: u32,
+    pub failed: u32,
+    /// Failures of the last finished batch, shown until the next batch starts.
+    pub last_failed: u32,
+}
+
+impl Core {
+    /// Loads the config, starts the local sandbox (for the built-in profile), the engine (which
+    /// resumes interrupted jobs) and the configured watches.
+    pub async fn start(paths: Paths) -> Result<Self, AppError> {
+        let config = {
+            let paths = paths.clone();
+            tauri::async_runtime::spawn_blocking(move || Config::load(&paths))
+                .await
+                .map_err(AppError::internal)??
+        };
+        let secrets = Secrets::new(&paths.data_dir);
+        std::fs::create_dir_all(&paths.data_dir).map_err(|err| {
+            AppError::internal(format!(
+                "cannot create the data directory {}: {err}",
+                paths.data_dir.display()
+            ))
+        })?;
+        let sandbox = dropkey::local_sandbox::ensure_for(
+            &config,
+            &secrets,
+            &paths.data_dir,
+            std::iter::once(SANDBOX_PROFILE),
+        )
+        .await?;
+        let prefs = Prefs::load(&paths.data_dir);
+        let mut settings = EngineSettings::new(&paths.data_dir, &config.upload);
+        if let Some(n) = prefs.concurrency {
+            settings.concurrency = n.clamp(1, crate::prefs::MAX_CONCURRENCY) as usize;
+        }
+        let concurrency = settings.concurrency as u32;
+        let engine = Engine::start(config.clone(), secrets.clone(), settings)?;
+        let watches: Vec<Watch> = config
+            .watches
+            .iter()
+            .filter(|w| config.profile(&w.profile).is_some())
+            .cloned()
+            .collect();
+        let slots = if watches.is_empty() {
+            Vec::new()
+        } else {
+            vec![WatchSlot {
+                watcher: Watcher::start(engine.clone(), watches),
+                session_only: false,
+            }]
+        };
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("dropkey-app/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(std::time::Duration::from_secs(15))
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(AppError::internal)?;
+        Ok(Self {
+            paths,
+            config,
+            secrets,
+            engine,
+            prefs: Mutex::new(prefs),
+            concurrency,
+            watches: Mutex::new(slots),
+            sandbox: Mutex::new(sandbox),
+            http,
+            clock: SkewClock::default(),
+            session_jobs: Mutex::new(Vec::new()),
+            batch: Mutex::new(Batch::default()),
+        })
+    }
+
+    /// Stops watching, sends in-flight uploads back to the queue and stops the sandbox.
+    pub async fn shutdown(&self) {
+        let slots: Vec<WatchSlot> = lock(&self.watches).drain(..).collect();
+        for slot in slots {
+            slot.watcher.shutdown().await;
+        }
+        self.engine.shutdown().await;
+        let sandbox = lock(&self.sandbox).take();
+        if let Some(sandbox) = sandbox {
+            sandbox.shutdown().await;
+        }
+    }
+
+    pub fn profile(&self, name: &str) -> Result<&Profile, AppError> {
+        self.config.profile(name).ok_or_else(|| {
+            AppError::input(format!(
+                "unknown profile `{name}`: configured profiles are {}",
+                self.config
+                    .profiles
+                    .keys()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    }
+
+    /// The profile files go to when nothing says otherwise (a second launch, the tray).
+    pub fn default_profile(&self) -> Result<&Profile, AppError> {
+        let last = lock(&self.prefs).last_profile.clone();
+        last.and_then(|name| self.config.profile(&name))
+            .or_else(|| self.config.profiles.values().find(|p| p.builtin))
+            .or_else(|| self.config.profiles.values().next())
+            .ok_or_else(|| AppError::input("no profile is configured"))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Profiles and secrets (blocking: keychain calls go over D-Bus)
+
+    pub fn list_profiles(&self) -> Vec<ProfileView> {
+        let mut views: Vec<ProfileView> = self
+            .config
+            .profiles
+            .values()
+            .map(|profile| match self.secrets.status(profile) {
+                Ok(source) => ProfileStatus::new(profile, source).into(),
+                // One unreadable keychain entry must not hide the other profiles.
+                Err(err) => ProfileView {
+                    secret: SecretSource::Unavailable,
+                    secret_problem: Some(err.to_string()),
+                    ..ProfileStatus::new(profile, CoreSecretSource::Missing).into()
+                },
+            })
+            .collect();
+        views.sort_by_key(|v| (!v.is_default, v.name.clone()));
+        views
+    }
+
+    /// Stores `secret` for `profile` in the keychain and says where the key now comes from.
+    pub fn set_secret(
+        &self,
+        profile: &str,
+        secret: SecretString,
+    ) -> Result<SecretSource, AppError> {
+        let profile = self.profile(profile)?;
+        if profile.builtin {
+            return Err(AppError::input(
+                "the sandbox profile's key is generated by Dropkey and guards only the local sandbox; it cannot be replaced",
+            ));
+        }
+        {
+            use secrecy::ExposeSecret as _;
+            let text = secret.expose_secret();
+            if text.trim().is_empty() {
+                return Err(AppError::input("the key is empty: paste the private key"));
+            }
+            if text.len() > 4_096 || text.chars().any(char::is_control) {
+                return Err(AppError::input(
+                    "that does not look like a private key (over 4096 characters, or with line breaks or control characters)",
+                ));
+            }
+        }
+        self.secrets.set(profile, &secret)?;
+        self.engine.forget_secret(&profile.name);
+        Ok(self.secrets.status(profile)?.into())
+    }
+
+    pub fn delete_secret(&self, profile: &str) -> Result<bool, AppError> {
+        let profile = self.profile(profile)?;
+        if profile.builtin {
+            return Err(AppError::input(
+                "the sandbox profile's key is managed by Dropkey; there is nothing to remove",
+            ));
+        }
+        let deleted = self.secrets.delete(profile)?;
+        self.engine.forget_secret(&profile.name);
+        Ok(deleted)
+    }
+
+    /// Asks the provider for a file that does not exist: a "not found" proves the address and
+    /// the key; a refusal says what is wrong.
+    pub async fn test_connection(&self, name: &str) -> Result<ConnectionCheck, AppError> {
+        let profile = self.profile(name)?.clone();
+        if let CoreProvider::ImageKit(ik) = &profile.provider {
+            if ik.auth == dropkey::config::ImageKitAuth::Remote {
+                return Ok(ConnectionCheck {
+                    ok: false,
+                    message:
+                        "this profile gets its tokens from a token server; upload a file to test it"
+                            .into(),
+                });
+            }
+        }
+        let secrets = self.secrets.clone();
+        let lookup = profile.clone();
+        let secret = tauri::async_runtime::spawn_blocking(move || secrets.get(&lookup))
+            .await
+            .map_err(AppError::internal)?;
+        let (secret, _) = match secret {
+            Ok(found) => found,
+            Err(err) => {
+                return Ok(ConnectionCheck {
+                    ok: false,
+                    message: err.to_string(),
+                })
+            }
+        };
+        let checked = provider::details(
+            &self.http,
+            &profile,
+            &secret,
+            CONNECTION_PROBE_ID,
+            "image",
+            "upload",
+        )
+        .await;
+        Ok(match checked {
+            Ok(RemoteFile::Missing | RemoteFile::Present { .. }) => ConnectionCheck {
+                ok: true,
+                message: format!("Connected: {} accepted the key", profile.provider_name()),
+            },
+            Err(failure) => ConnectionCheck {
+                ok: false,
+                message: failure.reason().to_string(),
+            },
+        })
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Uploads
+
+    /// Checks and queues files (folders are walked). Blocking: reads file metadata.
+    pub fn enqueue_files(
+        &self,
+        request: &EnqueueRequest,
+        source: &str,
+    ) -> Result<EnqueueResult, AppError> {
+        let profile = self.profile(&request.destination.profile)?;
+        let overrides = destination_overrides(&request.destination)?;
+        if request.paths.is_empty() {
+            return Err(AppError::input("no files given"));
+        }
+        if request.paths.len() > MAX_PATHS {
+            return Err(AppError::input(format!(
+                "{} paths at once is more than the {MAX_PATHS} Dropkey accepts: send them in parts",
+                request.paths.len()
+            )));
+        }
+        let mut rejected = Vec::new();
+        let mut files: Vec<(PathBuf, Option<String>)> = Vec::new();
+        let mut seen = HashSet::new();
+        for raw in &request.paths {
+            let path = PathBuf::from(raw);
+            if !path.is_absolute() || raw.chars().any(|c| c == '\0') {
+                rejected.push(Rejected {
+                    path: raw.clone(),
+                    reason: "not an absolute path".into(),
+                });
+                continue;
+            }
+            if path.is_dir() {
+                let base = request
+                    .keep_structure
+                    .then(|| path.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .flatten();
+                let mut found = Vec::new();
+                walk(&path, &mut found, MAX_PATHS);
+                if found.is_empty() {
+                    rejected.push(Rejected {
+                        path: raw.clone(),
+                        reason: "the folder has no files".into(),
+                    });
+                }
+                for file in found {
+                    let sub = base.as_ref().map(|base| {
+                        let rel_dir = file
+                            .parent()
+                            .and_then(|p| p.strip_prefix(&path).ok())
+                            .map(|p| p.to_string_lossy().replace('\\', "/"))
+                            .unwrap_or_default();
+                        if rel_dir.is_empty() {
+                            base.clone()
+                        } else {
+                            format!("{base}/{rel_dir}")
+                        }
+                    });
+                    if seen.insert(file.clone()) {
+                        files.push((file, sub));
+                    }
+                }
+            } else if seen.insert(path.clone()) {
+                files.push((path, None));
+            }
+            if files.len() > MAX_PATHS {
+                return Err(AppError::input(format!(
+                    "more than {MAX_PATHS} files: send them in parts"
+                )));
+            }
+        }
+        // Where this batch goes: the window's folder (empty = the root), else the profile's.
+        let base_folder = match &request.destination.folder {
+            Some(folder) => Some(folder.trim().to_owned()).filter(|f| !f.is_empty()),
+            None => profile.folder.clone(),
+        };
+        let mut jobs = Vec::with_capacity(files.len());
+        for (path, sub) in files {
+            let mut these = overrides.clone();
+            let to_root = sub.is_none() && base_folder.is_none();
+            if let Some(sub) = sub {
+                let folder = match base_folder.as_deref() {
+                    Some(base) if !base.trim_matches('/').is_empty() => {
+                        format!("{}/{sub}", base.trim_end_matches('/'))
+                    }
+                    _ => format!("/{sub}"),
+                };
+                these.insert("folder".into(), folder);
+            }
+            match self.engine.prepare(profile, &path, &these, source) {
+                Ok(mut job) => {
+                    // A batch that cleared the folder or the tags drops the profile's defaults.
+                    if to_root {
+                        job.params.remove("folder");
+                    }
+                    if request.destination.tags.as_ref().is_some_and(Vec::is_empty) {
+                        job.params.remove("tags");
+                    }
+                    jobs.push(job);
+                }
+                Err(EngineError::Param(err)) => return Err(err.into()),
+                Err(err) => rejected.push(Rejected {
+                    path: path.display().to_string(),
+                    reason: match err {
+                        EngineError::PreCheck { why, .. } => why,
+                        other => other.to_string(),
+                    },
+                }),
+            }
+        }
+        let ids = if jobs.is_empty() {
+            Vec::new()
+        } else {
+            self.engine.enqueue(&jobs)?
+        };
+        lock(&self.session_jobs).extend(ids.iter().copied());
+        if source == "app" {
+            let mut prefs = lock(&self.prefs);
+            if prefs.last_profile.as_deref() != Some(profile.name.as_str()) {
+                prefs.last_profile = Some(profile.name.clone());
+                if let Err(err) = prefs.save(&self.paths.data_dir) {
+                    tracing::warn!("cannot save the app preferences: {err}");
+                }
+            }
+        }
+        Ok(EnqueueResult {
+            queued: u32::try_from(ids.len()).unwrap_or(u32::MAX),
+            rejected,
+        })
+    }
+
+    /// Every job not finished, and those finished since this process started.
+    pub fn queue(&self) -> Result<Vec<JobView>, AppError> {
+        let mut ids = self.engine.unfinished()?;
+        let known: HashSet<JobId> = ids.iter().copied().collect();
+        ids.extend(
+            lock(&self.session_jobs)
+                .iter()
+                .filter(|id| !known.contains(id)),
+        );
+        ids.sort();
+        let mut jobs = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Ok(record) = self.engine.job(id) {
+                jobs.push(JobView::from(&record));
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// Forgets finished jobs in the queue view (their history stays).
+    pub fn clear_finished(&self) -> Result<(), AppError> {
+        let finished: HashSet<JobId> = lock(&self.session_jobs)
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.engine
+                    .job(*id)
+                    .map(|r| r.state.is_terminal())
+                    .unwrap_or(true)
+            })
+            .collect();
+        lock(&self.session_jobs).retain(|id| !finished.contains(id));
+        Ok(())
+    }
+
+    pub fn job_record(&self, id: u32) -> Result<JobRecord, AppError> {
+        let id = core_job_id(id)?;
+        self.engine
+            .job(id)
+            .map_err(|_| AppError::not_found(format!("there is no upload {id}")))
+    }
+
+    pub fn cancel(&self, id: u32) -> Result<(), AppError> {
+        let record = self.job_record(id)?;
+        Ok(self.engine.cancel(record.id)?)
+    }
+
+    pub fn retry(&self, id: u32) -> Result<(), AppError> {
+        let record = self.job_record(id)?;
+        if !matches!(
+            record.state,
+            JobState::Failed | JobState::NeedsAttention | JobState::Cancelled | JobState::Paused
+        ) {
+            return Err(AppError::input(format!(
+                "upload {id} is {}: only failed, stuck, cancelled or paused uploads can be retried",
+                record.state.as_str()
+            )));
+        }
+        if record.state == JobState::Paused {
+            return Ok(self.engine.resume(record.id)?);
+        }
+        let mut sessions = lock(&self.session_jobs);
+        if !sessions.contains(&record.id) {
+            sessions.push(record.id);
+        }
+        drop(sessions);
+        Ok(self.engine.retry(record.id)?)
+    }
+
+    pub fn set_uploads_paused(&self, paused: bool) {
+        if paused {
+            self.engine.pause_all();
+        } else {
+            self.engine.resume_all();
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // History
+
+    pub fn history(&self, limit: u32) -> Result<Vec<HistoryEntry>, AppError> {
+        let limit = limit.clamp(1, MAX_HISTORY) as usize;
+        Ok(self
+            .engine
+            .history(limit, None)?
+            .iter()
+            .map(|r| history_entry(r, self.config.profile(&r.profile)))
+            .collect())
+    }
+
+    pub fn history_entry(&self, record: &JobRecord) -> HistoryEntry {
+        history_entry(record, self.config.profile(&record.profile))
+    }
+
+    fn done_record(&self, id: u32) -> Result<(JobRecord, Profile), AppError> {
+        let record = self.job_record(id)?;
+        if record.state != JobState::Done {
+            return Err(AppError::input(format!(
+                "upload {id} is {}, not a finished upload",
+                record.state.as_str()
+            )));
+        }
+        let profile = self
+            .config
+            .profile(&record.profile)
+            .cloned()
+            .ok_or_else(|| {
+                AppError::input(format!(
+                    "profile `{}` is no longer in the config: add it back to reach this file",
+                    record.profile
+                ))
+            })?;
+        Ok((record, profile))
+    }
+
+    async fn secret_of(&self, profile: &Profile) -> Result<SecretString, AppError> {
+        let secrets = self.secrets.clone();
+        let profile = profile.clone();
+        let (secret, _) = tauri::async_runtime::spawn_blocking(move || secrets.get(&profile))
+            .await
+            .map_err(AppError::internal)??;
+        Ok(secret)
+    }
+
+    /// A link to a finished upload that works for `expire_in` seconds, even for a private file.
+    pub async fn signed_link(&self, id: u32, expire_in: u32) -> Result<String, AppError> {
+        if !(60..=7 * 24 * 3600).contains(&expire_in) {
+            return Err(AppError::input(
+                "a signed link lasts between 60 seconds and 7 days",
+            ));
+        }
+        let (record, profile) = self.done_record(id)?;
+        let secret = self.secret_of(&profile).await?;
+        let now = dropkey::unix_now();
+        let expires = now + i64::from(expire_in);
+        let url = match &profile.provider {
+            CoreProvider::ImageKit(ik) => {
+                let target = str_field(record.response.as_ref(), "filePath")
+                    .map(str::to_owned)
+                    .or(record.url.clone())
+                    .unwrap_or_default();
+                imagekit::signed_url(
+                    &secret,
+                    ik.url_endpoint.as_str(),
+                    &target,
+                    None,
+                    Some(expires),
+                )?
+            }
+            CoreProvider::Cloudinary(cl) => {
+                let (resource_type, delivery_type) = cloudinary_kind(&record, &profile);
+                let format = str_field(record.response.as_ref(), "format");
+                cloudinary::private_download_url(
+                    &cloudinary::DownloadRequest {
+                        api_url: cl.api_url.as_str(),
+                        cloud_name: &cl.cloud_name,
+                        api_key: &cl.api_key,
+                        public_id: record.remote_id.as_deref().unwrap_or_default(),
+                        format,
+                        resource_type: &resource_type,
+                        delivery_type: &delivery_type,
+                        timestamp: now,
+                        expires_at: expires,
+                        attachment: None,
+                    },
+                    &secret,
+                    cloudinary::Algorithm::Sha1,
+                )?
+            }
+        };
+        Ok(url)
+    }
+
+    /// Deletes a finished upload at the provider and marks it deleted in the history. Returns
+    /// whether the provider still had it.
+    pub async fn delete_upload(&self, id: u32) -> Result<bool, AppError> {
+        let (record, profile) = self.done_record(id)?;
+        let secret = self.secret_of(&profile).await?;
+        let remote_id = record
+            .remote_id
+            .clone()
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| AppError::input("the provider gave no id for this upload"))?;
+        let (resource_type, delivery_type) = cloudinary_kind(&record, &profile);
+        let existed = provider::delete(
+            &self.http,
+            &self.clock,
+            &profile,
+            &secret,
+            &remote_id,
+            &resource_type,
+            &delivery_type,
+        )
+        .await
+        .map_err(|failure| AppError::provider(failure.reason()))?;
+        self.engine
+            .with_store(|store| store.mark_deleted(record.id))?;
+        Ok(existed)
+    }
+
+    pub fn last_url(&self) -> Result<Option<String>, AppError> {
+        Ok(self
+            .engine
+            .history(1, None)?
+            .into_iter()
+            .find_map(|r| r.url))
+    }
+
+    /// The newest uploads for the tray's submenu: (name, url).
+    pub fn recent(&self, n: usize) -> Vec<(String, String)> {
+        self.engine
+            .history(n, None)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| r.url.map(|u| (r.file_name, u)))
+            .collect()
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Watched folders
+
+    pub fn watches(&self) -> Vec<WatchView> {
+        lock(&self.watches)
+            .iter()
+            .flat_map(|slot| {
+                slot.watcher
+                    .infos()
+                    .into_iter()
+                    .map(|info| watch_view(info, slot.session_only))
+            })
+            .collect()
+    }
+
+    /// Pauses or resumes one watch (`key`) or every watch.
+    pub fn set_watch_paused(&self, key: Option<&str>, paused: bool) -> Result<(), AppError> {
+        let slots = lock(&self.watches);
+        if let Some(key) = key {
+            if !slots
+                .iter()
+                .any(|s| s.watcher.infos().iter().any(|i| i.key == key))
+            {
+                return Err(AppError::not_found(format!("no watched folder `{key}`")));
+            }
+        }
+        for slot in slots.iter() {
+            slot.watcher.set_paused(key, paused);
+        }
+        Ok(())
+    }
+
+    pub fn watching_paused(&self) -> bool {
+        let watches = self.watches();
+        !watches.is_empty()
+            && watches
+                .iter()
+                .all(|w| w.state == crate::models::WatchState::Paused)
+    }
+
+    /// Watches `path` with `profile` until the app quits (not written to the config file).
+    pub fn add_watch(&self, path: &str, profile: &str) -> Result<(), AppError> {
+        let profile = self.profile(profile)?;
+        let dir = PathBuf::from(path);
+        if !dir.is_absolute() || !dir.is_dir() {
+            return Err(AppError::input(format!(
+                "{path} is not a folder: choose an existing folder"
+            )));
+        }
+        let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+        let watch = Watch::ad_hoc(dir.clone(), &profile.name);
+        let key = dropkey::watch::watch_key(&watch);
+        if self.watches().iter().any(|w| w.key == key) {
+            return Err(AppError::input(format!(
+                "{} is already watched with profile `{}`",
+                dir.display(),
+                profile.name
+            )));
+        }
+        let watcher = Watcher::start(self.engine.clone(), vec![watch]);
+        lock(&self.watches).push(WatchSlot {
+            watcher,
+            session_only: true,
+        });
+        Ok(())
+    }
+
+    /// Stops a watch added in this session.
+    pub async fn remove_watch(&self, key: &str) -> Result<(), AppError> {
+        let slot = {
+            let mut slots = lock(&self.watches);
+            let index = slots
+                .iter()
+                .position(|s| s.session_only && s.watcher.infos().iter().any(|i| i.key == key))
+                .ok_or_else(|| {
+                    AppError::input(format!(
+                        "`{key}` is not a watch added in this window (watches from the config file are removed there)"
+                    ))
+                })?;
+            slots.remove(index)
+        };
+        slot.watcher.shutdown().await;
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Status
+
+    pub fn status(&self) -> AppStatus {
+        let pending = self.engine.unfinished().map(|v| v.len()).unwrap_or(0);
+        let uploads_paused = self.engine.is_paused();
+        let watching_paused = self.watching_paused();
+        let batch = *lock(&self.batch);
+        let failed = batch.failed.max(batch.last_failed);
+        let watch_error = self.watches().iter().any(|w| {
+            matches!(
+                w.state,
+                crate::models::WatchState::Error | crate::models::WatchState::Missing
+            )
+        });
+        let activity = if uploads_paused || watching_paused {
+            Activity::Paused
+        } else if pending > 0 {
+            Activity::Uploading
+        } else if failed > 0 || watch_error {
+            Activity::Error
+        } else {
+            Activity::Idle
+        };
+        AppStatus {
+            activity,
+            pending: u32::try_from(pending).unwrap_or(u32::MAX),
+            uploads_paused,
+            watching_paused,
+            failed,
+        }
+    }
+
+    /// Counts a finished job into the current batch. Returns the batch when it just ended
+    /// (nothing left to do), for one notification per batch.
+    pub fn batch_finished(&self, state: JobState) -> Option<Batch> {
+        let mut batch = lock(&self.batch);
+        match state {
+            JobState::Done => batch.done += 1,
+            JobState::Failed | JobState::NeedsAttention => batch.failed += 1,
+            _ => {}
+        }
+        drop(batch);
+        let idle = self
+            .engine
+            .unfinished()
+            .map(|v| v.is_empty())
+            .unwrap_or(false);
+        if !idle {
+            return None;
+        }
+        let mut batch = lock(&self.batch);
+        let ended = *batch;
+        if ended.done == 0 && ended.failed == 0 {
+            return None;
+        }
+        *batch = Batch {
+            last_failed: ended.failed,
+            ..Batch::default()
+        };
+        Some(ended)
+    }
+
+    /// Saves a clipboard image as a PNG under the data dir (uploads must survive a restart, so
+    /// not in /tmp) and returns its path.
+    pub fn save_image(&self, rgba: &[u8], width: u32, height: u32) -> Result<PathBuf, AppError> {
+        if width == 0 || height == 0 || rgba.len() != width as usize * height as usize * 4 {
+            return Err(AppError::input("the clipboard image is empty or malformed"));
+        }
+        let dir = self.paths.data_dir.join("pasted");
+        std::fs::create_dir_all(&dir).map_err(AppError::internal)?;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let path = dir.join(format!("pasted-{stamp}.png"));
+        let file = std::fs::File::create(&path).map_err(AppError::internal)?;
+        let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width, height);
+        encoder.set_color(png::ColorType::Rgba);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().map_err(AppError::internal)?;
+        writer.write_image_data(rgba).map_err(AppError::internal)?;
+        writer.finish().map_err(AppError::internal)?;
+        Ok(path)
+    }
+}
+
+fn str_field<'a>(response: Option<&'a Value>, name: &str) -> Option<&'a str> {
+    response.and_then(|r| r.get(name)).and_then(Value::as_str)
+}
+
+/// Cloudinary's resource type and delivery type of an upload, from its stored response.
+fn cloudinary_kind(record: &JobRecord, profile: &Profile) -> (String, String) {
+    let response = record.response.as_ref();
+    let private = matches!(&profile.provider, CoreProvider::Cloudinary(cl) if cl.private);
+    (
+        str_field(response, "resource_type")
+            .unwrap_or("image")
+            .to_owned(),
+        str_field(response, "type")
+            .unwrap_or(if private { "private" } else { "upload" })
+            .to_owned(),
+    )
+}
+
+/// The batch's folder and tags as upload parameter overrides, validated.
+fn destination_overrides(destination: &Destination) -> Result<Params, AppError> {
+    let mut params = Params::new();
+    if let Some(folder) = &destination.folder {
+        let folder = folder.trim();
+        if folder.len() > MAX_FOLDER_LEN || folder.chars().any(char::is_control) {
+            return Err(AppError::input(format!(
+                "the folder is over {MAX_FOLDER_LEN} characters or has control characters"
+            )));
+        }
+        if Path::new(folder)
+            .components()
+            .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+        {
+            return Err(AppError::input(
+                "the folder must not contain `.` or `..` parts",
+            ));
+        }
+        if !folder.is_empty() {
+            params.insert("folder".into(), folder.to_owned());
+        }
+    }
+    if let Some(tags) = &destination.tags {
+        if tags.len() > MAX_TAGS {
+            return Err(AppError::input(format!("at most {MAX_TAGS} tags")));
+        }
+        for tag in tags {
+            if tag.trim().is_empty()
+                || tag.len() > MAX_TAG_LEN
+                || tag.contains(',')
+                || tag.chars().any(char::is_control)
+            {
+                return Err(AppError::input(format!(
+                    "tag `{tag}` is empty, too long or contains a comma"
+                )));
+            }
+        }
+        if !tags.is_empty() {
+            params.insert(
+                "tags".into(),
+                tags.iter().map(|t| t.trim()).collect::<Vec<_>>().join(","),
+            );
+        }
+    }
+    Ok(params)
+}
+
+/// Regular files under `dir`, depth first, skipping dot-files and symlinked folders (no loops).
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, max: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<_> = entries.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        if out.len() > max {
+            return;
+        }
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            walk(&entry.path(), out, max);
+        } else if kind.is_file() || (kind.is_symlink() && entry.path().is_file()) {
+            out.push(entry.path());
+        }
+    }
+}
+
+/// Shared handle on the core, which starts in the background: commands wait for it.
+#[derive(Default)]
+pub struct AppState {
+    cell: tokio::sync::OnceCell<Result<Arc<Core>, AppError>>,
+}
+
+impl AppState {
+    /// The core, started on first use (normally by `setup`).
+    pub async fn core(&self) -> Result<Arc<Core>, AppError> {
+        self.cell
+            .get_or_init(|| async {
+                let paths = Paths::from_env()?;
+                Core::start(paths).await.map(Arc::new)
+            })
+            .await
+            .clone()
+    }
+
+    /// The core if it has started, without waiting (for the tray and window events).
+    pub fn ready(&self) -> Option<Arc<Core>> {
+        self.cell.get().and_then(|r| r.as_ref().ok()).cloned()
+    }
+}

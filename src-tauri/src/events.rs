@@ -1,0 +1,197 @@
+//! From the engine to the window: engine events are coalesced for 100 ms (latest state and
+//! progress per job win) and sent as one batch through the `Channel` the window registered with
+//! `subscribe`, so 1,000 uploads cost at most ten messages a second. The same loop keeps the
+//! tray's tooltip and recent uploads current and sends one notification per finished batch.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tauri::ipc::Channel;
+use tauri::{AppHandle, Manager, Runtime};
+use tokio::sync::broadcast::error::RecvError;
+
+use dropkey::engine::{Event, JobId, JobState};
+
+use crate::core::{lock, Batch, Core};
+use crate::models::{job_id, AppStatus, JobView, ProgressView, UiEvent, WatchView};
+
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// Watch status and the app status are polled this many flushes apart when nothing happens.
+const POLL_EVERY: u32 = 5;
+
+/// The window's channel, if it subscribed (a reload subscribes again and replaces it).
+#[derive(Default)]
+pub struct UiChannel(Mutex<Option<Channel<Vec<UiEvent>>>>);
+
+impl UiChannel {
+    pub fn set(&self, channel: Channel<Vec<UiEvent>>) {
+        *lock(&self.0) = Some(channel);
+    }
+
+    pub fn send(&self, events: Vec<UiEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let mut slot = lock(&self.0);
+        if let Some(channel) = slot.as_ref() {
+            if channel.send(events).is_err() {
+                // The page went away; the next one subscribes again.
+                *slot = None;
+            }
+        }
+    }
+}
+
+/// Sends `events` to the window, if it listens.
+pub fn send<R: Runtime>(app: &AppHandle<R>, events: Vec<UiEvent>) {
+    if let Some(channel) = app.try_state::<UiChannel>() {
+        channel.send(events);
+    }
+}
+
+/// Engine events gathered between two flushes.
+#[derive(Default)]
+pub struct Batcher {
+    changed: BTreeSet<JobId>,
+    progress: HashMap<JobId, ProgressView>,
+    uploaded: Vec<JobId>,
+    finished: Vec<JobState>,
+    resync: bool,
+}
+
+/// One flush: what goes to the window, and what the shell should act on.
+pub struct Flushed {
+    pub events: Vec<UiEvent>,
+    pub batch_ended: Option<Batch>,
+    pub uploaded: bool,
+}
+
+impl Batcher {
+    pub fn add(&mut self, event: &Event) {
+        match event {
+            Event::Queued { job, .. } | Event::Started { job, .. } | Event::Paused { job } => {
+                self.changed.insert(*job);
+            }
+            Event::Retrying { job, .. } => {
+                self.changed.insert(*job);
+                self.progress.remove(job);
+            }
+            Event::Progress(p) => {
+                self.progress.insert(
+                    p.job,
+                    ProgressView {
+                        id: job_id(p.job),
+                        bytes_sent: p.bytes_sent as f64,
+                        total: p.total as f64,
+                        speed: if p.speed.is_finite() { p.speed } else { 0.0 },
+                        eta_secs: p.eta_secs.filter(|s| s.is_finite()),
+                    },
+                );
+            }
+            Event::Finished(f) => {
+                self.changed.insert(f.job);
+                self.progress.remove(&f.job);
+                self.finished.push(f.state);
+                if f.state == JobState::Done {
+                    self.uploaded.push(f.job);
+                }
+            }
+        }
+    }
+
+    /// Some events were dropped: resend the whole queue at the next flush.
+    pub fn resync(&mut self) {
+        self.resync = true;
+    }
+
+    pub fn flush(&mut self, core: &Core) -> Flushed {
+        let mut events = Vec::new();
+        let jobs: Vec<JobView> = if std::mem::take(&mut self.resync) {
+            self.changed.clear();
+            core.queue().unwrap_or_default()
+        } else {
+            std::mem::take(&mut self.changed)
+                .into_iter()
+                .filter_map(|id| core.engine.job(id).ok())
+                .map(|r| JobView::from(&r))
+                .collect()
+        };
+        if !jobs.is_empty() {
+            events.push(UiEvent::Jobs { jobs });
+        }
+        if !self.progress.is_empty() {
+            let mut updates: Vec<ProgressView> = self.progress.drain().map(|(_, p)| p).collect();
+            updates.sort_by_key(|p| p.id);
+            events.push(UiEvent::Progress { updates });
+        }
+        let uploaded = !self.uploaded.is_empty();
+        if uploaded {
+            let entries = std::mem::take(&mut self.uploaded)
+                .into_iter()
+                .filter_map(|id| core.engine.job(id).ok())
+                .filter(|r| r.state == JobState::Done)
+                .map(|r| core.history_entry(&r))
+                .collect();
+            events.push(UiEvent::Uploaded { entries });
+        }
+        let mut batch_ended = None;
+        for state in std::mem::take(&mut self.finished) {
+            if let Some(batch) = core.batch_finished(state) {
+                batch_ended = Some(batch);
+            }
+        }
+        Flushed {
+            events,
+            batch_ended,
+            uploaded,
+        }
+    }
+}
+
+/// Runs until the engine stops: forwards its events and keeps the tray current.
+pub async fn forward<R: Runtime>(app: AppHandle<R>, core: Arc<Core>) {
+    let mut events = core.engine.subscribe();
+    let mut batcher = Batcher::default();
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last_status: Option<AppStatus> = None;
+    let mut last_watches: Option<Vec<WatchView>> = None;
+    let mut quiet = 0u32;
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => batcher.add(&event),
+                Err(RecvError::Lagged(_)) => batcher.resync(),
+                Err(RecvError::Closed) => break,
+            },
+            _ = tick.tick() => {
+                let flushed = batcher.flush(&core);
+                let busy = !flushed.events.is_empty();
+                let mut out = flushed.events;
+                quiet += 1;
+                if busy || quiet >= POLL_EVERY {
+                    quiet = 0;
+                    let status = core.status();
+                    if last_status.as_ref() != Some(&status) {
+                        crate::tray::set_status(&app, &status);
+                        out.push(UiEvent::Status { status: status.clone() });
+                        last_status = Some(status);
+                    }
+                    let watches = core.watches();
+                    if last_watches.as_ref() != Some(&watches) {
+                        out.push(UiEvent::Watches { watches: watches.clone() });
+                        last_watches = Some(watches);
+                    }
+                }
+                send(&app, out);
+                if flushed.uploaded {
+                    crate::tray::refresh_menu(&app);
+                }
+                if let Some(batch) = flushed.batch_ended {
+                    crate::actions::notify_batch(&app, &core, batch);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! The types that cross IPC, and how core values map to them. None has a field that could hold
+//! a secret. specta refuses 64-bit integers (JavaScript numbers are doubles), so: ids and counts
+//! are `u32` (checked conversions), byte sizes, speeds and times are `f64` (exact up to 2^53),
+//! declared to specta as a plain number (`#[specta(type = u32)]`: specta would add `| null`
+//! for a NaN these values never hold).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use dropkey::config::{Profile, Provider as CoreProvider};
+use dropkey::engine::store::JobRecord;
+use dropkey::engine::{JobId, JobState};
+use dropkey::profile::ProfileStatus;
+use dropkey::secrets::SecretSource as CoreSecretSource;
+use dropkey::watch::{WatchInfo, WatchStatus};
+
+use crate::error::AppError;
+
+#[derive(Debug, Clone, Copy, Serialize, specta::Type, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Imagekit,
+    Cloudinary,
+}
+
+impl From<&CoreProvider> for Provider {
+    fn from(provider: &CoreProvider) -> Self {
+        match provider {
+            CoreProvider::ImageKit(_) => Self::Imagekit,
+            CoreProvider::Cloudinary(_) => Self::Cloudinary,
+        }
+    }
+}
+
+/// Where a profile's private key comes from; the key itself never crosses IPC.
+#[derive(Debug, Clone, Copy, Serialize, specta::Type, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretSource {
+    Keychain,
+    Env,
+    File,
+    Missing,
+    /// The keychain could not be asked (no Secret Service, locked): see `secret_problem`.
+    Unavailable,
+}
+
+impl From<CoreSecretSource> for SecretSource {
+    fn from(source: CoreSecretSource) -> Self {
+        match source {
+            CoreSecretSource::Keychain => Self::Keychain,
+            CoreSecretSource::Env => Self::Env,
+            CoreSecretSource::File => Self::File,
+            CoreSecretSource::Missing => Self::Missing,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, specta::Type, PartialEq, Eq)]
+pub struct ProfileView {
+    pub name: String,
+    pub provider: Provider,
+    pub auth: Option<String>,
+    pub destination: String,
+    pub folder: Option<String>,
+    pub tags: Vec<String>,
+    pub secret: SecretSource,
+    /// Why the secret's source is unknown, with the fix, when `secret` is `unavailable`.
+    pub secret_problem: Option<String>,
+    pub is_default: bool,
+}
+
+impl From<ProfileStatus> for ProfileView {
+    fn from(status: ProfileStatus) -> Self {
+        Self {
+            provider: if status.provider == "cloudinary" {
+                Provider::Cloudinary
+            } else {
+                Provider::Imagekit
+            },
+            name: status.name,
+            auth: status.auth.map(str::to_owned),
+            destination: status.destination,
+            folder: status.folder,
+            tags: status.tags,
+            secret: status.secret.into(),
+            secret_problem: None,
+            is_default: status.is_default,
+        }
+    }
+}
+
+/// A job's state as the queue shows it.
+#[derive(Debug, Clone, Copy, Serialize, specta::Type, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStateView {
+    Queued,
+    Running,
+    Paused,
+    Done,
+    Failed,
+    NeedsAttention,
+    Cancelled,
+    Deleted,
+}
+
+impl From<JobState> for JobStateView {
+    fn from(state: JobState) -> Self {
+        match state {
+            JobState::Queued => Self::Queued,
+            JobState::Running => Self::Running,
+            JobState::Paused => Self::Paused,
+            JobState::Done => Self::Done,
+            JobState::Failed => Self::Failed,
+            JobState::NeedsAttention => Self::NeedsAttention,
+            JobState::Cancelled => Self::Cancelled,
+            JobState::Deleted => Self::Deleted,
+        }
+    }
+}
+
+/// One file in the upload queue.
+#[derive(Debug, Clone, Serialize, specta::Type, PartialEq)]
+pub struct JobView {
+    pub id: u32,
+    pub name: String,
+    pub path: String,
+    pub profile: String,
+    pub folder: Option<String>,
+    #[specta(type = u32)]
+    pub size: f64,
+    pub state: JobStateView,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub url: Option<String>,
+    /// Bytes acknowledged so far (progress events carry the live figure).
+    #[specta(type = u32)]
+    pub bytes_sent: f64,
+}
+
+pub fn job_id(id: JobId) -> u32 {
+    // Row ids start at 1 and grow by one per file: 4 billion uploads are out of reach.
+    u32::try_from(id.0).unwrap_or(u32::MAX)
+}
+
+pub fn core_job_id(id: u32) -> Result<JobId, AppError> {
+    if id == 0 {
+        return Err(AppError::input("job id 0 does not exist"));
+    }
+    Ok(JobId(i64::from(id)))
+}
+
+impl From<&JobRecord> for JobView {
+    fn from(record: &JobRecord) -> Self {
+        let done = matches!(record.state, JobState::Done | JobState::Deleted);
+        Self {
+            id: job_id(record.id),
+            name: record.file_name.clone(),
+            path: record.path.display().to_string(),
+            profile: record.profile.clone(),
+            folder: record.params.get("folder").cloned(),
+            size: record.size as f64,
+            state: record.state.into(),
+            attempts: record.attempts,
+            error: record.error.clone(),
+            url: record.url.clone(),
+            bytes_sent: if done {
+                record.size as f64
+            } else {
+                record.bytes_acked as f64
+            },
+        }
+    }
+}
+
+/// Live progress of one running job (at most ~10 a second per job).
+#[derive(Debug, Clone, Serialize, specta::Type, PartialEq)]
+pub struct ProgressView {
+    pub id: u32,
+    #[specta(type = u32)]
+    pub bytes_sent: f64,
+    #[specta(type = u32)]
+    pub total: f64,
+    /// Bytes per second, smoothed.
+    #[specta(type = u32)]
+    pub speed: f64,
+    #[specta(type = Option<u32>)]
+    pub eta_secs: Option<f64>,
+}
+
+/// A finished upload, as the History screen shows it.
+#[derive(Debug, Clone, Serialize, specta::Type, PartialEq)]
+pub struct HistoryEntry {
+    pub id: u32,
+    pub name: String,
+    pub path: String,
+    pub profile: String,
+    pub provider: Option<Provider>,
+    #[specta(type = u32)]
+    pub size: f64,
+    /// Unix seconds.
+    #[specta(type = u32)]
+    pub finished_at: f64,
+    pub url: String,
+    pub remote_id: String,
+    pub folder: Option<String>,
+    pub tags: Vec<String>,
+    pub is_image: bool,
+    /// Needs a signed link to be opened (ImageKit private file, Cloudinary private type).
+    pub private: bool,
+    /// ImageKit's URL endpoint, where a `tr:` segment goes; none for Cloudinary.
+    pub url_endpoint: Option<String>,
+    pub source: String,
+}
+
+const IMAGE_EXTENSIONS: &[&str] = &[
+    "jpg", "jpeg", "png", "gif", "webp", "avif", "bmp", "svg", "tif", "tiff", "heic", "ico",
+];
+
+fn str_field<'a>(response: Option<&'a Value>, name: &str) -> Option<&'a str> {
+    response.and_then(|r| r.get(name)).and_then(Value::as_str)
+}
+
+pub fn looks_like_image(name: &str) -> bool {
+    Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+pub fn history_entry(record: &JobRecord, profile: Option<&Profile>) -> HistoryEntry {
+    let response = record.response.as_ref();
+    let is_image = match str_field(response, "fileType").or(str_field(response, "resource_type")) {
+        Some(kind) => kind == "image",
+        None => looks_like_image(&record.file_name),
+    };
+    let private = record.params.get("isPrivateFile").map(String::as_str) == Some("true")
+        || response
+            .and_then(|r| r.get("isPrivateFile"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+        || matches!(
+            str_field(response, "type"),
+            Some("private" | "authenticated")
+        )
+        || record.params.get("type").map(String::as_str) == Some("private");
+    let url_endpoint = profile.and_then(|p| match &p.provider {
+        CoreProvider::ImageKit(ik) => {
+            Some(ik.url_endpoint.as_str().trim_end_matches('/').to_owned())
+        }
+        CoreProvider::Cloudinary(_) => None,
+    });
+    HistoryEntry {
+        id: job_id(record.id),
+        name: record.file_name.clone(),
+        path: record.path.display().to_string(),
+        profile: record.profile.clone(),
+        provider: profile.map(|p| Provider::from(&p.provider)),
+        size: record.size as f64,
+        finished_at: record.finished_at.unwrap_or(record.created_at) as f64,
+        url: record.url.clone().unwrap_or_default(),
+        remote_id: record.remote_id.clone().unwrap_or_default(),
+        folder: record.params.get("folder").cloned(),
+        tags: record
+            .params
+            .get("tags")
+            .map(|t| {
+                t.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        is_image,
+        private,
+        url_endpoint,
+        source: record.source.clone(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, specta::Type, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WatchState {
+    Starting,
+    Watching,
+    Paused,
+    Missing,
+    Error,
+}
+
+/// One watched folder.
+#[derive(Debug, Clone, Serialize, specta::Type, PartialEq)]
+pub struct WatchView {
+    pub key: String,
+    pub path: String,
+    pub profile: String,
+    pub state: WatchState,
+    /// Why it is missing or failing.
+    pub detail: Option<String>,
+    pub last_upload: Option<String>,
+    #[specta(type = u32)]
+    pub uploads: f64,
+    /// Added in this window, not in the config file: gone at the next start.
+    pub session_only: bool,
+}
+
+pub fn watch_view(info: WatchInfo, session_only: bool) -> WatchView {
+    let (state, detail) = match info.status {
+        WatchStatus::Starting => (WatchState::Starting, None),
+        WatchStatus::Watching => (WatchState::Watching, None),
+        WatchStatus::Paused => (WatchState::Paused, None),
+        WatchStatus::Missing(why) => (WatchState::Missing, Some(why)),
+        WatchStatus::Error(why) => (WatchState::Error, Some(why)),
+    };
+    WatchView {
+        key: info.key,
+        path: info.path.display().to_string(),
+        profile: info.profile,
+        state,
+        detail,
+        last_upload: info.last_upload,
+        uploads: info.uploads as f64,
+        session_only,
+    }
+}
+
+/// What the tray icon and the window header show.
+#[derive(Debug, Clone, Copy, Serialize, specta::Type, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Activity {
+    Idle,
+    Uploading,
+    Paused,
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize, specta::Type, PartialEq, Eq)]
+pub struct AppStatus {
+    pub activity: Activity,
+    /// Queued, running or paused files.
+    pub pending: u32,
+    pub uploads_paused: bool,
+    pub watching_paused: bool,
+    /// Failures in the current batch (cleared when a new batch starts).
+    pub failed: u32,
+}
+
+/// The window's hints for a drag of files over it (Tauri's native drag and drop).
+#[derive(Debug, Clone, Copy, Serialize, specta::Type, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DragState {
+    Enter,
+    Leave,
+    Drop,
+}
+
+/// Everything the backend pushes to the window, through the `subscribe` channel, in batches
+/// sent at most every 100 ms.
+#[derive(Debug, Clone, Serialize, specta::Type, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum UiEvent {
+    /// New or changed jobs (latest state wins).
+    Jobs {
+        jobs: Vec<JobView>,
+    },
+    Progress {
+        updates: Vec<ProgressView>,
+    },
+    /// Uploads that just finished, newest last, for the History screen.
+    Uploaded {
+        entries: Vec<HistoryEntry>,
+    },
+    /// Uploads deleted at the provider.
+    Deleted {
+        ids: Vec<u32>,
+    },
+    Watches {
+        watches: Vec<WatchView>,
+    },
+    Status {
+        status: AppStatus,
+    },
+    Drag {
+        state: DragState,
+        paths: Vec<String>,
+    },
+    /// Something done outside the window (tray, second launch) that the user should see.
+    Notice {
+        message: String,
+        error: bool,
+    },
+    /// The tray asked for a screen.
+    Navigate {
+        screen: String,
+    },
+}
+
+/// What `enqueue_files` and `upload_clipboard` send.
+#[derive(Debug, Clone, Deserialize, specta::Type)]
+pub struct Destination {
+    pub profile: String,
+    /// Remote folder for this batch; empty = the provider's root; absent = the profile's.
+    pub folder: Option<String>,
+    /// Tags for this batch; empty = none; absent = the profile's.
+    pub tags: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, specta::Type)]
+pub struct EnqueueRequest {
+    /// Absolute paths of files and folders (folders are walked).
+    pub paths: Vec<String>,
+    pub destination: Destination,
+    /// A dropped folder's files go under `<folder>/<dropped folder>/<sub folders>`.
+    pub keep_structure: bool,
+}
+
+#[derive(Debug, Clone, Serialize, specta::Type, PartialEq, Eq)]
+pub struct Rejected {
+    pub path: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, specta::Type, PartialEq, Eq)]
+pub struct EnqueueResult {
+    pub queued: u32,
+    pub rejected: Vec<Rejected>,
+}
+
+#[derive(Debug, Clone, Serialize, specta::Type, PartialEq, Eq)]
+pub struct ConnectionCheck {
+    pub ok: bool,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, specta::Type, PartialEq, Eq)]
+pub struct SettingsView {
+    pub notifications: bool,
+    pub close_to_tray: bool,
+    /// What the next start will use.
+    pub concurrency: u32,
+    /// What the engine runs with now.
+    pub concurrency_running: u32,
+    pub launch_at_login: bool,
+    pub copy_template: String,
+    pub config_file: String,
+    pub data_dir: String,
+}
+
+#[derive(Debug, Clone, Deserialize, specta::Type)]
+pub struct SettingsUpdate {
+    pub notifications: bool,
+    pub close_to_tray: bool,
+    pub concurrency: u32,
+    pub copy_template: String,
+}

@@ -151,6 +151,25 @@ fn sha256_file(path: &Path) -> String {
     hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
 }
 
+/// Asserts every file in `paths` landed at least once (by content, per the ledger) and returns
+/// how many extra copies landed.
+fn duplicates_after_all_landed(rig: &Rig, paths: &[PathBuf], what: &str) -> usize {
+    let mut landed: HashMap<String, usize> = HashMap::new();
+    for entry in rig.ledger() {
+        *landed
+            .entry(entry["sha256"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    paths
+        .iter()
+        .map(|p| {
+            let n = landed.get(&sha256_file(p)).copied().unwrap_or(0);
+            assert!(n >= 1, "{what}: {} never landed", p.display());
+            n - 1
+        })
+        .sum()
+}
+
 fn fetch(url: &str) -> Vec<u8> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -451,20 +470,8 @@ fn kill_9_mid_batch_then_resume_lands_all_with_duplicates_only_in_flight() {
 
     let (code, _, stderr) = rig.run(&["resume"]);
     assert_eq!(code, Some(0), "{stderr}");
-    let ledger = rig.ledger();
-    let mut per_name: HashMap<String, usize> = HashMap::new();
-    for entry in &ledger {
-        *per_name
-            .entry(entry["sha256"].as_str().unwrap().to_owned())
-            .or_default() += 1;
-    }
-    let mut duplicates = 0;
-    for p in &paths {
-        let n = per_name.get(&sha256_file(p)).copied().unwrap_or(0);
-        assert!(n >= 1, "{} never landed", p.display());
-        duplicates += n - 1;
-    }
     // Only jobs in flight at the kill (at most the concurrency, 4) can land twice.
+    let duplicates = duplicates_after_all_landed(&rig, &paths, "kill -9");
     assert!(duplicates <= 4, "{duplicates} duplicates");
     let (_, again, _) = rig.run(&["resume"]);
     assert!(again.is_empty(), "nothing left to resume");
@@ -501,19 +508,7 @@ fn a_crash_at_every_state_transition_loses_nothing() {
         );
         let (code, _, stderr) = rig.run(&["resume"]);
         assert_eq!(code, Some(0), "{point}: {stderr}");
-        let ledger = rig.ledger();
-        let mut per_name: HashMap<String, usize> = HashMap::new();
-        for entry in &ledger {
-            *per_name
-                .entry(entry["sha256"].as_str().unwrap().to_owned())
-                .or_default() += 1;
-        }
-        let mut duplicates = 0;
-        for p in &paths {
-            let n = per_name.get(&sha256_file(p)).copied().unwrap_or(0);
-            assert!(n >= 1, "{point}: {} never landed", p.display());
-            duplicates += n - 1;
-        }
+        let duplicates = duplicates_after_all_landed(&rig, &paths, point);
         assert!(duplicates <= 4, "{point}: {duplicates} duplicates");
     }
 }

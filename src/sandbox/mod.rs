@@ -474,19 +474,9 @@ pub(crate) fn guess_mime(name: &str, declared: Option<&str>) -> String {
 /// Percent-encodes a URL path as a WHATWG URL serialiser does (as `sign::imagekit` signs it),
 /// keeping `/`.
 pub(crate) fn encode_url_path(path: &str) -> String {
-    use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
-    const PATH: &AsciiSet = &CONTROLS
-        .add(b' ')
-        .add(b'"')
-        .add(b'#')
-        .add(b'<')
-        .add(b'>')
-        .add(b'?')
-        .add(b'`')
-        .add(b'{')
-        .add(b'}')
-        .add(b'%');
-    utf8_percent_encode(path, PATH).to_string()
+    // Stored names may contain `%`, which must not read as an escape in the URL.
+    const PATH: &percent_encoding::AsciiSet = &crate::sign::imagekit::WHATWG_PATH.add(b'%');
+    percent_encoding::utf8_percent_encode(path, PATH).to_string()
 }
 
 /// Streams a stored file as the response body, never reading it whole.

@@ -197,21 +197,21 @@ pub fn signed_url(
     })
 }
 
+/// The WHATWG "path percent-encode set", which `new URL()` (and so the Node SDK) applies.
+pub(crate) const WHATWG_PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
 /// Percent-encodes a path the way a WHATWG URL serialiser does, keeping `/` separators.
 fn encode_path(path: &str) -> String {
-    use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
-    // The WHATWG "path percent-encode set", which `new URL()` (and so the Node SDK) applies.
-    const PATH: &AsciiSet = &CONTROLS
-        .add(b' ')
-        .add(b'"')
-        .add(b'#')
-        .add(b'<')
-        .add(b'>')
-        .add(b'?')
-        .add(b'`')
-        .add(b'{')
-        .add(b'}');
-    utf8_percent_encode(path, PATH).to_string()
+    percent_encoding::utf8_percent_encode(path, WHATWG_PATH).to_string()
 }
 
 #[cfg(test)]

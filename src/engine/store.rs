@@ -224,7 +224,8 @@ impl Store {
             .optional()?)
     }
 
-    /// Entries of `watch` with this content (to recognise a renamed file or folder).
+    /// Entries of `watch` with this content (to recognise a renamed file or folder). At most 32:
+    /// a folder of thousands of identical files must not make every new one check them all.
     pub fn journal_by_content(
         &self,
         watch: &str,
@@ -233,7 +234,7 @@ impl Store {
     ) -> Result<Vec<JournalEntry>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT watch, rel_path, size, mtime_ns, sha256, job_id, action_done
-             FROM watch_journal WHERE watch = ?1 AND size = ?2 AND sha256 = ?3",
+             FROM watch_journal WHERE watch = ?1 AND size = ?2 AND sha256 = ?3 LIMIT 32",
         )?;
         let rows = stmt
             .query_map(params![watch, size as i64, sha256], row_to_journal)?

@@ -381,6 +381,11 @@ impl WatchTask {
         let now = Instant::now();
         let mut ready = Vec::new();
         pending.retain(|path, p| {
+            // A file with no finished signal cannot be ready before it held still long enough:
+            // look at it only then (a catch-up scan may leave tens of thousands pending).
+            if !p.closed && now.duration_since(p.since) < STABLE_FOR {
+                return true;
+            }
             let Ok(meta) = std::fs::metadata(path) else {
                 return false;
             };

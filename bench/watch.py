@@ -67,6 +67,8 @@ def stop(p):
 
 
 results = []
+# BENCH_STAGES=3 runs only the idle-tree stage, for example.
+STAGES = set((os.environ.get("BENCH_STAGES") or "123").replace(",", ""))
 
 
 def report(name, value, target):
@@ -75,86 +77,90 @@ def report(name, value, target):
     print(f"measured: {name}: {value} (target: {target})", file=sys.stderr, flush=True)
 
 
+names = {}
 # 1. Latency: one file at a time, close -> "upload started" log line.
-lat_dir = os.path.join(work, "latency")
-os.makedirs(lat_dir)
-log = os.path.join(work, "latency.log")
-w = start_watch(lat_dir, log)
-time.sleep(1.0)  # let the watch come up before measuring
-closed = {}
-base = ledger_count()
-for i in range(200):
-    path = os.path.join(lat_dir, f"l{i:03}.bin")
-    with open(path, "wb") as f:
-        f.write(os.urandom(4096))
-    closed[path] = time.time()
-    wait_ledger(base + i + 1, 30)
-stop(w)
-started = {}
-pat = re.compile(r"^(\S+)\s+INFO.*?upload started.*?path=(\S+)")
-for line in open(log):
-    m = pat.search(re.sub(r"\x1b\[[0-9;]*m", "", line))
-    if m and m.group(2) in closed and m.group(2) not in started:
-        started[m.group(2)] = datetime.fromisoformat(m.group(1).replace("Z", "+00:00")).timestamp()
-lat = sorted((started[p] - closed[p]) * 1000 for p in started)
-p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-report("close -> upload start, 200 files", f"median {statistics.median(lat):.0f} ms, p99 {p99:.0f} ms",
-       "median < 500 ms, p99 < 2 s")
+if "1" in STAGES:
+    lat_dir = os.path.join(work, "latency")
+    os.makedirs(lat_dir)
+    log = os.path.join(work, "latency.log")
+    w = start_watch(lat_dir, log)
+    time.sleep(1.0)  # let the watch come up before measuring
+    closed = {}
+    base = ledger_count()
+    for i in range(200):
+        path = os.path.join(lat_dir, f"l{i:03}.bin")
+        with open(path, "wb") as f:
+            f.write(os.urandom(4096))
+        closed[path] = time.time()
+        wait_ledger(base + i + 1, 30)
+    stop(w)
+    started = {}
+    pat = re.compile(r"^(\S+)\s+INFO.*?upload started.*?path=(\S+)")
+    for line in open(log):
+        m = pat.search(re.sub(r"\x1b\[[0-9;]*m", "", line))
+        if m and m.group(2) in closed and m.group(2) not in started:
+            started[m.group(2)] = datetime.fromisoformat(m.group(1).replace("Z", "+00:00")).timestamp()
+    lat = sorted((started[p] - closed[p]) * 1000 for p in started)
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    report("close -> upload start, 200 files", f"median {statistics.median(lat):.0f} ms, p99 {p99:.0f} ms",
+           "median < 500 ms, p99 < 2 s")
 
 # 2. Burst: 10,000 small files within 10 s.
-burst = os.path.join(work, "burst")
-os.makedirs(burst)
-log = os.path.join(work, "burst.log")
-w = start_watch(burst, log)
-time.sleep(1.0)
-base = ledger_count()
-t0 = time.time()
-for i in range(10_000):
-    with open(os.path.join(burst, f"b{i:05}.txt"), "wb") as f:
-        f.write(f"burst {i}\n".encode())
-created = time.time() - t0
-peak = 0
-deadline = time.time() + 600
-while ledger_count() < base + 10_000:
+if "2" in STAGES:
+    burst = os.path.join(work, "burst")
+    os.makedirs(burst)
+    log = os.path.join(work, "burst.log")
+    w = start_watch(burst, log)
+    time.sleep(1.0)
+    base = ledger_count()
+    t0 = time.time()
+    for i in range(10_000):
+        with open(os.path.join(burst, f"b{i:05}.txt"), "wb") as f:
+            f.write(f"burst {i}\n".encode())
+    created = time.time() - t0
+    peak = 0
+    deadline = time.time() + 600
+    while ledger_count() < base + 10_000:
+        peak = max(peak, proc_status(w.pid, "VmHWM"))
+        if time.time() > deadline:
+            break
+        time.sleep(0.1)
+    total = time.time() - t0
     peak = max(peak, proc_status(w.pid, "VmHWM"))
-    if time.time() > deadline:
-        break
-    time.sleep(0.1)
-total = time.time() - t0
-peak = max(peak, proc_status(w.pid, "VmHWM"))
-stop(w)
-names = {}
-with open(ledger) as f:
-    for line in f:
-        entry = json.loads(line)
-        names[entry["sha256"]] = names.get(entry["sha256"], 0) + 1
-landed = ledger_count() - base
-dups = sum(n - 1 for n in names.values())
-report("10,000 files created in %.1f s" % created,
-       f"{landed} uploads in {total:.1f} s ({landed / total:.0f}/s), {dups} duplicates, peak RSS {peak / 1024:.1f} MiB",
-       "all exactly once")
+    stop(w)
+    names = {}
+    with open(ledger) as f:
+        for line in f:
+            entry = json.loads(line)
+            names[entry["sha256"]] = names.get(entry["sha256"], 0) + 1
+    landed = ledger_count() - base
+    dups = sum(n - 1 for n in names.values())
+    report("10,000 files created in %.1f s" % created,
+           f"{landed} uploads in {total:.1f} s ({landed / total:.0f}/s), {dups} duplicates, peak RSS {peak / 1024:.1f} MiB",
+           "all exactly once")
 
 # 3. Idle: a tree of 50,000 files, already uploaded, watched for 10 s.
-tree = os.path.join(work, "tree")
-for d in range(100):
-    sub = os.path.join(tree, f"d{d:03}")
-    os.makedirs(sub)
-    for i in range(500):
-        with open(os.path.join(sub, f"f{i:03}.txt"), "wb") as f:
-            f.write(b"x")
-log = os.path.join(work, "tree.log")
-base = ledger_count()
-w = start_watch(tree, log)
-wait_ledger(base + 50_000, 900)
-stop(w)
-w = start_watch(tree, log)  # a restart: everything journaled, nothing to do
-time.sleep(5)  # settle: the catch-up scan
-c0 = cpu_seconds(w.pid)
-time.sleep(10)
-cpu = (cpu_seconds(w.pid) - c0) / 10 * 100
-rss = proc_status(w.pid, "VmRSS")
-stop(w)
-report("idle watch, 50,000-file tree", f"CPU {cpu:.2f}%, RSS {rss / 1024:.1f} MiB", "CPU ~0, RSS < 40 MiB")
+if "3" in STAGES:
+    tree = os.path.join(work, "tree")
+    for d in range(100):
+        sub = os.path.join(tree, f"d{d:03}")
+        os.makedirs(sub)
+        for i in range(500):
+            with open(os.path.join(sub, f"f{i:03}.txt"), "wb") as f:
+                f.write(b"x")
+    log = os.path.join(work, "tree.log")
+    base = ledger_count()
+    w = start_watch(tree, log)
+    wait_ledger(base + 50_000, 900)
+    stop(w)
+    w = start_watch(tree, log)  # a restart: everything journaled, nothing to do
+    time.sleep(5)  # settle: the catch-up scan
+    c0 = cpu_seconds(w.pid)
+    time.sleep(10)
+    cpu = (cpu_seconds(w.pid) - c0) / 10 * 100
+    rss = proc_status(w.pid, "VmRSS")
+    stop(w)
+    report("idle watch, 50,000-file tree", f"CPU {cpu:.2f}%, RSS {rss / 1024:.1f} MiB", "CPU ~0, RSS < 40 MiB")
 
 sandbox.send_signal(signal.SIGTERM)
 sandbox.wait(timeout=30)

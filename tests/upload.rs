@@ -7,9 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use dropkey::sandbox::{
-    self, CloudinaryAccount, Faults, ImageKitAccount, SandboxConfig, SandboxHandle,
-};
+use dropkey::sandbox::{self, Faults, SandboxConfig, SandboxHandle};
 use secrecy::SecretString;
 use serde_json::Value;
 
@@ -29,18 +27,10 @@ impl Rig {
             .build()
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mut config = SandboxConfig::new(
+        let mut config = SandboxConfig::builtin(
             "127.0.0.1:0".parse().unwrap(),
             dir.path().join("sandbox"),
-            ImageKitAccount {
-                public_key: "public_sandbox".into(),
-                private_key: SecretString::from(KEY),
-            },
-            CloudinaryAccount {
-                cloud_name: sandbox::CLOUDINARY_CLOUD.into(),
-                api_key: sandbox::CLOUDINARY_API_KEY.into(),
-                api_secret: SecretString::from(KEY),
-            },
+            SecretString::from(KEY),
         );
         config.faults = faults;
         let handle = runtime.block_on(sandbox::start(config)).unwrap();

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use dropkey::sandbox::{self, CloudinaryAccount, ImageKitAccount, SandboxConfig, SandboxHandle};
+use dropkey::sandbox::{self, SandboxConfig, SandboxHandle};
 use secrecy::SecretString;
 use serde_json::Value;
 
@@ -30,18 +30,10 @@ impl Rig {
             .build()
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let config = SandboxConfig::new(
+        let config = SandboxConfig::builtin(
             "127.0.0.1:0".parse().unwrap(),
             dir.path().join("sandbox"),
-            ImageKitAccount {
-                public_key: "public_sandbox".into(),
-                private_key: SecretString::from(KEY),
-            },
-            CloudinaryAccount {
-                cloud_name: sandbox::CLOUDINARY_CLOUD.into(),
-                api_key: sandbox::CLOUDINARY_API_KEY.into(),
-                api_secret: SecretString::from(KEY),
-            },
+            SecretString::from(KEY),
         );
         let handle = runtime.block_on(sandbox::start(config)).unwrap();
         std::fs::create_dir_all(dir.path().join("in")).unwrap();

@@ -103,11 +103,8 @@ fn check_stored_resource_type(resource_type: &str) -> Result<(), ApiError> {
 
 /// Checks `api_key`, `timestamp` and `signature` of a signed request; returns the hash the
 /// signature used.
-pub(crate) fn authenticate(
-    app: &App,
-    params: &BTreeMap<String, String>,
-    now: i64,
-) -> Result<Algorithm, ApiError> {
+/// The request's `api_key` must be the account's.
+fn check_api_key(app: &App, params: &BTreeMap<String, String>) -> Result<(), ApiError> {
     let api_key = params
         .get("api_key")
         .filter(|k| !k.is_empty())
@@ -118,6 +115,15 @@ pub(crate) fn authenticate(
             app.cloudinary.cloud_name
         )));
     }
+    Ok(())
+}
+
+pub(crate) fn authenticate(
+    app: &App,
+    params: &BTreeMap<String, String>,
+    now: i64,
+) -> Result<Algorithm, ApiError> {
+    check_api_key(app, params)?;
     let timestamp_text = params
         .get("timestamp")
         .ok_or_else(|| bad_request("Missing required parameter - timestamp"))?;
@@ -1178,16 +1184,7 @@ async fn download(
     check_stored_resource_type(&resource_type)?;
     let query = uri.query().unwrap_or_default();
     let params = unique_pairs(url::form_urlencoded::parse(query.as_bytes()))?;
-    let api_key = params
-        .get("api_key")
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| unauthorized("Must supply api_key"))?;
-    if *api_key != app.cloudinary.api_key {
-        return Err(unauthorized(format!(
-            "Unknown API key {api_key}: use the API key of cloud `{}`",
-            app.cloudinary.cloud_name
-        )));
-    }
+    check_api_key(&app, &params)?;
     let signature = params
         .get("signature")
         .filter(|s| !s.is_empty())

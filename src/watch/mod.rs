@@ -223,6 +223,7 @@ impl WatchTask {
         if let Err(err) = watcher.watch(&self.watch.path, mode) {
             return Leave::Missing(format!("cannot watch {}: {err}", self.watch.path.display()));
         }
+        let root_id = folder_identity(&self.watch.path);
         let mut events = self.engine.subscribe();
         let mut pending: HashMap<PathBuf, Pending> = HashMap::new();
         let paused = *self.paused.borrow_and_update();
@@ -270,6 +271,13 @@ impl WatchTask {
                             if !self.watch.path.is_dir() {
                                 return Leave::Missing(format!("{} was removed", self.watch.path.display()));
                             }
+                            // Deleted and re-created before we looked: the kernel watch is on
+                            // the old folder and will never report the new one's files.
+                            let root_removed = matches!(event.kind, EventKind::Remove(_))
+                                && event.paths.iter().any(|p| p == &self.watch.path);
+                            if root_removed || folder_identity(&self.watch.path) != root_id {
+                                return Leave::Missing(format!("{} was replaced", self.watch.path.display()));
+                            }
                             self.on_event(&event, &mut pending);
                         }
                         Err(err) => {
@@ -284,7 +292,7 @@ impl WatchTask {
                     }
                 }
                 _ = rescan.tick() => {
-                    if !self.watch.path.is_dir() {
+                    if !self.watch.path.is_dir() || folder_identity(&self.watch.path) != root_id {
                         return Leave::Missing(format!("{} was removed", self.watch.path.display()));
                     }
                     if !*self.paused.borrow() { self.scan(&mut pending).await; }
@@ -608,6 +616,19 @@ fn relative(root: &Path, path: &Path) -> Option<String> {
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect();
     (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// Which folder `path` is (device and inode), to notice one deleted and re-created in its place.
+fn folder_identity(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(path).ok().map(|_| (0, 0))
+    }
 }
 
 fn mtime_ns(meta: &std::fs::Metadata) -> i64 {

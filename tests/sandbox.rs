@@ -337,6 +337,33 @@ async fn v2_upload_is_stored_and_served_byte_identical() {
     assert_eq!(sb.temp_files(), 0);
 }
 
+/// A file of several megabytes and an odd length crosses the sandbox's write batches: every
+/// byte must reach the disk and the hash, in order.
+#[tokio::test]
+async fn a_multi_megabyte_upload_is_stored_and_hashed_exactly() {
+    let sb = Sandbox::new().await;
+    let bytes = data(5 * 1024 * 1024 + 12_345, 7);
+    let upload = [("fileName", "big.bin")];
+    let token = v2_token(&upload, now(), now() + 3600);
+    let mut fields = upload.to_vec();
+    fields.push(("token", &token));
+    let response = sb
+        .post(
+            "/api/v2/files/upload",
+            &fields,
+            Some(("big.bin", bytes.clone())),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["size"], bytes.len());
+    let served = sb.get(body["url"].as_str().unwrap()).await;
+    assert_eq!(served.bytes().await.unwrap(), bytes);
+    let ledger = sb.ledger();
+    assert_eq!(ledger[0]["sha256"], sha256(&bytes));
+    assert_eq!(ledger[0]["size"], bytes.len());
+}
+
 #[tokio::test]
 async fn v2_refuses_bad_tokens_with_the_right_status_and_message() {
     let sb = Sandbox::new().await;

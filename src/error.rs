@@ -14,6 +14,8 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
+    ConfigEdit(#[from] crate::config_edit::ConfigEditError),
+    #[error(transparent)]
     Secret(#[from] SecretError),
     #[error(transparent)]
     Sign(#[from] SignError),

@@ -29,6 +29,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod config_edit;
 pub mod doctor;
 pub mod engine;
 pub mod error;

@@ -670,3 +670,94 @@ fn bad_inputs_exit_2_with_one_clear_line() {
         assert!(!stderr.contains("panicked"), "{what}: {stderr}");
     }
 }
+
+#[test]
+fn profile_set_list_and_remove_edit_the_config_file_in_place() {
+    let env = Env::with_config("# team settings\n[upload]\nconcurrency = 3\n");
+    let out = stdout_json(&env.run(
+        &[
+            "profile",
+            "set",
+            "web",
+            "--provider",
+            "imagekit",
+            "--public-key",
+            "public_web",
+            "--url-endpoint",
+            "https://ik.imagekit.io/web",
+            "--tag",
+            "a",
+            "--tag",
+            "b",
+        ],
+        &[("DROPKEY_SECRET_WEB", "private_web")],
+    ));
+    assert_eq!(out["created"], true);
+    assert_eq!(out["profile"]["name"], "web");
+    assert_eq!(out["profile"]["secret"], "env");
+    assert_eq!(out["profile"]["tags"], serde_json::json!(["a", "b"]));
+    let text = std::fs::read_to_string(env.config()).unwrap();
+    assert!(
+        text.starts_with("# team settings\n[upload]\nconcurrency = 3\n"),
+        "{text}"
+    );
+    assert!(text.contains("[profiles.web]"), "{text}");
+
+    // The new profile signs at once; a change replaces its settings.
+    let signed = stdout_json(&env.run(
+        &["sign", "web", "--param", "fileName=a.png"],
+        &[("DROPKEY_SECRET_WEB", "private_web")],
+    ));
+    assert_eq!(signed["publicKey"], "public_web");
+    let out = stdout_json(&env.run(
+        &[
+            "profile",
+            "set",
+            "web",
+            "--provider",
+            "imagekit",
+            "--public-key",
+            "public_web2",
+            "--url-endpoint",
+            "https://ik.imagekit.io/web",
+        ],
+        &[],
+    ));
+    assert_eq!(out["created"], false);
+    let listed = stdout_json(&env.run(&["profile", "list"], &[]));
+    let names: Vec<&str> = listed["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["sandbox", "web"]);
+
+    // An edit the config would refuse exits 2 with one line and leaves the file alone.
+    let before = std::fs::read_to_string(env.config()).unwrap();
+    let out = env.run(&["profile", "set", "bad", "--provider", "imagekit"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("public_key") && stderr.contains("not changed"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert_eq!(std::fs::read_to_string(env.config()).unwrap(), before);
+
+    let out = stdout_json(&env.run(&["profile", "remove", "web"], &[]));
+    assert_eq!(out["removed"], true);
+    assert!(!std::fs::read_to_string(env.config())
+        .unwrap()
+        .contains("profiles.web"));
+    assert_eq!(
+        env.run(&["profile", "remove", "web"], &[]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        env.run(&["profile", "remove", "sandbox"], &[])
+            .status
+            .code(),
+        Some(2)
+    );
+}

@@ -104,6 +104,15 @@ fn secrets_round_trip_through_the_keychain_and_never_leak() {
     stdout_json(&run(&["private-url", &cl, "kyc/a", "--format", "pdf"], ""));
     stdout_json(&run(&["doctor", "--json"], ""));
     run(&["doctor"], "");
+    assert_eq!(
+        stdout_json(&run(&["profile", "list"], ""))["profiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == ik.as_str())
+            .unwrap()["secret"],
+        "keychain"
+    );
     run(&["sign", &ik, "--expire-in", "99999"], "");
     run(&["sign", &cl, "--param", "bad"], "");
     run(&["--help"], "");

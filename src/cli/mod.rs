@@ -5,6 +5,7 @@
 mod doctor;
 mod key;
 mod output;
+mod profiles;
 mod sandbox;
 mod serve;
 mod sign;
@@ -43,6 +44,9 @@ enum Command {
     Sign(sign::SignArgs),
     /// Print a short-lived signed link to a private file.
     PrivateUrl(sign::PrivateUrlArgs),
+    /// List, add, change or remove profiles in the config file.
+    #[command(subcommand)]
+    Profile(profiles::ProfileCommand),
     /// Manage a profile's private key in the OS keychain.
     #[command(subcommand)]
     Key(key::KeyCommand),
@@ -85,6 +89,22 @@ impl Context {
         })
     }
 
+    /// Like [`Context::load`], but a missing config file (even one the user named) is an empty
+    /// one: the file about to be created.
+    fn load_creating(cli: &Cli) -> Result<Self, Error> {
+        let mut paths = Paths::resolve(cli.config.clone(), cli.data_dir.clone())?;
+        let explicit = paths.config_explicit;
+        paths.config_explicit = false;
+        let config = Config::load(&paths)?;
+        paths.config_explicit = explicit;
+        let secrets = Secrets::new(&paths.data_dir);
+        Ok(Self {
+            paths,
+            config,
+            secrets,
+        })
+    }
+
     /// Starts the local sandbox in this process when one of `profiles` is the built-in sandbox
     /// profile and nothing listens at its address.
     async fn local_sandbox_for<'a>(
@@ -101,19 +121,21 @@ impl Context {
     }
 
     fn profile(&self, name: &str) -> Result<&Profile, Error> {
-        self.config
-            .profile(name)
-            .ok_or_else(|| Error::UnknownProfile {
-                name: name.to_owned(),
-                known: self
-                    .config
-                    .profiles
-                    .keys()
-                    .map(|k| format!("`{k}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                config: self.paths.config_file.display().to_string(),
-            })
+        self.profile_in(&self.config, name)
+    }
+
+    /// `name` in `config` (a config other than the loaded one: just edited).
+    fn profile_in<'c>(&self, config: &'c Config, name: &str) -> Result<&'c Profile, Error> {
+        config.profile(name).ok_or_else(|| Error::UnknownProfile {
+            name: name.to_owned(),
+            known: config
+                .profiles
+                .keys()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            config: self.paths.config_file.display().to_string(),
+        })
     }
 }
 
@@ -152,6 +174,8 @@ async fn run(cli: &Cli) -> Result<(), Error> {
         Command::Sign(args) => sign::sign(&Context::load(cli)?, args)?,
         Command::PrivateUrl(args) => sign::private_url(&Context::load(cli)?, args)?,
         Command::Key(cmd) => key::run(&Context::load(cli)?, cmd)?,
+        // `profile set` may create the config file, also one named with --config.
+        Command::Profile(cmd) => profiles::run(&Context::load_creating(cli)?, cmd)?,
         // Streaming commands print their own lines.
         Command::Upload(args) => return upload::upload(Context::load(cli)?, args).await,
         Command::Resume(args) => return upload::resume(Context::load(cli)?, args).await,

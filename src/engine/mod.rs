@@ -112,7 +112,8 @@ struct Control {
 
 struct Shared {
     store: Mutex<Store>,
-    config: Config,
+    /// Swapped whole when Settings edits the config file; a job reads it when it starts.
+    config: std::sync::RwLock<Arc<Config>>,
     secrets: Secrets,
     secret_cache: Mutex<HashMap<String, Arc<SecretString>>>,
     http: reqwest::Client,
@@ -133,6 +134,15 @@ struct Shared {
 pub struct Engine {
     shared: Arc<Shared>,
     tracker: TaskTracker,
+}
+
+impl Shared {
+    fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -165,7 +175,7 @@ impl Engine {
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
-            config,
+            config: std::sync::RwLock::new(Arc::new(config)),
             secrets,
             secret_cache: Mutex::new(HashMap::new()),
             http,
@@ -188,8 +198,19 @@ impl Engine {
         self.shared.events.subscribe()
     }
 
-    pub fn config(&self) -> &Config {
-        &self.shared.config
+    /// The config jobs start with now.
+    pub fn config(&self) -> Arc<Config> {
+        self.shared.config()
+    }
+
+    /// Replaces the config (profiles edited in Settings): jobs that start from now on use it,
+    /// running ones finish with the one they started with.
+    pub fn set_config(&self, config: Config) {
+        *self
+            .shared
+            .config
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(config);
     }
 
     /// Checks `path` and resolves what an upload of it with `profile` will send.
@@ -671,7 +692,8 @@ enum Outcome {
 
 async fn attempts(shared: &Arc<Shared>, job: &mut JobRecord, control: &Control) -> Outcome {
     let stopped = || lock(&control.reason).unwrap_or(Stop::Requeue);
-    let Some(profile) = shared.config.profile(&job.profile) else {
+    let config = shared.config();
+    let Some(profile) = config.profile(&job.profile) else {
         return Outcome::Failed(format!(
             "profile `{}` is no longer in the config: add it back, or cancel the job",
             job.profile

@@ -1,0 +1,127 @@
+//! `dropkey profile list|set|remove`: the profiles in the config file, edited the same way as
+//! the app's Settings (comments and layout kept, validated before the file is replaced). The
+//! private key is not set here: `dropkey key set` reads it from stdin into the keychain.
+
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use super::Context;
+use crate::config::Profile;
+use crate::config_edit::{self, ProfileSpec};
+use crate::profile::ProfileStatus;
+use crate::secrets::SecretSource;
+use crate::Error;
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// List every profile (the built-in sandbox first) and where its key comes from.
+    List,
+    /// Add a profile, or change one, in the config file.
+    Set(Box<SetArgs>),
+    /// Remove a profile from the config file (and its key from the keychain with --with-key).
+    Remove {
+        name: String,
+        /// Also delete the profile's private key from the keychain.
+        #[arg(long)]
+        with_key: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    name: String,
+    /// imagekit or cloudinary.
+    #[arg(long)]
+    provider: String,
+    /// ImageKit: v2 (default), v1 or remote.
+    #[arg(long)]
+    auth: Option<String>,
+    #[arg(long)]
+    public_key: Option<String>,
+    #[arg(long)]
+    url_endpoint: Option<String>,
+    #[arg(long)]
+    upload_url: Option<String>,
+    #[arg(long)]
+    api_url: Option<String>,
+    /// ImageKit with auth = remote: the team token server's upload-token address.
+    #[arg(long)]
+    token_url: Option<String>,
+    /// Default remote folder.
+    #[arg(long)]
+    folder: Option<String>,
+    /// Default tag (repeat for more).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    #[arg(long)]
+    cloud_name: Option<String>,
+    #[arg(long)]
+    api_key: Option<String>,
+    /// Cloudinary: upload as type=private.
+    #[arg(long)]
+    private: bool,
+}
+
+pub fn run(ctx: &Context, command: &ProfileCommand) -> Result<Value, Error> {
+    match command {
+        ProfileCommand::List => {
+            let profiles: Vec<Value> = ctx
+                .config
+                .profiles
+                .values()
+                .map(|p| status_json(ctx, p))
+                .collect();
+            Ok(json!({ "profiles": profiles }))
+        }
+        ProfileCommand::Set(args) => {
+            let spec = ProfileSpec {
+                name: args.name.clone(),
+                provider: args.provider.clone(),
+                auth: args.auth.clone(),
+                public_key: args.public_key.clone(),
+                url_endpoint: args.url_endpoint.clone(),
+                upload_url: args.upload_url.clone(),
+                api_url: args.api_url.clone(),
+                token_url: args.token_url.clone(),
+                folder: args.folder.clone(),
+                tags: args.tags.clone(),
+                cloud_name: args.cloud_name.clone(),
+                api_key: args.api_key.clone(),
+                private: args.private,
+            };
+            let existed = ctx.config.profile(spec.name.trim()).is_some();
+            let config = config_edit::upsert_profile(&ctx.paths, &spec)?;
+            let name = spec.name.trim();
+            let profile = ctx.profile_in(&config, name)?;
+            Ok(json!({
+                "profile": status_json(ctx, profile),
+                "created": !existed,
+                "config": ctx.paths.config_file,
+            }))
+        }
+        ProfileCommand::Remove { name, with_key } => {
+            let profile = ctx.profile(name)?.clone();
+            config_edit::remove_profile(&ctx.paths, name)?;
+            let key_deleted = if *with_key {
+                ctx.secrets.delete(&profile)?
+            } else {
+                false
+            };
+            Ok(json!({ "profile": name, "removed": true, "key_deleted": key_deleted }))
+        }
+    }
+}
+
+/// A profile's status; with no reachable keychain its key source is `unavailable`, with the
+/// reason, rather than failing a command that does not need the key.
+fn status_json(ctx: &Context, profile: &Profile) -> Value {
+    match ctx.secrets.status(profile) {
+        Ok(source) => json!(ProfileStatus::new(profile, source)),
+        Err(err) => {
+            let mut value = json!(ProfileStatus::new(profile, SecretSource::Missing));
+            value["secret"] = json!("unavailable");
+            value["secret_problem"] = json!(err.to_string());
+            value
+        }
+    }
+}

@@ -5,7 +5,7 @@
 FEATURES := --features dropkey-app/custom-protocol
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: run test setup ui app bindings fmt lint vectors clean
+.PHONY: run test setup ui app deb bindings fmt lint vectors clean
 
 run: setup ui
 	cargo build -p dropkey-app $(FEATURES)
@@ -22,6 +22,11 @@ ui:
 
 app: ui
 	cargo build -p dropkey-app $(FEATURES)
+
+# The release build, packaged: target/release/bundle/deb/Dropkey_<version>_<arch>.deb
+deb: setup
+	cargo build --release -p dropkey
+	cd ui && TAURI_APP_PATH=../src-tauri npx tauri build --bundles deb
 
 # Regenerate ui/src/lib/bindings.ts from the Rust command types.
 bindings:

@@ -3,6 +3,9 @@
 /// only what `capabilities/default.json` lists.
 const COMMANDS: &[&str] = &[
     "list_profiles",
+    "profile_settings",
+    "save_profile",
+    "remove_profile",
     "set_secret",
     "delete_secret",
     "test_connection",

@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 use dropkey::config::{Config, Paths, Profile, Provider as CoreProvider, Watch, SANDBOX_PROFILE};
+use dropkey::config_edit::{self, ProfileSpec, WatchSpec};
 use dropkey::engine::clock::SkewClock;
 use dropkey::engine::provider::{self, RemoteFile};
 use dropkey::engine::store::JobRecord;
@@ -18,13 +19,13 @@ use dropkey::profile::ProfileStatus;
 use dropkey::sandbox::SandboxHandle;
 use dropkey::secrets::{SecretSource as CoreSecretSource, Secrets};
 use dropkey::sign::{cloudinary, imagekit, Params};
-use dropkey::watch::Watcher;
+use dropkey::watch::{watch_key, Watcher};
 
 use crate::error::AppError;
 use crate::models::{
     core_job_id, history_entry, watch_view, Activity, AppStatus, ConnectionCheck, Destination,
-    EnqueueRequest, EnqueueResult, HistoryEntry, JobView, ProfileView, Rejected, SecretSource,
-    WatchView,
+    EnqueueRequest, EnqueueResult, HistoryEntry, JobView, ProfileInput, ProfileView, Rejected,
+    SecretSource, WatchInput, WatchView,
 };
 use crate::prefs::Prefs;
 
@@ -40,15 +41,18 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// One watched folder of the config file, with its own watcher so that it can be stopped
+/// alone when Settings removes it.
 struct WatchSlot {
+    key: String,
     watcher: Watcher,
-    session_only: bool,
 }
 
 /// The running core. One per process, in Tauri's managed state behind [`crate::AppState`].
 pub struct Core {
     pub paths: Paths,
-    pub config: Config,
+    /// Replaced whole when Settings edits the config file.
+    config: std::sync::RwLock<Arc<Config>>,
     pub secrets: Secrets,
     pub engine: Engine,
     pub prefs: Mutex<Prefs>,
@@ -103,20 +107,12 @@ impl Core {
         }
         let concurrency = settings.concurrency as u32;
         let engine = Engine::start(config.clone(), secrets.clone(), settings)?;
-        let watches: Vec<Watch> = config
+        let slots = config
             .watches
             .iter()
             .filter(|w| config.profile(&w.profile).is_some())
-            .cloned()
+            .map(|w| start_watch(&engine, w))
             .collect();
-        let slots = if watches.is_empty() {
-            Vec::new()
-        } else {
-            vec![WatchSlot {
-                watcher: Watcher::start(engine.clone(), watches),
-                session_only: false,
-            }]
-        };
         let http = reqwest::Client::builder()
             .user_agent(concat!("dropkey-app/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(std::time::Duration::from_secs(15))
@@ -125,7 +121,7 @@ impl Core {
             .map_err(AppError::internal)?;
         Ok(Self {
             paths,
-            config,
+            config: std::sync::RwLock::new(Arc::new(config)),
             secrets,
             engine,
             prefs: Mutex::new(prefs),
@@ -152,11 +148,20 @@ impl Core {
         }
     }
 
-    pub fn profile(&self, name: &str) -> Result<&Profile, AppError> {
-        self.config.profile(name).ok_or_else(|| {
+    /// The config as it is now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn profile(&self, name: &str) -> Result<Profile, AppError> {
+        let config = self.config();
+        config.profile(name).cloned().ok_or_else(|| {
             AppError::input(format!(
                 "unknown profile `{name}`: configured profiles are {}",
-                self.config
+                config
                     .profiles
                     .keys()
                     .map(|k| format!("`{k}`"))
@@ -167,11 +172,13 @@ impl Core {
     }
 
     /// The profile files go to when nothing says otherwise (a second launch, the tray).
-    pub fn default_profile(&self) -> Result<&Profile, AppError> {
+    pub fn default_profile(&self) -> Result<Profile, AppError> {
         let last = lock(&self.prefs).last_profile.clone();
-        last.and_then(|name| self.config.profile(&name))
-            .or_else(|| self.config.profiles.values().find(|p| p.builtin))
-            .or_else(|| self.config.profiles.values().next())
+        let config = self.config();
+        last.and_then(|name| config.profile(&name))
+            .or_else(|| config.profiles.values().find(|p| p.builtin))
+            .or_else(|| config.profiles.values().next())
+            .cloned()
             .ok_or_else(|| AppError::input("no profile is configured"))
     }
 
@@ -179,8 +186,8 @@ impl Core {
     // Profiles and secrets (blocking: keychain calls go over D-Bus)
 
     pub fn list_profiles(&self) -> Vec<ProfileView> {
-        let mut views: Vec<ProfileView> = self
-            .config
+        let config = self.config();
+        let mut views: Vec<ProfileView> = config
             .profiles
             .values()
             .map(|profile| match self.secrets.status(profile) {
@@ -221,9 +228,9 @@ impl Core {
                 ));
             }
         }
-        self.secrets.set(profile, &secret)?;
+        self.secrets.set(&profile, &secret)?;
         self.engine.forget_secret(&profile.name);
-        Ok(self.secrets.status(profile)?.into())
+        Ok(self.secrets.status(&profile)?.into())
     }
 
     pub fn delete_secret(&self, profile: &str) -> Result<bool, AppError> {
@@ -233,15 +240,53 @@ impl Core {
                 "the sandbox profile's key is managed by Dropkey; there is nothing to remove",
             ));
         }
-        let deleted = self.secrets.delete(profile)?;
+        let deleted = self.secrets.delete(&profile)?;
         self.engine.forget_secret(&profile.name);
         Ok(deleted)
+    }
+
+    /// A configured profile's settings, for the edit form.
+    pub fn profile_settings(&self, name: &str) -> Result<ProfileInput, AppError> {
+        let profile = self.profile(name)?;
+        if profile.builtin {
+            return Err(AppError::input(
+                "the sandbox profile is built in and has no settings to edit",
+            ));
+        }
+        Ok(ProfileSpec::from_profile(&profile).into())
+    }
+
+    /// Adds or changes a profile in the config file; uploads that start from now on use it.
+    /// Blocking (file I/O).
+    pub fn save_profile(&self, input: ProfileInput) -> Result<Vec<ProfileView>, AppError> {
+        let spec: ProfileSpec = input.into();
+        let config = config_edit::upsert_profile(&self.paths, &spec)?;
+        self.set_config(config);
+        Ok(self.list_profiles())
+    }
+
+    /// Removes a profile from the config file, and its key from the keychain with `with_key`.
+    /// Blocking (file I/O, keychain).
+    pub fn remove_profile(&self, name: &str, with_key: bool) -> Result<Vec<ProfileView>, AppError> {
+        let profile = self.profile(name)?;
+        let config = config_edit::remove_profile(&self.paths, &profile.name)?;
+        self.set_config(config);
+        if with_key {
+            self.secrets.delete(&profile)?;
+        }
+        self.engine.forget_secret(&profile.name);
+        Ok(self.list_profiles())
+    }
+
+    fn set_config(&self, config: Config) {
+        self.engine.set_config(config.clone());
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
     }
 
     /// Asks the provider for a file that does not exist: a "not found" proves the address and
     /// the key; a refusal says what is wrong.
     pub async fn test_connection(&self, name: &str) -> Result<ConnectionCheck, AppError> {
-        let profile = self.profile(name)?.clone();
+        let profile = self.profile(name)?;
         if let CoreProvider::ImageKit(ik) = &profile.provider {
             if ik.auth == dropkey::config::ImageKitAuth::Remote {
                 return Ok(ConnectionCheck {
@@ -376,7 +421,7 @@ impl Core {
                 };
                 these.insert("folder".into(), folder);
             }
-            match self.engine.prepare(profile, &path, &these, source) {
+            match self.engine.prepare(&profile, &path, &these, source) {
                 Ok(mut job) => {
                     // A batch that cleared the folder or the tags drops the profile's defaults.
                     if to_root {
@@ -500,16 +545,17 @@ impl Core {
 
     pub fn history(&self, limit: u32) -> Result<Vec<HistoryEntry>, AppError> {
         let limit = limit.clamp(1, MAX_HISTORY) as usize;
+        let config = self.config();
         Ok(self
             .engine
             .history(limit, None)?
             .iter()
-            .map(|r| history_entry(r, self.config.profile(&r.profile)))
+            .map(|r| history_entry(r, config.profile(&r.profile)))
             .collect())
     }
 
     pub fn history_entry(&self, record: &JobRecord) -> HistoryEntry {
-        history_entry(record, self.config.profile(&record.profile))
+        history_entry(record, self.config().profile(&record.profile))
     }
 
     fn done_record(&self, id: u32) -> Result<(JobRecord, Profile), AppError> {
@@ -521,7 +567,7 @@ impl Core {
             )));
         }
         let profile = self
-            .config
+            .config()
             .profile(&record.profile)
             .cloned()
             .ok_or_else(|| {
@@ -642,12 +688,7 @@ impl Core {
     pub fn watches(&self) -> Vec<WatchView> {
         lock(&self.watches)
             .iter()
-            .flat_map(|slot| {
-                slot.watcher
-                    .infos()
-                    .into_iter()
-                    .map(|info| watch_view(info, slot.session_only))
-            })
+            .flat_map(|slot| slot.watcher.infos().into_iter().map(watch_view))
             .collect()
     }
 
@@ -655,10 +696,7 @@ impl Core {
     pub fn set_watch_paused(&self, key: Option<&str>, paused: bool) -> Result<(), AppError> {
         let slots = lock(&self.watches);
         if let Some(key) = key {
-            if !slots
-                .iter()
-                .any(|s| s.watcher.infos().iter().any(|i| i.key == key))
-            {
+            if !slots.iter().any(|s| s.key == key) {
                 return Err(AppError::not_found(format!("no watched folder `{key}`")));
             }
         }
@@ -676,48 +714,65 @@ impl Core {
                 .all(|w| w.state == crate::models::WatchState::Paused)
     }
 
-    /// Watches `path` with `profile` until the app quits (not written to the config file).
-    pub fn add_watch(&self, path: &str, profile: &str) -> Result<(), AppError> {
-        let profile = self.profile(profile)?;
-        let dir = PathBuf::from(path);
-        if !dir.is_absolute() || !dir.is_dir() {
-            return Err(AppError::input(format!(
-                "{path} is not a folder: choose an existing folder"
-            )));
+    /// Adds a `[[watch]]` to the config file and starts watching it. Blocking (file I/O).
+    pub fn add_watch(&self, input: WatchInput) -> Result<(), AppError> {
+        let profile = self.profile(&input.profile)?;
+        let spec = WatchSpec {
+            path: PathBuf::from(input.path.trim()),
+            profile: profile.name.clone(),
+            folder: input.folder,
+            tags: input.tags.map(|tags| {
+                tags.into_iter()
+                    .map(|t| t.trim().to_owned())
+                    .filter(|t| !t.is_empty())
+                    .collect()
+            }),
+            recursive: input.recursive,
+        };
+        let config = config_edit::add_watch(&self.paths, &spec)?;
+        let mut slots = lock(&self.watches);
+        let fresh: Vec<Watch> = config
+            .watches
+            .iter()
+            .filter(|w| !slots.iter().any(|s| s.key == watch_key(w)))
+            .filter(|w| config.profile(&w.profile).is_some())
+            .cloned()
+            .collect();
+        for watch in &fresh {
+            slots.push(start_watch(&self.engine, watch));
         }
-        let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
-        let watch = Watch::ad_hoc(dir.clone(), &profile.name);
-        let key = dropkey::watch::watch_key(&watch);
-        if self.watches().iter().any(|w| w.key == key) {
-            return Err(AppError::input(format!(
-                "{} is already watched with profile `{}`",
-                dir.display(),
-                profile.name
-            )));
-        }
-        let watcher = Watcher::start(self.engine.clone(), vec![watch]);
-        lock(&self.watches).push(WatchSlot {
-            watcher,
-            session_only: true,
-        });
+        drop(slots);
+        self.set_config(config);
         Ok(())
     }
 
-    /// Stops a watch added in this session.
+    /// Removes a watched folder from the config file and stops watching it.
     pub async fn remove_watch(&self, key: &str) -> Result<(), AppError> {
+        if !lock(&self.watches).iter().any(|s| s.key == key) {
+            return Err(AppError::not_found(format!("no watched folder `{key}`")));
+        }
+        let paths = self.paths.clone();
+        let owned = key.to_owned();
+        let edited =
+            tauri::async_runtime::spawn_blocking(move || config_edit::remove_watch(&paths, &owned))
+                .await
+                .map_err(AppError::internal)?;
+        match edited {
+            Ok(config) => self.set_config(config),
+            // Already gone from the file (edited by hand): only the running watcher is left.
+            Err(config_edit::ConfigEditError::Input(_)) => {}
+            Err(err) => return Err(err.into()),
+        }
         let slot = {
             let mut slots = lock(&self.watches);
-            let index = slots
+            slots
                 .iter()
-                .position(|s| s.session_only && s.watcher.infos().iter().any(|i| i.key == key))
-                .ok_or_else(|| {
-                    AppError::input(format!(
-                        "`{key}` is not a watch added in this window (watches from the config file are removed there)"
-                    ))
-                })?;
-            slots.remove(index)
+                .position(|s| s.key == key)
+                .map(|index| slots.remove(index))
         };
-        slot.watcher.shutdown().await;
+        if let Some(slot) = slot {
+            slot.watcher.shutdown().await;
+        }
         Ok(())
     }
 
@@ -895,6 +950,13 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, max: usize) {
         } else if kind.is_file() || (kind.is_symlink() && entry.path().is_file()) {
             out.push(entry.path());
         }
+    }
+}
+
+fn start_watch(engine: &Engine, watch: &Watch) -> WatchSlot {
+    WatchSlot {
+        key: watch_key(watch),
+        watcher: Watcher::start(engine.clone(), vec![watch.clone()]),
     }
 }
 

@@ -42,6 +42,8 @@ impl From<dropkey::Error> for AppError {
     fn from(err: dropkey::Error) -> Self {
         let kind = match &err {
             dropkey::Error::Config(_) => "config",
+            dropkey::Error::ConfigEdit(dropkey::config_edit::ConfigEditError::Input(_)) => "input",
+            dropkey::Error::ConfigEdit(_) => "config",
             dropkey::Error::Secret(_) => "keychain",
             dropkey::Error::Engine(dropkey::engine::EngineError::Secret(_)) => "keychain",
             dropkey::Error::Engine(dropkey::engine::EngineError::Store(_)) => "internal",
@@ -64,6 +66,7 @@ macro_rules! via_core_error {
 
 via_core_error!(
     dropkey::config::ConfigError,
+    dropkey::config_edit::ConfigEditError,
     dropkey::secrets::SecretError,
     dropkey::engine::EngineError,
     dropkey::sign::SignError,

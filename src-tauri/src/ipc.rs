@@ -9,6 +9,9 @@ use crate::commands::{app, history, profiles, uploads, watches};
 pub fn builder() -> Builder<tauri::Wry> {
     Builder::<tauri::Wry>::new().commands(collect_commands![
         profiles::list_profiles,
+        profiles::profile_settings,
+        profiles::save_profile,
+        profiles::remove_profile,
         profiles::set_secret,
         profiles::delete_secret,
         profiles::test_connection,

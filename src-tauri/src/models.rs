@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use dropkey::config::{Profile, Provider as CoreProvider};
+use dropkey::config_edit::ProfileSpec;
 use dropkey::engine::store::JobRecord;
 use dropkey::engine::{JobId, JobState};
 use dropkey::profile::ProfileStatus;
@@ -18,7 +19,7 @@ use dropkey::watch::{WatchInfo, WatchStatus};
 
 use crate::error::AppError;
 
-#[derive(Debug, Clone, Copy, Serialize, specta::Type, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, specta::Type, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     Imagekit,
@@ -89,6 +90,86 @@ impl From<ProfileStatus> for ProfileView {
             is_default: status.is_default,
         }
     }
+}
+
+/// A profile's settings as the edit form shows and sends them. Public settings only: the
+/// private key has its own one-way command (`set_secret`).
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type, PartialEq, Eq)]
+pub struct ProfileInput {
+    pub name: String,
+    pub provider: Provider,
+    /// ImageKit: `v2`, `v1` or `remote`.
+    pub auth: Option<String>,
+    pub public_key: Option<String>,
+    pub url_endpoint: Option<String>,
+    pub upload_url: Option<String>,
+    pub api_url: Option<String>,
+    pub token_url: Option<String>,
+    pub folder: Option<String>,
+    pub tags: Vec<String>,
+    pub cloud_name: Option<String>,
+    pub api_key: Option<String>,
+    pub private: bool,
+}
+
+impl From<ProfileSpec> for ProfileInput {
+    fn from(spec: ProfileSpec) -> Self {
+        Self {
+            provider: if spec.provider == "cloudinary" {
+                Provider::Cloudinary
+            } else {
+                Provider::Imagekit
+            },
+            name: spec.name,
+            auth: spec.auth,
+            public_key: spec.public_key,
+            url_endpoint: spec.url_endpoint,
+            upload_url: spec.upload_url,
+            api_url: spec.api_url,
+            token_url: spec.token_url,
+            folder: spec.folder,
+            tags: spec.tags,
+            cloud_name: spec.cloud_name,
+            api_key: spec.api_key,
+            private: spec.private,
+        }
+    }
+}
+
+impl From<ProfileInput> for ProfileSpec {
+    fn from(input: ProfileInput) -> Self {
+        Self {
+            name: input.name,
+            provider: match input.provider {
+                Provider::Imagekit => "imagekit",
+                Provider::Cloudinary => "cloudinary",
+            }
+            .to_owned(),
+            auth: input.auth,
+            public_key: input.public_key,
+            url_endpoint: input.url_endpoint,
+            upload_url: input.upload_url,
+            api_url: input.api_url,
+            token_url: input.token_url,
+            folder: input.folder,
+            tags: input.tags,
+            cloud_name: input.cloud_name,
+            api_key: input.api_key,
+            private: input.private,
+        }
+    }
+}
+
+/// A folder to watch, as Settings adds it.
+#[derive(Debug, Clone, Deserialize, specta::Type)]
+pub struct WatchInput {
+    pub path: String,
+    pub profile: String,
+    /// Remote folder; none: the profile's.
+    pub folder: Option<String>,
+    /// Tags; none: the profile's.
+    pub tags: Option<Vec<String>>,
+    pub recursive: bool,
 }
 
 /// A job's state as the queue shows it.
@@ -302,11 +383,9 @@ pub struct WatchView {
     pub last_upload: Option<String>,
     #[specta(type = u32)]
     pub uploads: f64,
-    /// Added in this window, not in the config file: gone at the next start.
-    pub session_only: bool,
 }
 
-pub fn watch_view(info: WatchInfo, session_only: bool) -> WatchView {
+pub fn watch_view(info: WatchInfo) -> WatchView {
     let (state, detail) = match info.status {
         WatchStatus::Starting => (WatchState::Starting, None),
         WatchStatus::Watching => (WatchState::Watching, None),
@@ -322,7 +401,6 @@ pub fn watch_view(info: WatchInfo, session_only: bool) -> WatchView {
         detail,
         last_upload: info.last_upload,
         uploads: info.uploads as f64,
-        session_only,
     }
 }
 

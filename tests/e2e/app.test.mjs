@@ -51,6 +51,8 @@ const CLI = resolve(process.env.DROPKEY_BIN ?? join(REPO, "target/debug/dropkey"
 const SECRET = "shhh-e2e-secret-value";
 /** Typed into Settings for profile `ik`; must reach the keychain and nothing else. */
 const TYPED_SECRET = `private_e2e_${randomBytes(9).toString("hex")}`;
+/** Typed into the "Add a profile" form for profile `added`. */
+const ADDED_SECRET = `private_e2e_added_${randomBytes(9).toString("hex")}`;
 const SHOTS = process.env.DROPKEY_E2E_SCREENSHOTS;
 
 /** A `size`x`size` PNG with a diagonal two-colour gradient (a real image for History). */
@@ -334,7 +336,7 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
 
   async function pageHasNoSecret() {
     const source = await browser.getPageSource();
-    for (const secret of [SECRET, TYPED_SECRET]) {
+    for (const secret of [SECRET, TYPED_SECRET, ADDED_SECRET]) {
       assert.ok(!source.includes(secret), "the page source contains a secret");
     }
   }
@@ -467,6 +469,66 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
     await pageHasNoSecret();
     await browser.execute(() => document.querySelector("main")?.scrollTo(0, 0));
     await shot("settings");
+  });
+
+  it("adds, edits and removes a profile in Settings; config.toml and the keychain follow", async () => {
+    await go("settings");
+    const configPath = join(tmp, "config.toml");
+    const keyStatus = (name) =>
+      JSON.parse(execFileSync(CLI, ["key", "status", name], { env: appEnv(tmp), encoding: "utf8" }).trim())
+        .source;
+
+    await browser.$('[data-testid="profile-add"]').click();
+    const editor = browser.$('[data-testid="profile-editor"]');
+    await editor.waitForDisplayed();
+    // Saving an incomplete form names what is missing and sends nothing.
+    await editor.$('[data-testid="profile-save"]').click();
+    await eventually(async () => (await editor.$$(".error")).length >= 3, "no field errors shown");
+    await editor.$('[data-testid="profile-name"]').setValue("added");
+    await editor.$('[data-testid="profile-public-key"]').setValue("public_added");
+    await editor.$('[data-testid="profile-url-endpoint"]').setValue("https://ik.imagekit.io/added");
+    await editor.$('[data-testid="profile-tags"]').setValue("web, hero");
+    await editor.$('[data-testid="profile-key"]').setValue(ADDED_SECRET);
+    await shot("profile-editor");
+    await editor.$('[data-testid="profile-save"]').click();
+    const card = browser.$('[data-testid="profile-item"][data-profile="added"]');
+    await eventually(async () => card.isExisting(), "the new profile is not listed");
+    await eventually(
+      async () => (await card.$('[data-testid="secret-status"]').getAttribute("data-source")) === "keychain",
+      "the new profile's key is not in the keychain",
+    );
+    let text = await readFile(configPath, "utf8");
+    assert.match(text, /\[profiles\.added\]\nprovider = "imagekit"\nauth = "v2"\npublic_key = "public_added"/);
+    assert.match(text, /tags = \["web", "hero"\]/);
+    assert.ok(text.includes("[[watch]]"), "the existing watch was lost");
+    assert.ok(!text.includes(ADDED_SECRET), "the key reached config.toml");
+    assert.equal(keyStatus("added"), "keychain");
+    await pageHasNoSecret();
+
+    await card.$('[data-testid="profile-edit"]').click();
+    const edit = browser.$('[data-testid="profile-item-editing"][data-profile="added"]');
+    await edit.waitForDisplayed();
+    assert.equal(await edit.$('[data-testid="profile-public-key"]').getValue(), "public_added");
+    await edit.$('[data-testid="profile-folder"]').setValue("/edited");
+    await edit.$('[data-testid="profile-save"]').click();
+    await eventually(async () => (await readFile(configPath, "utf8")).includes('folder = "/edited"'), "the edit did not reach config.toml");
+    await eventually(async () => card.isExisting(), "the edited profile is not listed");
+
+    await card.$('[data-testid="profile-remove"]').click();
+    await browser.$('[data-testid="confirm-ok"]').click();
+    await eventually(async () => !(await card.isExisting()), "the removed profile is still listed");
+    text = await readFile(configPath, "utf8");
+    assert.ok(!text.includes("profiles.added"), "the profile is still in config.toml");
+    // The profile is gone, so ask the keychain itself whether its key went with it.
+    let stillThere = true;
+    try {
+      execFileSync("secret-tool", ["lookup", "service", "dropkey", "username", "added"], { encoding: "utf8" });
+    } catch (err) {
+      if (err.code === "ENOENT") return; // libsecret-tools not installed
+      assert.equal(err.status, 1, `secret-tool failed: ${err.message}`);
+      stillThere = false;
+    }
+    assert.ok(!stillThere, "the removed profile's key is still in the keychain");
   });
 
   it("uploads a file written into a watched folder", async () => {

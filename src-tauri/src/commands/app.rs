@@ -39,7 +39,7 @@ pub async fn get_settings(
             close_to_tray: prefs.close_to_tray,
             concurrency: prefs
                 .concurrency
-                .unwrap_or(u32::try_from(core.config.upload.concurrency).unwrap_or(4)),
+                .unwrap_or(u32::try_from(core.config().upload.concurrency).unwrap_or(4)),
             concurrency_running: core.concurrency,
             launch_at_login: login,
             copy_template: prefs.copy_template,

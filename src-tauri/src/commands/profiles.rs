@@ -6,13 +6,44 @@ use tauri::State;
 use super::blocking;
 use crate::core::AppState;
 use crate::error::AppError;
-use crate::models::{ConnectionCheck, ProfileView, SecretSource};
+use crate::models::{ConnectionCheck, ProfileInput, ProfileView, SecretSource};
 
 /// Every profile (the built-in sandbox first) and whether its secret is set.
 #[tauri::command]
 #[specta::specta]
 pub async fn list_profiles(state: State<'_, AppState>) -> Result<Vec<ProfileView>, AppError> {
     blocking(&state, |core| Ok(core.list_profiles())).await
+}
+
+/// A profile's settings for the edit form (public settings only: never the key).
+#[tauri::command]
+#[specta::specta]
+pub async fn profile_settings(
+    state: State<'_, AppState>,
+    name: String,
+) -> Result<ProfileInput, AppError> {
+    blocking(&state, move |core| core.profile_settings(&name)).await
+}
+
+/// Adds or changes a profile in the config file; answers the profiles as they now are.
+#[tauri::command]
+#[specta::specta]
+pub async fn save_profile(
+    state: State<'_, AppState>,
+    profile: ProfileInput,
+) -> Result<Vec<ProfileView>, AppError> {
+    blocking(&state, move |core| core.save_profile(profile)).await
+}
+
+/// Removes a profile from the config file (and its key from the keychain with `with_key`).
+#[tauri::command]
+#[specta::specta]
+pub async fn remove_profile(
+    state: State<'_, AppState>,
+    name: String,
+    with_key: bool,
+) -> Result<Vec<ProfileView>, AppError> {
+    blocking(&state, move |core| core.remove_profile(&name, with_key)).await
 }
 
 /// Stores a profile's private key in the keychain. The key goes one way: the answer is only

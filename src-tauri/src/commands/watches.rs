@@ -1,4 +1,4 @@
-//! Watched folders: status, pause/resume, add (for this session) and remove.
+//! Watched folders: status, pause/resume, add and remove (both edit the config file).
 
 use tauri::{AppHandle, State};
 
@@ -6,7 +6,7 @@ use super::blocking;
 use crate::actions;
 use crate::core::AppState;
 use crate::error::AppError;
-use crate::models::WatchView;
+use crate::models::{WatchInput, WatchView};
 
 #[tauri::command]
 #[specta::specta]
@@ -35,18 +35,14 @@ pub async fn set_watching_paused(app: AppHandle, paused: bool) -> Result<(), App
     actions::set_watching_paused(&app, paused).await
 }
 
-/// Watches a folder until the app quits (it is not written to the config file).
+/// Adds a `[[watch]]` to the config file and starts watching the folder.
 #[tauri::command]
 #[specta::specta]
-pub async fn add_watch(
-    state: State<'_, AppState>,
-    path: String,
-    profile: String,
-) -> Result<(), AppError> {
-    blocking(&state, move |core| core.add_watch(&path, &profile)).await
+pub async fn add_watch(state: State<'_, AppState>, watch: WatchInput) -> Result<(), AppError> {
+    blocking(&state, move |core| core.add_watch(watch)).await
 }
 
-/// Stops a watch added in this session.
+/// Stops watching a folder and removes it from the config file.
 #[tauri::command]
 #[specta::specta]
 pub async fn remove_watch(state: State<'_, AppState>, key: String) -> Result<(), AppError> {

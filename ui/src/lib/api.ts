@@ -20,10 +20,13 @@ import type {
   EnqueueResult,
   HistoryEntry_Serialize,
   JobView_Serialize,
+  ProfileInput_Deserialize,
+  ProfileInput_Serialize,
   SettingsUpdate,
   SettingsView,
   UiEvent_Deserialize,
   UiEvent_Serialize,
+  WatchInput_Deserialize,
   WatchView_Serialize,
 } from "./bindings";
 
@@ -48,6 +51,9 @@ export type UiEvent = UiEvent_Serialize;
 export type ProgressView = Extract<UiEvent, { type: "progress" }>["updates"][number];
 export type Destination = Destination_Deserialize;
 export type EnqueueRequest = EnqueueRequest_Deserialize;
+/** A profile's public settings, as the edit form loads (`_Serialize`) and saves them. */
+export type ProfileInput = ProfileInput_Serialize & ProfileInput_Deserialize;
+export type WatchInput = WatchInput_Deserialize;
 
 /** A command's outcome, as the generated bindings return it. */
 export type Result<T, E = AppError> = { status: "ok"; data: T } | { status: "error"; error: E };
@@ -70,6 +76,11 @@ type Async<T> = Promise<Result<T, AppError>>;
 /** Everything the UI may ask of the backend. One method per command or plugin call. */
 export interface Api {
   listProfiles(): Async<ProfileView[]>;
+  /** A profile's public settings for the edit form; never its key. */
+  profileSettings(name: string): Async<ProfileInput>;
+  /** Adds or changes a profile in the config file; answers the profiles as they now are. */
+  saveProfile(profile: ProfileInput): Async<ProfileView[]>;
+  removeProfile(name: string, withKey: boolean): Async<ProfileView[]>;
   /** Sends a key to the keychain; the answer says only where the key now comes from. */
   setSecret(profile: string, secret: string): Async<ProfileView["secret"]>;
   deleteSecret(profile: string): Async<boolean>;
@@ -93,7 +104,8 @@ export interface Api {
   listWatches(): Async<WatchView[]>;
   setWatchPaused(key: string, paused: boolean): Async<null>;
   setWatchingPaused(paused: boolean): Async<null>;
-  addWatch(path: string, profile: string): Async<null>;
+  /** Adds a `[[watch]]` to the config file and starts watching. */
+  addWatch(watch: WatchInput): Async<null>;
   removeWatch(key: string): Async<null>;
 
   appStatus(): Async<AppStatus>;
@@ -177,6 +189,9 @@ export function createTauriApi(available: () => boolean = isTauri): Api {
 
   return {
     listProfiles: call(() => commands.listProfiles()),
+    profileSettings: call((name: string) => commands.profileSettings(name)),
+    saveProfile: call((profile: ProfileInput) => commands.saveProfile(profile)),
+    removeProfile: call((name: string, withKey: boolean) => commands.removeProfile(name, withKey)),
     setSecret: call((profile: string, secret: string) => commands.setSecret(profile, secret)),
     deleteSecret: call((profile: string) => commands.deleteSecret(profile)),
     testConnection: call((profile: string) => commands.testConnection(profile)),
@@ -203,7 +218,7 @@ export function createTauriApi(available: () => boolean = isTauri): Api {
     listWatches: call(() => commands.listWatches()),
     setWatchPaused: call((key: string, paused: boolean) => commands.setWatchPaused(key, paused)),
     setWatchingPaused: call((paused: boolean) => commands.setWatchingPaused(paused)),
-    addWatch: call((path: string, profile: string) => commands.addWatch(path, profile)),
+    addWatch: call((watch: WatchInput) => commands.addWatch(watch)),
     removeWatch: call((key: string) => commands.removeWatch(key)),
 
     appStatus: call(() => commands.appStatus()),

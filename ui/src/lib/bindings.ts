@@ -6,6 +6,12 @@ import { invoke as __TAURI_INVOKE, Channel } from "@tauri-apps/api/core";
 export const commands = {
 	/**  Every profile (the built-in sandbox first) and whether its secret is set. */
 	listProfiles: () => typedError<ProfileView_Serialize[], AppError>(__TAURI_INVOKE("list_profiles")),
+	/**  A profile's settings for the edit form (public settings only: never the key). */
+	profileSettings: (name: string) => typedError<ProfileInput_Serialize, AppError>(__TAURI_INVOKE("profile_settings", { name })),
+	/**  Adds or changes a profile in the config file; answers the profiles as they now are. */
+	saveProfile: (profile: ProfileInput_Deserialize) => typedError<ProfileView_Serialize[], AppError>(__TAURI_INVOKE("save_profile", { profile })),
+	/**  Removes a profile from the config file (and its key from the keychain with `with_key`). */
+	removeProfile: (name: string, withKey: boolean) => typedError<ProfileView_Serialize[], AppError>(__TAURI_INVOKE("remove_profile", { name, withKey })),
 	/**
 	 *  Stores a profile's private key in the keychain. The key goes one way: the answer is only
 	 *  where it now comes from.
@@ -51,9 +57,9 @@ export const commands = {
 	setWatchPaused: (key: string, paused: boolean) => typedError<null, AppError>(__TAURI_INVOKE("set_watch_paused", { key, paused })),
 	/**  Pauses or resumes every watched folder (the tray's "Pause watching"). */
 	setWatchingPaused: (paused: boolean) => typedError<null, AppError>(__TAURI_INVOKE("set_watching_paused", { paused })),
-	/**  Watches a folder until the app quits (it is not written to the config file). */
-	addWatch: (path: string, profile: string) => typedError<null, AppError>(__TAURI_INVOKE("add_watch", { path, profile })),
-	/**  Stops a watch added in this session. */
+	/**  Adds a `[[watch]]` to the config file and starts watching the folder. */
+	addWatch: (watch: WatchInput_Deserialize) => typedError<null, AppError>(__TAURI_INVOKE("add_watch", { watch })),
+	/**  Stops watching a folder and removes it from the config file. */
 	removeWatch: (key: string) => typedError<null, AppError>(__TAURI_INVOKE("remove_watch", { key })),
 	appStatus: () => typedError<AppStatus, AppError>(__TAURI_INVOKE("app_status")),
 	getSettings: () => typedError<SettingsView, AppError>(__TAURI_INVOKE("get_settings")),
@@ -221,6 +227,54 @@ export type JobView_Serialize = {
 	bytes_sent: number,
 };
 
+/**
+ *  A profile's settings as the edit form shows and sends them. Public settings only: the
+ *  private key has its own one-way command (`set_secret`).
+ */
+export type ProfileInput = ProfileInput_Serialize | ProfileInput_Deserialize;
+
+/**
+ *  A profile's settings as the edit form shows and sends them. Public settings only: the
+ *  private key has its own one-way command (`set_secret`).
+ */
+export type ProfileInput_Deserialize = {
+	name: string,
+	provider: Provider,
+	/**  ImageKit: `v2`, `v1` or `remote`. */
+	auth?: string | null,
+	public_key?: string | null,
+	url_endpoint?: string | null,
+	upload_url?: string | null,
+	api_url?: string | null,
+	token_url?: string | null,
+	folder?: string | null,
+	tags: string[],
+	cloud_name?: string | null,
+	api_key?: string | null,
+	private: boolean,
+};
+
+/**
+ *  A profile's settings as the edit form shows and sends them. Public settings only: the
+ *  private key has its own one-way command (`set_secret`).
+ */
+export type ProfileInput_Serialize = {
+	name: string,
+	provider: Provider,
+	/**  ImageKit: `v2`, `v1` or `remote`. */
+	auth: string | null,
+	public_key: string | null,
+	url_endpoint: string | null,
+	upload_url: string | null,
+	api_url: string | null,
+	token_url: string | null,
+	folder: string | null,
+	tags: string[],
+	cloud_name: string | null,
+	api_key: string | null,
+	private: boolean,
+};
+
 export type ProfileView = ProfileView_Serialize | ProfileView_Deserialize;
 
 export type ProfileView_Deserialize = {
@@ -342,6 +396,31 @@ export type UiEvent_Serialize =
 /**  The tray asked for a screen. */
 { type: "navigate"; screen: string };
 
+/**  A folder to watch, as Settings adds it. */
+export type WatchInput = WatchInput_Serialize | WatchInput_Deserialize;
+
+/**  A folder to watch, as Settings adds it. */
+export type WatchInput_Deserialize = {
+	path: string,
+	profile: string,
+	/**  Remote folder; none: the profile's. */
+	folder?: string | null,
+	/**  Tags; none: the profile's. */
+	tags?: string[] | null,
+	recursive: boolean,
+};
+
+/**  A folder to watch, as Settings adds it. */
+export type WatchInput_Serialize = {
+	path: string,
+	profile: string,
+	/**  Remote folder; none: the profile's. */
+	folder: string | null,
+	/**  Tags; none: the profile's. */
+	tags: string[] | null,
+	recursive: boolean,
+};
+
 export type WatchState = "starting" | "watching" | "paused" | "missing" | "error";
 
 /**  One watched folder. */
@@ -357,8 +436,6 @@ export type WatchView_Deserialize = {
 	detail?: string | null,
 	last_upload?: string | null,
 	uploads: number,
-	/**  Added in this window, not in the config file: gone at the next start. */
-	session_only: boolean,
 };
 
 /**  One watched folder. */
@@ -371,8 +448,6 @@ export type WatchView_Serialize = {
 	detail: string | null,
 	last_upload: string | null,
 	uploads: number,
-	/**  Added in this window, not in the config file: gone at the next start. */
-	session_only: boolean,
 };
 
 /* Tauri Specta runtime */

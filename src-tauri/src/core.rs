@@ -66,6 +66,8 @@ pub struct Core {
     session_jobs: Mutex<Vec<JobId>>,
     /// Failures since the queue last went idle.
     pub batch: Mutex<Batch>,
+    /// Serialises edits of the config file: each is a read-modify-write of the whole file.
+    config_edits: Mutex<()>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +134,7 @@ impl Core {
             clock: SkewClock::default(),
             session_jobs: Mutex::new(Vec::new()),
             batch: Mutex::new(Batch::default()),
+            config_edits: Mutex::new(()),
         })
     }
 
@@ -260,6 +263,7 @@ impl Core {
     /// Blocking (file I/O).
     pub fn save_profile(&self, input: ProfileInput) -> Result<Vec<ProfileView>, AppError> {
         let spec: ProfileSpec = input.into();
+        let _edit = lock(&self.config_edits);
         let config = config_edit::upsert_profile(&self.paths, &spec)?;
         self.set_config(config);
         Ok(self.list_profiles())
@@ -269,12 +273,21 @@ impl Core {
     /// Blocking (file I/O, keychain).
     pub fn remove_profile(&self, name: &str, with_key: bool) -> Result<Vec<ProfileView>, AppError> {
         let profile = self.profile(name)?;
+        let _edit = lock(&self.config_edits);
         let config = config_edit::remove_profile(&self.paths, &profile.name)?;
         self.set_config(config);
-        if with_key {
-            self.secrets.delete(&profile)?;
-        }
         self.engine.forget_secret(&profile.name);
+        if with_key {
+            self.secrets.delete(&profile).map_err(|err| {
+                AppError::new(
+                    "keychain",
+                    format!(
+                        "profile `{}` was removed from the config, but its key is still in the keychain: {err}",
+                        profile.name
+                    ),
+                )
+            })?;
+        }
         Ok(self.list_profiles())
     }
 
@@ -729,6 +742,7 @@ impl Core {
             }),
             recursive: input.recursive,
         };
+        let _edit = lock(&self.config_edits);
         let config = config_edit::add_watch(&self.paths, &spec)?;
         let mut slots = lock(&self.watches);
         let fresh: Vec<Watch> = config
@@ -751,12 +765,12 @@ impl Core {
         if !lock(&self.watches).iter().any(|s| s.key == key) {
             return Err(AppError::not_found(format!("no watched folder `{key}`")));
         }
-        let paths = self.paths.clone();
-        let owned = key.to_owned();
-        let edited =
-            tauri::async_runtime::spawn_blocking(move || config_edit::remove_watch(&paths, &owned))
-                .await
-                .map_err(AppError::internal)?;
+        // A read and an atomic write of a small file: short enough to do here, and the lock
+        // is released before the await below.
+        let edited = {
+            let _edit = lock(&self.config_edits);
+            config_edit::remove_watch(&self.paths, key)
+        };
         match edited {
             Ok(config) => self.set_config(config),
             // Already gone from the file (edited by hand): only the running watcher is left.

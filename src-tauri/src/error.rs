@@ -12,7 +12,7 @@ pub struct AppError {
 }
 
 impl AppError {
-    fn new(kind: &str, message: impl std::fmt::Display) -> Self {
+    pub(crate) fn new(kind: &str, message: impl std::fmt::Display) -> Self {
         Self {
             kind: kind.to_owned(),
             message: message.to_string(),

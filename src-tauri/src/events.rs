@@ -19,6 +19,10 @@ use crate::models::{job_id, AppStatus, JobView, ProgressView, UiEvent, WatchView
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// Watch status and the app status are polled this many flushes apart when nothing happens.
 const POLL_EVERY: u32 = 5;
+/// The tray is rebuilt at most this often during a burst (and once when it ends): each rebuild
+/// runs on the GTK main thread and re-exports the menu over D-Bus, and doing it at the flush
+/// rate made the window drop most frames while 1,000 files uploaded.
+const TRAY_EVERY: Duration = Duration::from_secs(1);
 
 /// The window's channel, if it subscribed (a reload subscribes again and replaces it).
 #[derive(Default)]
@@ -158,6 +162,10 @@ pub async fn forward<R: Runtime>(app: AppHandle<R>, core: Arc<Core>) {
     let mut last_status: Option<AppStatus> = None;
     let mut last_watches: Option<Vec<WatchView>> = None;
     let mut quiet = 0u32;
+    let mut menu_due = false;
+    let mut last_menu: Option<tokio::time::Instant> = None;
+    // The tooltip as last shown, and when.
+    let mut tooltip: Option<(AppStatus, tokio::time::Instant)> = None;
     loop {
         tokio::select! {
             event = events.recv() => match event {
@@ -174,7 +182,6 @@ pub async fn forward<R: Runtime>(app: AppHandle<R>, core: Arc<Core>) {
                     quiet = 0;
                     let status = core.status();
                     if last_status.as_ref() != Some(&status) {
-                        crate::tray::set_status(&app, &status);
                         out.push(UiEvent::Status { status: status.clone() });
                         last_status = Some(status);
                     }
@@ -185,8 +192,26 @@ pub async fn forward<R: Runtime>(app: AppHandle<R>, core: Arc<Core>) {
                     }
                 }
                 send(&app, out);
-                if flushed.uploaded {
+                let now = tokio::time::Instant::now();
+                let tray_due = |last: Option<tokio::time::Instant>| {
+                    !busy || last.is_none_or(|at| now.duration_since(at) >= TRAY_EVERY)
+                };
+                if let Some(status) = &last_status {
+                    // A change of activity (idle, uploading, paused, error) shows at once; a
+                    // count that changes shows at most once a second.
+                    let shown = tooltip.as_ref();
+                    let changed = shown.is_none_or(|(s, _)| s != status);
+                    let urgent = shown.is_none_or(|(s, _)| s.activity != status.activity);
+                    if changed && (urgent || tray_due(shown.map(|(_, at)| *at))) {
+                        crate::tray::set_status(&app, status);
+                        tooltip = Some((status.clone(), now));
+                    }
+                }
+                menu_due |= flushed.uploaded;
+                if menu_due && tray_due(last_menu) {
                     crate::tray::refresh_menu(&app);
+                    menu_due = false;
+                    last_menu = Some(now);
                 }
                 if let Some(batch) = flushed.batch_ended {
                     crate::actions::notify_batch(&app, &core, batch);

@@ -142,6 +142,33 @@ fn no_command_output_or_event_carries_a_secret() {
             &core.set_secret("ik", SecretString::from(TYPED_KEY)),
         );
         out.add("list_profiles after", &core.list_profiles());
+        let settings = core.profile_settings("cl");
+        out.add("profile_settings cl", &settings);
+        out.add("profile_settings ik", &core.profile_settings("ik"));
+        out.add(
+            "profile_settings sandbox",
+            &core.profile_settings("sandbox"),
+        );
+        let mut edited = settings.unwrap();
+        edited.folder = Some("/edited".into());
+        let saved = core.save_profile(edited);
+        assert!(saved.is_ok(), "{saved:?}");
+        out.add("save_profile cl", &saved);
+        let added = core.add_watch(crate::models::WatchInput {
+            path: dir.path().join("watched").display().to_string(),
+            profile: "cl".into(),
+            folder: None,
+            tags: None,
+            recursive: true,
+        });
+        assert!(added.is_ok(), "{added:?}");
+        out.add("add_watch", &added);
+        out.add("watches after add", &core.watches());
+        // The edited config file is an output too.
+        out.add(
+            "config.toml",
+            &std::fs::read_to_string(dir.path().join("config.toml")).unwrap(),
+        );
         out.add("delete_secret ik", &core.delete_secret("ik"));
         out.add("delete_upload", &core.delete_upload(id).await);
         out.add("history after delete", &core.history(100).unwrap());

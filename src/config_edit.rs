@@ -149,16 +149,9 @@ pub fn upsert_profile(paths: &Paths, spec: &ProfileSpec) -> Result<Config, Confi
     }
     edit(paths, |doc, _| {
         let profiles = table_entry(doc.as_table_mut(), "profiles");
-        let table = match profiles.get_mut(&spec.name) {
-            Some(Item::Table(table)) => table,
-            _ => {
-                profiles.insert(&spec.name, Item::Table(Table::new()));
-                match profiles.get_mut(&spec.name) {
-                    Some(Item::Table(table)) => table,
-                    _ => unreachable!("the table was just inserted"),
-                }
-            }
-        };
+        let table = table_entry(profiles, &spec.name);
+        // A profile is written with its own `[profiles.NAME]` header.
+        table.set_implicit(false);
         for key in PROFILE_KEYS {
             let item = match *key {
                 "provider" => Some(value(spec.provider.as_str())),

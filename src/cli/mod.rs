@@ -79,24 +79,25 @@ pub(crate) struct Context {
 
 impl Context {
     fn load(cli: &Cli) -> Result<Self, Error> {
-        let paths = Paths::resolve(cli.config.clone(), cli.data_dir.clone())?;
-        let config = Config::load(&paths)?;
-        let secrets = Secrets::new(&paths.data_dir);
-        Ok(Self {
-            paths,
-            config,
-            secrets,
-        })
+        Self::open(cli, false)
     }
 
     /// Like [`Context::load`], but a missing config file (even one the user named) is an empty
     /// one: the file about to be created.
     fn load_creating(cli: &Cli) -> Result<Self, Error> {
-        let mut paths = Paths::resolve(cli.config.clone(), cli.data_dir.clone())?;
-        let explicit = paths.config_explicit;
-        paths.config_explicit = false;
-        let config = Config::load(&paths)?;
-        paths.config_explicit = explicit;
+        Self::open(cli, true)
+    }
+
+    fn open(cli: &Cli, missing_is_empty: bool) -> Result<Self, Error> {
+        let paths = Paths::resolve(cli.config.clone(), cli.data_dir.clone())?;
+        let config = if missing_is_empty {
+            Config::load(&Paths {
+                config_explicit: false,
+                ..paths.clone()
+            })?
+        } else {
+            Config::load(&paths)?
+        };
         let secrets = Secrets::new(&paths.data_dir);
         Ok(Self {
             paths,

@@ -89,9 +89,9 @@ pub fn run(ctx: &Context, command: &ProfileCommand) -> Result<Value, Error> {
                 api_key: args.api_key.clone(),
                 private: args.private,
             };
-            let existed = ctx.config.profile(spec.name.trim()).is_some();
-            let config = config_edit::upsert_profile(&ctx.paths, &spec)?;
             let name = spec.name.trim();
+            let existed = ctx.config.profile(name).is_some();
+            let config = config_edit::upsert_profile(&ctx.paths, &spec)?;
             let profile = ctx.profile_in(&config, name)?;
             Ok(json!({
                 "profile": status_json(ctx, profile),

@@ -357,6 +357,8 @@ fn write_all_vectored(
     mut slices: &mut [std::io::IoSlice<'_>],
 ) -> std::io::Result<()> {
     use std::io::Write as _;
+    // Drops leading empty chunks (a 0-byte file arrives as one): `write_vectored` of only empty
+    // slices returns 0, which would read as a full disk.
     std::io::IoSlice::advance_slices(&mut slices, 0);
     while !slices.is_empty() {
         match file.write_vectored(slices) {

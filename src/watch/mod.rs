@@ -268,15 +268,14 @@ impl WatchTask {
                                 self.scan(&mut pending).await;
                                 continue;
                             }
-                            if !self.watch.path.is_dir() {
-                                return Leave::Missing(format!("{} was removed", self.watch.path.display()));
-                            }
                             // Deleted and re-created before we looked: the kernel watch is on
                             // the old folder and will never report the new one's files.
                             let root_removed = matches!(event.kind, EventKind::Remove(_))
                                 && event.paths.iter().any(|p| p == &self.watch.path);
-                            if root_removed || folder_identity(&self.watch.path) != root_id {
-                                return Leave::Missing(format!("{} was replaced", self.watch.path.display()));
+                            match root_state(&self.watch.path, root_id) {
+                                Err(how) => return Leave::Missing(format!("{} was {how}", self.watch.path.display())),
+                                Ok(()) if root_removed => return Leave::Missing(format!("{} was replaced", self.watch.path.display())),
+                                Ok(()) => {}
                             }
                             self.on_event(&event, &mut pending);
                         }
@@ -292,7 +291,7 @@ impl WatchTask {
                     }
                 }
                 _ = rescan.tick() => {
-                    if !self.watch.path.is_dir() || folder_identity(&self.watch.path) != root_id {
+                    if root_state(&self.watch.path, root_id).is_err() {
                         return Leave::Missing(format!("{} was removed", self.watch.path.display()));
                     }
                     if !*self.paused.borrow() { self.scan(&mut pending).await; }
@@ -620,14 +619,35 @@ fn relative(root: &Path, path: &Path) -> Option<String> {
 
 /// Which folder `path` is (device and inode), to notice one deleted and re-created in its place.
 fn folder_identity(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| identity(&m))
+}
+
+fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt as _;
-        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+        (meta.dev(), meta.ino())
     }
     #[cfg(not(unix))]
     {
-        std::fs::metadata(path).ok().map(|_| (0, 0))
+        let _ = meta;
+        (0, 0)
+    }
+}
+
+/// Whether the watched folder is still the one the watch was set on (`root_id`), with one
+/// `stat` per call (it runs for every event): `Err("removed")` when it is gone or no longer a
+/// folder, `Err("replaced")` when another folder stands in its place.
+fn root_state(path: &Path, root_id: Option<(u64, u64)>) -> Result<(), &'static str> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            if Some(identity(&meta)) == root_id {
+                Ok(())
+            } else {
+                Err("replaced")
+            }
+        }
+        _ => Err("removed"),
     }
 }
 

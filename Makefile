@@ -9,7 +9,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 run: setup ui
 	cargo build -p dropkey-app $(FEATURES)
-	./target/debug/dropkey-app
+	$(or $(CARGO_TARGET_DIR),target)/debug/dropkey-app
 
 test: setup
 	scripts/test.sh

@@ -529,3 +529,112 @@ fn a_crash_mid_chunked_upload_resumes_from_the_last_acknowledged_chunk() {
     );
     assert_eq!(rig.ledger().len(), 1, "the file landed once");
 }
+
+/// Settings change the number of uploads in flight on the running engine: going down stops no
+/// running job but starts none until the running ones fit; going up starts more at once.
+#[test]
+fn concurrency_changes_apply_to_the_running_engine() {
+    use dropkey::config::{Config, Paths};
+    use dropkey::engine::{Engine, EngineSettings, Event, JobId};
+    use std::collections::HashSet;
+
+    /// Keeps `running` current; true when a job finished.
+    fn track(running: &mut HashSet<JobId>, event: Event) -> bool {
+        match event {
+            Event::Started { job, .. } => {
+                running.insert(job);
+                false
+            }
+            Event::Finished(f) => {
+                assert!(f.uploaded.is_some(), "{:?}", f.error);
+                running.remove(&f.job);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    let rig = Rig::new(Faults {
+        latency_ms: 150,
+        ..Faults::default()
+    });
+    // The engine runs in this process; the key comes the way CI passes keys.
+    std::env::set_var("DROPKEY_SECRET_IKV1", KEY);
+    let files = rig.files();
+    let paths = Paths::resolve(
+        Some(rig.dir.path().join("config.toml")),
+        Some(rig.dir.path().join("engine-data")),
+    )
+    .unwrap();
+    let config = Config::load(&paths).unwrap();
+    let profile = config.profile("ikv1").unwrap().clone();
+    let mut settings = EngineSettings::new(&paths.data_dir, &config.upload);
+    settings.concurrency = 4;
+
+    rig.runtime.block_on(async {
+        let engine = Engine::start(
+            config,
+            dropkey::secrets::Secrets::new(&paths.data_dir),
+            settings,
+        )
+        .unwrap();
+        let mut events = engine.subscribe();
+        let jobs: Vec<_> = (0..20u8)
+            .map(|i| {
+                let path = files.join(format!("slot-{i:02}.bin"));
+                write(&path, 4096, i);
+                engine
+                    .prepare(&profile, &path, &Default::default(), "test")
+                    .unwrap()
+            })
+            .collect();
+        let ids = engine.enqueue(&jobs).unwrap();
+
+        let mut running = HashSet::new();
+        let mut finished = 0;
+        // The next event, counting finished jobs; a phase that runs out of jobs has failed.
+        let mut track = |running: &mut HashSet<JobId>, event: Event| {
+            let ended = track(running, event);
+            finished += usize::from(ended);
+            assert!(
+                finished < ids.len(),
+                "every job finished before the phase's condition held"
+            );
+            ended
+        };
+
+        // Phase 1: four at once.
+        while running.len() < 4 {
+            track(&mut running, events.recv().await.unwrap());
+        }
+
+        // Phase 2: down to one. The four running finish; none starts until one is left.
+        engine.set_concurrency(1);
+        assert_eq!(engine.concurrency(), 1);
+        let mut fitted = running.len() <= 1;
+        let mut finished_at_one = 0;
+        while finished_at_one < 3 {
+            let ended = track(&mut running, events.recv().await.unwrap());
+            if fitted {
+                assert!(
+                    running.len() <= 1,
+                    "{} running after the limit went to 1",
+                    running.len()
+                );
+                finished_at_one += usize::from(ended);
+            }
+            fitted |= running.len() <= 1;
+        }
+
+        // Phase 3: up to three; three run at once again.
+        engine.set_concurrency(3);
+        while running.len() < 3 {
+            track(&mut running, events.recv().await.unwrap());
+        }
+        let results = engine.wait_for(events, &ids, |_| {}).await;
+        assert_eq!(results.len(), ids.len());
+        assert!(results.iter().all(|f| f.uploaded.is_some()));
+        engine.shutdown().await;
+    });
+    assert_eq!(rig.ledger().len(), 20);
+}

@@ -56,7 +56,6 @@ pub struct Core {
     pub secrets: Secrets,
     pub engine: Engine,
     pub prefs: Mutex<Prefs>,
-    pub concurrency: u32,
     watches: Mutex<Vec<WatchSlot>>,
     /// Kept alive while the app runs: the built-in profile uploads to it.
     sandbox: Mutex<Option<SandboxHandle>>,
@@ -107,7 +106,6 @@ impl Core {
         if let Some(n) = prefs.concurrency {
             settings.concurrency = n.clamp(1, crate::prefs::MAX_CONCURRENCY) as usize;
         }
-        let concurrency = settings.concurrency as u32;
         let engine = Engine::start(config.clone(), secrets.clone(), settings)?;
         let slots = config
             .watches
@@ -127,7 +125,6 @@ impl Core {
             secrets,
             engine,
             prefs: Mutex::new(prefs),
-            concurrency,
             watches: Mutex::new(slots),
             sandbox: Mutex::new(sandbox),
             http,

@@ -516,10 +516,8 @@ pub struct ConnectionCheck {
 pub struct SettingsView {
     pub notifications: bool,
     pub close_to_tray: bool,
-    /// What the next start will use.
+    /// Uploads at once; a change applies at once to the running engine.
     pub concurrency: u32,
-    /// What the engine runs with now.
-    pub concurrency_running: u32,
     pub launch_at_login: bool,
     pub copy_template: String,
     pub config_file: String,

@@ -16,7 +16,8 @@ pub struct Prefs {
     pub notifications: bool,
     /// Closing the window keeps Dropkey running in the tray.
     pub close_to_tray: bool,
-    /// Uploads in flight; `None` keeps the config's `[upload] concurrency`. Read at start.
+    /// Uploads in flight; `None` keeps the config's `[upload] concurrency`. Applied at start
+    /// and whenever Settings changes it.
     pub concurrency: Option<u32>,
     /// The "copy as template" format: `{url}`, `{name}`, `{size}`.
     pub copy_template: String,

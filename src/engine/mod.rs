@@ -105,6 +105,13 @@ enum Stop {
     Requeue,
 }
 
+/// Upload slots: `slots` is the limit; `surplus` counts slots that running jobs still hold
+/// after the limit went down, withdrawn as they come back.
+struct Limit {
+    slots: usize,
+    surplus: usize,
+}
+
 struct Control {
     token: CancellationToken,
     reason: Mutex<Option<Stop>>,
@@ -119,6 +126,9 @@ struct Shared {
     http: reqwest::Client,
     clock: clock::SkewClock,
     settings: EngineSettings,
+    /// One permit per upload slot; the dispatcher takes one before it claims a job.
+    slots: Arc<Semaphore>,
+    limit: Mutex<Limit>,
     events: broadcast::Sender<Event>,
     wake: Notify,
     paused_all: tokio::sync::watch::Sender<bool>,
@@ -173,6 +183,7 @@ impl Engine {
             .build()
             .map_err(|e| EngineError::Http(retry::error_chain(&e)))?;
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let concurrency = settings.concurrency.max(1);
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
             config: std::sync::RwLock::new(Arc::new(config)),
@@ -181,6 +192,11 @@ impl Engine {
             http,
             clock: clock::SkewClock::default(),
             settings,
+            slots: Arc::new(Semaphore::new(concurrency)),
+            limit: Mutex::new(Limit {
+                slots: concurrency,
+                surplus: 0,
+            }),
             events,
             wake: Notify::new(),
             paused_all: tokio::sync::watch::channel(false).0,
@@ -192,6 +208,30 @@ impl Engine {
         let tracker = TaskTracker::new();
         tracker.spawn(dispatch(shared.clone(), tracker.clone()));
         Ok(Self { shared, tracker })
+    }
+
+    /// Uploads in flight at once, as last set.
+    pub fn concurrency(&self) -> usize {
+        lock(&self.shared.limit).slots
+    }
+
+    /// Changes how many uploads run at once, without a restart. More slots start queued jobs
+    /// at once. Fewer stop no running job: free slots go at once, busy ones as their jobs end,
+    /// and no job starts until the running ones fit the new limit.
+    pub fn set_concurrency(&self, n: usize) {
+        let n = n.max(1);
+        let mut limit = lock(&self.shared.limit);
+        if n > limit.slots {
+            let more = n - limit.slots;
+            let kept = more.min(limit.surplus);
+            limit.surplus -= kept;
+            self.shared.slots.add_permits(more - kept);
+        } else {
+            let fewer = limit.slots - n;
+            let freed = self.shared.slots.forget_permits(fewer);
+            limit.surplus += fewer - freed;
+        }
+        limit.slots = n;
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
@@ -538,7 +578,7 @@ pub fn prepare_job(
 }
 
 async fn dispatch(shared: Arc<Shared>, tracker: TaskTracker) {
-    let semaphore = Arc::new(Semaphore::new(shared.settings.concurrency.max(1)));
+    let semaphore = shared.slots.clone();
     let mut paused = shared.paused_all.subscribe();
     loop {
         // Honour pause-all before taking a slot.
@@ -555,6 +595,15 @@ async fn dispatch(shared: Arc<Shared>, tracker: TaskTracker) {
                 Err(_) => return,
             },
         };
+        {
+            // A slot given back by a job after the limit went down.
+            let mut limit = lock(&shared.limit);
+            if limit.surplus > 0 {
+                limit.surplus -= 1;
+                permit.forget();
+                continue;
+            }
+        }
         if *paused.borrow() {
             continue;
         }

@@ -37,10 +37,7 @@ pub async fn get_settings(
         Ok(SettingsView {
             notifications: prefs.notifications,
             close_to_tray: prefs.close_to_tray,
-            concurrency: prefs
-                .concurrency
-                .unwrap_or(u32::try_from(core.config().upload.concurrency).unwrap_or(4)),
-            concurrency_running: core.concurrency,
+            concurrency: u32::try_from(core.engine.concurrency()).unwrap_or(MAX_CONCURRENCY),
             launch_at_login: login,
             copy_template: prefs.copy_template,
             config_file: core.paths.config_file.display().to_string(),
@@ -79,7 +76,9 @@ pub async fn set_settings(
         prefs.copy_template = update.copy_template;
         prefs
             .save(&core.paths.data_dir)
-            .map_err(|err| AppError::internal(format!("cannot save the preferences: {err}")))
+            .map_err(|err| AppError::internal(format!("cannot save the preferences: {err}")))?;
+        core.engine.set_concurrency(update.concurrency as usize);
+        Ok(())
     })
     .await
 }

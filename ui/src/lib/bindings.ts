@@ -348,10 +348,8 @@ export type SettingsUpdate = {
 export type SettingsView = {
 	notifications: boolean,
 	close_to_tray: boolean,
-	/**  What the next start will use. */
+	/**  Uploads at once; a change applies at once to the running engine. */
 	concurrency: number,
-	/**  What the engine runs with now. */
-	concurrency_running: number,
 	launch_at_login: boolean,
 	copy_template: string,
 	config_file: string,

@@ -41,15 +41,21 @@ printf '[sandbox]\nlisten = "%s"\n[upload]\nconcurrency = 8\n' "$ADDR" > "$WORK/
 export DROPKEY_CONFIG="$WORK/config.toml"
 UPLOAD_URL="http://$ADDR/api/v2/files/upload"
 
-now() { python3 -c 'import time; print(time.perf_counter())'; }
+# Every side is timed the same way, as the wall time of its whole command (bash's clock, no
+# fork): curl's own time_total would leave out its process start, which Dropkey's time includes.
+now() { echo "$EPOCHREALTIME"; }
 mbps() { python3 -c "print(f'{$1/1048576/$2:.0f}')"; }
 
-# curl -F with a token signed for exactly these fields (doc 001: the form must match the JWT).
+# curl -F with a token signed for exactly these fields (doc 001: the form must match the JWT);
+# prints the seconds the upload took, the signing before it left out.
 curl_upload() { # FILE NAME
-  local token
+  local token t0 t1
   token=$("$DK" sign sandbox --param "fileName=$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-  curl -sS -o /dev/null -w '%{time_total}' -F "file=@$1" -F "fileName=$2" -F "folder=/uploads/chat" \
+  t0=$(now)
+  curl -sS -o /dev/null -F "file=@$1" -F "fileName=$2" -F "folder=/uploads/chat" \
     -F "tags=chat,media" -F "useUniqueFileName=true" -F "token=$token" "$UPLOAD_URL"
+  t1=$(now)
+  python3 -c "print($t1-$t0)"
 }
 
 echo "preparing files..." >&2

@@ -30,6 +30,7 @@
 //   DROPKEY_BIN              CLI binary for `key status` (default: <repo>/target/debug/dropkey)
 //   TAURI_DRIVER             tauri-driver binary (default: on PATH, else ~/.cargo/bin/tauri-driver)
 //   DROPKEY_E2E_SCREENSHOTS  if set, PNGs of the main screens are saved in that directory
+//                            (with WebKit's compositing on: see appEnv)
 
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -202,6 +203,10 @@ function appEnv(tmp) {
     ...(process.env.DROPKEY_LOG ? { DROPKEY_LOG: process.env.DROPKEY_LOG } : {}),
     // Window state and autostart files stay in the test's directory.
     XDG_CONFIG_HOME: join(tmp, "xdg-config"),
+    // WebKitWebDriver's screenshot never answers on the History screen when WebKit composites
+    // nothing (the app's default without a GPU; the window itself paints it, checked with an X
+    // grab), so screenshots for docs/ are taken with compositing on.
+    ...(SHOTS && env.WEBKIT_DISABLE_COMPOSITING_MODE === undefined ? { WEBKIT_DISABLE_COMPOSITING_MODE: "0" } : {}),
   };
 }
 

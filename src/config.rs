@@ -203,6 +203,9 @@ pub struct Config {
     pub serve: crate::serve::config::ServeSettings,
 }
 
+/// The most uploads in flight the config (and the app's Settings) accept.
+pub const MAX_CONCURRENCY: usize = 64;
+
 /// The `[upload]` table: how the engine uploads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadSettings {
@@ -518,7 +521,7 @@ impl Ctx<'_> {
             }
         };
         if let Some(v) = &raw.concurrency {
-            settings.concurrency = range(v, "concurrency", 1, 64)? as usize;
+            settings.concurrency = range(v, "concurrency", 1, MAX_CONCURRENCY as i64)? as usize;
         }
         if let Some(v) = &raw.max_attempts {
             settings.max_attempts = range(v, "max_attempts", 1, 100)? as u32;

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 const FILE: &str = "app.json";
 pub const MAX_TEMPLATE_LEN: usize = 2_000;
-pub const MAX_CONCURRENCY: u32 = 16;
+/// The same range as the config file's `[upload] concurrency`.
+pub const MAX_CONCURRENCY: u32 = dropkey::config::MAX_CONCURRENCY as u32;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

@@ -365,6 +365,67 @@ async fn a_multi_megabyte_upload_is_stored_and_hashed_exactly() {
 }
 
 #[tokio::test]
+async fn a_discarding_sandbox_checks_and_counts_but_keeps_no_bytes() {
+    let sb = Sandbox::with(|config| {
+        config.discard = true;
+        config.max_file_size = 4 * 1024 * 1024;
+    })
+    .await;
+    let bytes = data(3 * 1024 * 1024 + 7, 3);
+    let upload = [("fileName", "bench.bin")];
+    let token = fresh_token(&upload);
+    let mut fields = upload.to_vec();
+    fields.push(("token", &token));
+    let response = sb
+        .post(
+            "/api/v2/files/upload",
+            &fields,
+            Some(("bench.bin", bytes.clone())),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["size"], bytes.len(), "every byte is counted");
+    let ledger = sb.ledger();
+    assert_eq!(ledger[0]["size"], bytes.len());
+    assert_eq!(ledger[0]["sha256"], "", "nothing was hashed");
+    let served = sb.get(body["url"].as_str().unwrap()).await;
+    assert!(served.bytes().await.unwrap().is_empty(), "nothing was kept");
+    // Every check still runs: a spent token and an oversize file are refused.
+    let again = sb
+        .post(
+            "/api/v2/files/upload",
+            &fields,
+            Some(("bench.bin", data(10, 1))),
+        )
+        .await;
+    let status = again.status();
+    assert_error(
+        status,
+        &again.json().await.unwrap(),
+        StatusCode::FORBIDDEN,
+        "already been used",
+    );
+    let token = fresh_token(&upload);
+    let big = sb
+        .post(
+            "/api/v2/files/upload",
+            &[("fileName", "bench.bin"), ("token", &token)],
+            Some(("bench.bin", data(5 * 1024 * 1024, 2))),
+        )
+        .await;
+    let status = big.status();
+    assert_error(
+        status,
+        &big.json().await.unwrap(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "larger than this sandbox accepts",
+    );
+    assert_eq!(sb.ledger().len(), 1);
+    assert_eq!(sb.temp_files(), 0);
+}
+
+#[tokio::test]
 async fn v2_refuses_bad_tokens_with_the_right_status_and_message() {
     let sb = Sandbox::new().await;
     let t = now();

@@ -32,6 +32,10 @@ pub struct SandboxArgs {
     /// Largest accepted file in bytes (default 5 GiB).
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     max_file_size: Option<u64>,
+    /// For benchmarks of clients: accept uploads after every check but keep none of their
+    /// bytes (stored files are empty; the ledger's sha256 is "").
+    #[arg(long)]
+    discard: bool,
     /// Storage directory (default: <data dir>/sandbox).
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
@@ -73,6 +77,7 @@ pub async fn run(ctx: &Context, args: &SandboxArgs) -> Result<(), Error> {
     if let Some(max) = args.max_file_size {
         config.max_file_size = max;
     }
+    config.discard = args.discard;
     let cloudinary = config.cloudinary.clone();
     let handle = sandbox::start(config).await?;
     let base = handle.base_url();

@@ -406,6 +406,8 @@ async fn upload_inner(
         tmp_dir: app.store.tmp_dir(),
         max_file_size: app.max_file_size,
         flavor: Flavor::Cloudinary,
+        // A chunk's bytes are its upload's: discarding them would leave gaps in the partial.
+        discard: app.discard && !matches!(chunked, Ok(Some(_))),
     };
     let form = form::read_form(&mut multipart, limits)
         .await
@@ -1076,6 +1078,8 @@ async fn read_params(app: &App, req: Request) -> Result<BTreeMap<String, String>
             tmp_dir: app.store.tmp_dir(),
             max_file_size: app.max_file_size,
             flavor: Flavor::Cloudinary,
+            // Parameters only: a file part here is refused.
+            discard: false,
         };
         let form = form::read_form(&mut multipart, limits)
             .await
@@ -1255,14 +1259,9 @@ async fn download(
             name.replace(['"', '\\'], "_")
         )
     });
-    super::serve_blob(
-        &app.store.blob_path(&asset.blob),
-        &asset.mime,
-        asset.bytes,
-        disposition,
-    )
-    .await
-    .map_err(|err| internal("reading the stored file", err))
+    super::serve_blob(&app.store.blob_path(&asset.blob), &asset.mime, disposition)
+        .await
+        .map_err(|err| internal("reading the stored file", err))
 }
 
 /// Delivery of public assets: `/res/{cloud}/{resource_type}/{type}/v{version}/{public_id}.{format}`
@@ -1306,14 +1305,9 @@ async fn deliver(
         with_format.or_else(|| lookup(rest)).cloned()
     }
     .ok_or_else(|| not_found(rest))?;
-    super::serve_blob(
-        &app.store.blob_path(&asset.blob),
-        &asset.mime,
-        asset.bytes,
-        None,
-    )
-    .await
-    .map_err(|err| internal("reading the stored file", err))
+    super::serve_blob(&app.store.blob_path(&asset.blob), &asset.mime, None)
+        .await
+        .map_err(|err| internal("reading the stored file", err))
 }
 
 #[cfg(test)]

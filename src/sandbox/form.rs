@@ -91,6 +91,10 @@ pub(crate) struct FormLimits<'a> {
     pub tmp_dir: &'a Path,
     pub max_file_size: u64,
     pub flavor: Flavor,
+    /// The `--discard` test knob: check, parse and count the file part, but hash and keep none
+    /// of its bytes (the stored file is empty, its sha256 is ""), so that a benchmark measures
+    /// the client rather than this machine's SHA-256 and page cache.
+    pub discard: bool,
 }
 
 /// Why reading stopped, and whether the rest of the body can still be read and discarded
@@ -255,7 +259,9 @@ async fn stream_file(
         error: ApiError::internal(flavor, "writing the upload to a temp file", err),
         drain: true,
     };
-    let (writer, chunks) = DiskWriter::start(temp.path()).await.map_err(io_stop)?;
+    let (writer, chunks) = DiskWriter::start(temp.path(), !limits.discard)
+        .await
+        .map_err(io_stop)?;
     let mut size = 0u64;
     // Chunks are as small as the socket reads that made them (often 64 KiB); handing them
     // over in batches of about a megabyte wakes the writer thread a sixteenth as often.
@@ -302,51 +308,96 @@ async fn stream_file(
     })
 }
 
-/// Hashes and writes an upload's chunks on a blocking thread of its own, so that parsing the
-/// request (on the async worker) and hashing and writing (here) overlap, and no chunk is copied
-/// on its way to the file: `tokio::fs` plus a `BufWriter` copied every byte twice and hopped
-/// threads per write, which made the sandbox the bottleneck of a loopback upload.
+/// Hashes and writes an upload's chunks on two blocking threads of their own, so that parsing
+/// the request (on the async worker), hashing and writing all overlap, and no chunk is copied on
+/// its way to the file (both threads hold the same refcounted `Bytes`). One thread doing both
+/// was the sandbox's bottleneck: SHA-256 and the copy into the page cache cost about the same,
+/// and in series they took 1.4 CPU-s per GiB on one core while the client waited
+/// (`bench/upload.sh`). `tokio::fs` plus a `BufWriter`, before that, copied every byte twice.
 struct DiskWriter {
-    done: tokio::task::JoinHandle<std::io::Result<String>>,
+    /// The hasher and the writer; none with `--discard`.
+    threads: Option<(
+        tokio::task::JoinHandle<String>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    )>,
 }
 
-/// Batches in flight to the writer: enough to ride over a slow write, few enough to stay small.
+type BatchSender = tokio::sync::mpsc::Sender<Vec<bytes::Bytes>>;
+
+/// Where the async side hands batches to the hasher and the writer.
+struct Batches {
+    threads: Option<(BatchSender, BatchSender)>,
+}
+
+impl Batches {
+    /// Hands `batch` to both threads. An error means the writer stopped on an I/O error,
+    /// which [`DiskWriter::finish`] reports.
+    async fn send(&self, batch: Vec<bytes::Bytes>) -> Result<(), ()> {
+        let Some((hasher, writer)) = &self.threads else {
+            return Ok(());
+        };
+        // The hasher only stops once its sender is gone, so this cannot fail first.
+        hasher.send(batch.clone()).await.map_err(drop)?;
+        writer.send(batch).await.map_err(drop)
+    }
+}
+
+/// Batches in flight to each thread: enough to ride over a slow write, few enough to stay small.
 const WRITER_DEPTH: usize = 4;
-/// Bytes per batch handed to the writer.
+/// Bytes per batch handed to the threads.
 const WRITER_BATCH: usize = 1024 * 1024;
 
 impl DiskWriter {
-    async fn start(
-        path: &Path,
-    ) -> std::io::Result<(Self, tokio::sync::mpsc::Sender<Vec<bytes::Bytes>>)> {
+    /// Creates the file at `path`, and with `keep` the threads that hash and fill it.
+    async fn start(path: &Path, keep: bool) -> std::io::Result<(Self, Batches)> {
         let path = path.to_owned();
         let file = tokio::task::spawn_blocking(move || std::fs::File::create(path))
             .await
             .map_err(std::io::Error::other)??;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<bytes::Bytes>>(WRITER_DEPTH);
-        let done = tokio::task::spawn_blocking(move || {
-            use std::io::Write as _;
-            let mut file = file;
+        if !keep {
+            return Ok((Self { threads: None }, Batches { threads: None }));
+        }
+        let (hasher, mut to_hash) = tokio::sync::mpsc::channel::<Vec<bytes::Bytes>>(WRITER_DEPTH);
+        let (writer, mut to_write) = tokio::sync::mpsc::channel::<Vec<bytes::Bytes>>(WRITER_DEPTH);
+        let hashed = tokio::task::spawn_blocking(move || {
             let mut hasher = Sha256::new();
-            while let Some(batch) = rx.blocking_recv() {
+            while let Some(batch) = to_hash.blocking_recv() {
                 for chunk in &batch {
                     hasher.update(chunk);
                 }
+            }
+            hex::encode(hasher.finalize())
+        });
+        let written = tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            let mut file = file;
+            while let Some(batch) = to_write.blocking_recv() {
                 let mut slices: Vec<std::io::IoSlice<'_>> =
                     batch.iter().map(|c| std::io::IoSlice::new(c)).collect();
                 write_all_vectored(&mut file, &mut slices)?;
             }
             // Complete on disk (for this process and the next one) before anyone renames or
             // reads it; `sync_all` is not needed, a sandbox may lose uploads in a power cut.
-            file.flush()?;
-            Ok(hex::encode(hasher.finalize()))
+            file.flush()
         });
-        Ok((Self { done }, tx))
+        Ok((
+            Self {
+                threads: Some((hashed, written)),
+            },
+            Batches {
+                threads: Some((hasher, writer)),
+            },
+        ))
     }
 
-    /// The file's sha256 once every chunk sent before the sender was dropped is written.
+    /// The file's sha256 once every batch sent before the [`Batches`] were dropped is hashed
+    /// and written ("" when nothing was kept).
     async fn finish(self) -> std::io::Result<String> {
-        self.done.await.map_err(std::io::Error::other)?
+        let Some((hashed, written)) = self.threads else {
+            return Ok(String::new());
+        };
+        written.await.map_err(std::io::Error::other)??;
+        hashed.await.map_err(std::io::Error::other)
     }
 }
 

@@ -128,6 +128,7 @@ async fn upload(
         tmp_dir: app.store.tmp_dir(),
         max_file_size: app.max_file_size,
         flavor: Flavor::ImageKit,
+        discard: app.discard,
     };
     let form = match form::read_form(&mut multipart, limits).await {
         Ok(form) => form,
@@ -1004,14 +1005,9 @@ async fn deliver(State(app): State<Arc<App>>, uri: Uri) -> Result<Response, ApiE
             crate::unix_now(),
         )?;
     }
-    super::serve_blob(
-        &app.store.blob_path(&file.blob),
-        &file.mime,
-        file.size,
-        None,
-    )
-    .await
-    .map_err(|err| ApiError::internal(Flavor::ImageKit, "reading the stored file", err))
+    super::serve_blob(&app.store.blob_path(&file.blob), &file.mime, None)
+        .await
+        .map_err(|err| ApiError::internal(Flavor::ImageKit, "reading the stored file", err))
 }
 
 /// The check behind `crate::sign::imagekit::signed_url`: `ik-s` = hex HMAC-SHA1(private key,

@@ -105,6 +105,9 @@ pub struct SandboxConfig {
     pub faults: Faults,
     /// Largest accepted file, in bytes.
     pub max_file_size: u64,
+    /// Benchmarks only: accept uploads after every check but keep none of their bytes (stored
+    /// files are empty, their sha256 is ""), so the client is what is measured.
+    pub discard: bool,
 }
 
 impl SandboxConfig {
@@ -122,6 +125,7 @@ impl SandboxConfig {
             cloudinary,
             faults: Faults::default(),
             max_file_size: DEFAULT_MAX_FILE_SIZE,
+            discard: false,
         }
     }
 
@@ -199,6 +203,8 @@ pub(crate) struct App {
     pub store: store::Store,
     pub faults: faults::FaultInjector,
     pub max_file_size: u64,
+    /// See [`SandboxConfig::discard`].
+    pub discard: bool,
     /// `http://127.0.0.1:PORT`: the prefix of every URL in responses.
     pub base_url: String,
 }
@@ -284,6 +290,7 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
         store,
         faults: faults::FaultInjector::new(&config.faults),
         max_file_size: config.max_file_size,
+        discard: config.discard,
         base_url: base_url.clone(),
     });
     let service = router(app).into_make_service_with_connect_info::<conn::ConnHandle>();
@@ -479,14 +486,16 @@ pub(crate) fn encode_url_path(path: &str) -> String {
     percent_encoding::utf8_percent_encode(path, PATH).to_string()
 }
 
-/// Streams a stored file as the response body, never reading it whole.
+/// Streams a stored file as the response body, never reading it whole. The length is the
+/// file's own, not the recorded size: they differ only for a `--discard` sandbox, which keeps
+/// no bytes, and a Content-Length the body cannot fill would break the connection.
 pub(crate) async fn serve_blob(
     path: &Path,
     mime: &str,
-    size: u64,
     disposition: Option<String>,
 ) -> std::io::Result<Response> {
     let file = tokio::fs::File::open(path).await?;
+    let size = file.metadata().await?.len();
     // 256 KiB reads: `tokio::fs::File` pays a blocking-pool hop per read (tech-notes).
     let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
     let mut response = Response::new(Body::from_stream(stream));

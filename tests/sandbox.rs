@@ -373,51 +373,44 @@ async fn a_discarding_sandbox_checks_and_counts_but_keeps_no_bytes() {
     .await;
     let bytes = data(3 * 1024 * 1024 + 7, 3);
     let upload = [("fileName", "bench.bin")];
-    let token = fresh_token(&upload);
-    let mut fields = upload.to_vec();
-    fields.push(("token", &token));
-    let response = sb
-        .post(
-            "/api/v2/files/upload",
-            &fields,
-            Some(("bench.bin", bytes.clone())),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = sb.ik_v2(&upload, ("bench.bin", bytes.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["size"], bytes.len(), "every byte is counted");
     let ledger = sb.ledger();
     assert_eq!(ledger[0]["size"], bytes.len());
     assert_eq!(ledger[0]["sha256"], "", "nothing was hashed");
     let served = sb.get(body["url"].as_str().unwrap()).await;
     assert!(served.bytes().await.unwrap().is_empty(), "nothing was kept");
-    // Every check still runs: a spent token and an oversize file are refused.
-    let again = sb
+    // Every check still runs: a bad token and an oversize file are refused.
+    let t = now();
+    let wrong_key = ik_sign::sign_v2(
+        &SecretString::from("not-the-key"),
+        PUBLIC,
+        &params(&upload),
+        t,
+        t + 600,
+    )
+    .unwrap();
+    let forged = sb
         .post(
             "/api/v2/files/upload",
-            &fields,
+            &[("fileName", "bench.bin"), ("token", &wrong_key)],
             Some(("bench.bin", data(10, 1))),
         )
         .await;
-    let status = again.status();
+    let status = forged.status();
     assert_error(
         status,
-        &again.json().await.unwrap(),
-        StatusCode::FORBIDDEN,
-        "already been used",
+        &forged.json().await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "signature does not match",
     );
-    let token = fresh_token(&upload);
-    let big = sb
-        .post(
-            "/api/v2/files/upload",
-            &[("fileName", "bench.bin"), ("token", &token)],
-            Some(("bench.bin", data(5 * 1024 * 1024, 2))),
-        )
+    let (status, body) = sb
+        .ik_v2(&upload, ("bench.bin", data(5 * 1024 * 1024, 2)))
         .await;
-    let status = big.status();
     assert_error(
         status,
-        &big.json().await.unwrap(),
+        &body,
         StatusCode::PAYLOAD_TOO_LARGE,
         "larger than this sandbox accepts",
     );

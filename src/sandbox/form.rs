@@ -264,7 +264,7 @@ async fn stream_file(
         .map_err(io_stop)?;
     let mut size = 0u64;
     // Chunks are as small as the socket reads that made them (often 64 KiB); handing them
-    // over in batches of about a megabyte wakes the writer thread a sixteenth as often.
+    // over in batches of about a megabyte wakes the hasher and writer a sixteenth as often.
     let mut batch = Vec::new();
     let mut batched = 0usize;
     loop {

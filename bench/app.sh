@@ -14,6 +14,7 @@ APP="${DROPKEY_APP:-$PWD/target/debug/dropkey-app}"
 if ! /usr/bin/python3 -c 'import gi; gi.require_version("WebKit2", "4.1")' 2>/dev/null; then
   echo "installing python3-gi and gir1.2-webkit2-4.1" >&2
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
     python3-gi gir1.2-gtk-3.0 gir1.2-webkit2-4.1 >/dev/null
 fi

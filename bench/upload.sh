@@ -81,7 +81,7 @@ PY
 
 median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 # Stored files are dropped between runs so that no run pays for the memory of the last one.
-forget_stored() { find "$SANDBOX_ROOT/files" -type f -delete 2>/dev/null || true; }
+forget_stored() { find "${1:-$SANDBOX_ROOT}/files" -type f -delete 2>/dev/null || true; } # [ROOT]
 
 # 1. One 1 GiB file, to each sandbox. One unmeasured upload each first (a sandbox's first GiB of
 # page cache and buffers costs more than the next), then the order alternates, so neither side
@@ -92,7 +92,7 @@ one_gib() { # NAME PID ROOT
   UPLOAD_URL="http://$(sandbox_addr "$1")/api/v2/files/upload"
   local pid=$2 root=$3 curl_runs=() dk_runs=() ticks=0 a i
   cpu() { awk '{print $14+$15}' "/proc/$pid/stat"; }   # clock ticks
-  forget() { find "$root/files" -type f -delete 2>/dev/null || true; }
+  forget() { forget_stored "$root"; }
   dk() { local t0 t1; t0=$(now); "$DK" upload sandbox "$WORK/one-gib.bin" > /dev/null; t1=$(now); python3 -c "print($t1-$t0)"; }
   forget
   curl_upload "$WORK/one-gib.bin" warmup.bin > /dev/null; forget

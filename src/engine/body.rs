@@ -8,7 +8,7 @@
 //!   `block_in_place` so that a slow disk holds up no other task. The bytes go from the page
 //!   cache to the socket on one core while they are still in its cache: measured with
 //!   `bench/upload.sh`, this client then spends less CPU per GiB than a reader thread handing
-//!   frames to the worker (0.41-0.45 against 0.46-0.48 s), and sends 1.17-1.26x as fast as
+//!   frames to the worker (0.41-0.45 against 0.46-0.48 s), and sends 1.16-1.26x as fast as
 //!   `curl -F` where the server is not the bottleneck.
 //! - Elsewhere (`block_in_place` would panic on a current-thread runtime) one blocking task
 //!   reads ahead into a small bounded channel.

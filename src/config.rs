@@ -141,7 +141,9 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawUpload {
     concurrency: Option<Spanned<i64>>,
+    /// Replaced by `give_up_after`; still accepted so older files load.
     max_attempts: Option<Spanned<i64>>,
+    give_up_after: Option<Spanned<i64>>,
     chunk_threshold: Option<Spanned<i64>>,
     chunk_size: Option<Spanned<i64>>,
     max_file_size: Option<Spanned<i64>>,
@@ -188,6 +190,31 @@ struct RawSandbox {
     listen: Option<Spanned<String>>,
 }
 
+/// Whether a request that carries a private key, a bearer token, a signature or a file may go
+/// to `url`: over https anywhere, over plain http only to this machine (the sandbox, a local
+/// token server). Anything else would hand the key to every network hop on the way.
+pub fn check_key_url(url: &Url) -> Result<(), String> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(url) => Ok(()),
+        "http" => Err(format!(
+            "plain http to {} would send the key (or the files) unencrypted",
+            url.host_str().unwrap_or("?")
+        )),
+        other => Err(format!("the scheme {other}: is not https")),
+    }
+}
+
+/// `localhost`, 127.0.0.0/8 or `[::1]`.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Resolved
 
@@ -211,8 +238,9 @@ pub const MAX_CONCURRENCY: usize = 64;
 pub struct UploadSettings {
     /// Uploads in flight at once.
     pub concurrency: usize,
-    /// Attempts per upload before it needs attention.
-    pub max_attempts: u32,
+    /// How long an unattended upload keeps trying through outages and transient errors
+    /// before it needs attention (`dropkey upload` uses its own `--max-wait`).
+    pub give_up_after: std::time::Duration,
     /// Cloudinary files above this many bytes go up in chunks (at least 5 MiB).
     pub chunk_threshold: u64,
     /// Bytes per Cloudinary chunk (at least 5 MiB).
@@ -228,7 +256,7 @@ impl Default for UploadSettings {
     fn default() -> Self {
         Self {
             concurrency: 4,
-            max_attempts: 6,
+            give_up_after: crate::engine::retry::UNATTENDED_BUDGET,
             chunk_threshold: 20 * 1024 * 1024,
             chunk_size: 20 * 1024 * 1024,
             max_file_size: 100 * 1024 * 1024 * 1024,
@@ -523,8 +551,16 @@ impl Ctx<'_> {
         if let Some(v) = &raw.concurrency {
             settings.concurrency = range(v, "concurrency", 1, MAX_CONCURRENCY as i64)? as usize;
         }
-        if let Some(v) = &raw.max_attempts {
-            settings.max_attempts = range(v, "max_attempts", 1, 100)? as u32;
+        if raw.max_attempts.is_some() {
+            tracing::warn!(
+                "upload.max_attempts is no longer used: uploads retry for a time budget, `upload.give_up_after` (seconds); remove the line"
+            );
+        }
+        if let Some(v) = &raw.give_up_after {
+            settings.give_up_after =
+                std::time::Duration::from_secs(
+                    range(v, "give_up_after", 60, 30 * 24 * 3600)? as u64
+                );
         }
         let min_chunk = MIN_CHUNK as i64;
         if let Some(v) = &raw.chunk_threshold {
@@ -612,9 +648,7 @@ impl Ctx<'_> {
                     self.url_or(raw.upload_url, &field("upload_url"), default_upload)?;
                 let api_url = self.url_or(raw.api_url, &field("api_url"), IMAGEKIT_API)?;
                 let token_url = match (auth, raw.token_url) {
-                    (ImageKitAuth::Remote, Some(t)) => {
-                        Some(self.parse_url(t, &field("token_url"))?)
-                    }
+                    (ImageKitAuth::Remote, Some(t)) => Some(self.key_url(t, &field("token_url"))?),
                     (ImageKitAuth::Remote, None) => return Err(self.error(
                         table_span.clone(),
                         field("token_url"),
@@ -856,11 +890,28 @@ impl Ctx<'_> {
     fn parse_url(&self, value: Spanned<String>, field: &str) -> Result<Url, ConfigError> {
         match Url::parse(value.get_ref()) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(url),
+            // The value is not repeated: a key pasted into the wrong field must not reach a
+            // terminal or a log.
             _ => Err(self.error(
                 value.span(),
                 field,
-                format!("`{}` is not an http(s) URL", value.get_ref()),
+                "is not an http(s) URL",
                 "write a full URL such as \"https://example.com/path\"",
+            )),
+        }
+    }
+
+    /// A URL a key, a token or a file is sent to: https, or http only to this machine.
+    fn key_url(&self, value: Spanned<String>, field: &str) -> Result<Url, ConfigError> {
+        let span = value.span();
+        let url = self.parse_url(value, field)?;
+        match check_key_url(&url) {
+            Ok(()) => Ok(url),
+            Err(why) => Err(self.error(
+                span,
+                field,
+                why,
+                "use https (or http only to localhost / 127.0.0.1 / [::1], e.g. the sandbox)",
             )),
         }
     }
@@ -872,7 +923,7 @@ impl Ctx<'_> {
         default: &str,
     ) -> Result<Url, ConfigError> {
         match value {
-            Some(value) => self.parse_url(value, field),
+            Some(value) => self.key_url(value, field),
             None => Url::parse(default).map_err(|_| unreachable!("built-in URLs parse")),
         }
     }
@@ -977,5 +1028,50 @@ impl FloorCharBoundary for str {
             index -= 1;
         }
         index
+    }
+}
+
+#[cfg(test)]
+mod key_url_tests {
+    use super::*;
+
+    fn profile_with(key: &str, value: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(
+            &format!(
+                "[profiles.p]\nprovider = \"imagekit\"\npublic_key = \"public_k\"\nurl_endpoint = \"https://ik.imagekit.io/x\"\n{key} = \"{value}\"\n"
+            ),
+            Path::new("c.toml"),
+        )
+    }
+
+    #[test]
+    fn key_bearing_urls_are_https_or_loopback() {
+        for ok in [
+            "https://api.imagekit.io",
+            "http://127.0.0.1:7371",
+            "http://127.9.9.9",
+            "http://localhost:1",
+            "http://[::1]:7371",
+        ] {
+            assert!(profile_with("api_url", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://api.imagekit.io",
+            "http://192.168.1.10",
+            "http://localhost.evil.com",
+            "http://[::2]",
+        ] {
+            let err = profile_with("upload_url", bad).unwrap_err().to_string();
+            assert!(err.contains("unencrypted"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_key_pasted_into_a_url_field_is_not_echoed() {
+        let err = profile_with("api_url", "private_SuperSecretKey123=")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("profiles.p.api_url"), "{err}");
+        assert!(!err.contains("SuperSecret"), "{err}");
     }
 }

@@ -34,6 +34,9 @@ pub struct UploadArgs {
     /// Uploads in flight at once (1 to 64, default 4).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     concurrency: Option<u16>,
+    /// Seconds each file keeps trying through outages and transient errors (default 600).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=2_592_000))]
+    max_wait: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -119,7 +122,13 @@ pub async fn upload(ctx: Context, args: &UploadArgs) -> Result<(), Error> {
     let _sandbox = ctx
         .local_sandbox_for(std::iter::once(profile.name.as_str()))
         .await?;
-    let settings = settings(&ctx, args.concurrency);
+    let mut settings = settings(&ctx, args.concurrency);
+    // Someone (or a script) waits for this command: a bounded budget, not the day that
+    // unattended jobs get.
+    settings.retry.give_up_after = args
+        .max_wait
+        .map(std::time::Duration::from_secs)
+        .unwrap_or(crate::engine::retry::ATTENDED_BUDGET);
     let engine = Engine::start(ctx.config.clone(), ctx.secrets.clone(), settings)?;
     let total = args.files.len();
     let mut failed = 0;
@@ -448,10 +457,12 @@ pub async fn delete(ctx: Context, args: &DeleteArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// Progress bars on stderr, only when it is a terminal (scripts get clean output).
+/// Progress bars on stderr, only when it is a terminal (scripts get clean output), and the
+/// "offline" status line on stderr in any case.
 struct Bars {
     multi: Option<indicatif::MultiProgress>,
     bars: HashMap<JobId, indicatif::ProgressBar>,
+    pending: usize,
 }
 
 impl Bars {
@@ -460,6 +471,7 @@ impl Bars {
             return Self {
                 multi: None,
                 bars: HashMap::new(),
+                pending: ids.len(),
             };
         }
         let multi = indicatif::MultiProgress::new();
@@ -479,10 +491,39 @@ impl Bars {
         Self {
             multi: Some(multi),
             bars,
+            pending: ids.len(),
+        }
+    }
+
+    fn status_line(&self, line: &str) {
+        match &self.multi {
+            Some(multi) => {
+                let _ = multi.println(line);
+            }
+            None => {
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr(), "{line}");
+            }
         }
     }
 
     fn on_event(&mut self, event: &Event) {
+        match event {
+            Event::Finished(_) => self.pending = self.pending.saturating_sub(1),
+            Event::Offline { hosts } => {
+                let offline = crate::engine::Offline {
+                    waiting: self.pending as u64,
+                    next_probe_secs: hosts.iter().map(|h| h.next_probe_secs).min().unwrap_or(0),
+                    hosts: hosts.clone(),
+                };
+                self.status_line(&offline.line());
+            }
+            Event::Online { origin, offline_ms } => self.status_line(&format!(
+                "online — {origin} answers again after {} s; uploads go on",
+                offline_ms / 1000
+            )),
+            _ => {}
+        }
         if self.multi.is_none() {
             return;
         }

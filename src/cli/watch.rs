@@ -75,6 +75,18 @@ pub async fn run(ctx: Context, args: &WatchArgs) -> Result<(), Error> {
                     };
                     output::json_line(&line);
                 }
+                Ok(Event::Offline { .. }) => {
+                    if let Some(offline) = engine.offline() {
+                        let _ = writeln!(std::io::stderr(), "{}", offline.line());
+                    }
+                }
+                Ok(Event::Online { origin, offline_ms }) => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "online — {origin} answers again after {} s; uploads go on",
+                        offline_ms / 1000
+                    );
+                }
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!("{n} engine events were dropped; `dropkey history` has every upload");

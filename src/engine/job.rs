@@ -122,6 +122,43 @@ pub struct Progress {
     pub eta_secs: Option<f64>,
 }
 
+/// A host uploads go to that cannot be reached now.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OfflineHost {
+    /// `scheme://host:port`.
+    pub origin: String,
+    /// Jobs parked until it answers.
+    pub parked: u64,
+    pub offline_secs: u64,
+    /// Seconds until the next probe.
+    pub next_probe_secs: u64,
+    /// The last connect error.
+    pub reason: String,
+}
+
+/// The engine cannot reach some upload hosts: what front ends show as "offline".
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Offline {
+    pub hosts: Vec<OfflineHost>,
+    /// Jobs not finished yet (parked, queued or running): all wait for the network.
+    pub waiting: u64,
+    /// Seconds until the soonest probe.
+    pub next_probe_secs: u64,
+}
+
+impl Offline {
+    /// `offline — 3 waiting, next try in 4 s (cannot reach https://upload.imagekit.io:443)`.
+    pub fn line(&self) -> String {
+        let hosts: Vec<&str> = self.hosts.iter().map(|h| h.origin.as_str()).collect();
+        format!(
+            "offline — {} waiting, next try in {} s (cannot reach {})",
+            self.waiting,
+            self.next_probe_secs,
+            hosts.join(", ")
+        )
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
@@ -146,4 +183,28 @@ pub enum Event {
         job: JobId,
     },
     Finished(Finished),
+    /// Some upload hosts cannot be reached; sent when a job parks and after each failed probe.
+    Offline {
+        hosts: Vec<OfflineHost>,
+    },
+    /// `origin` answers again; the jobs parked on it go on.
+    Online {
+        origin: String,
+        offline_ms: u64,
+    },
+}
+
+impl Event {
+    /// The job the event is about; `None` for engine-wide events.
+    pub fn job(&self) -> Option<JobId> {
+        match self {
+            Self::Queued { job, .. }
+            | Self::Started { job, .. }
+            | Self::Retrying { job, .. }
+            | Self::Paused { job } => Some(*job),
+            Self::Progress(p) => Some(p.job),
+            Self::Finished(f) => Some(f.job),
+            Self::Offline { .. } | Self::Online { .. } => None,
+        }
+    }
 }

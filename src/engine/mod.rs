@@ -20,6 +20,7 @@ pub mod clock;
 pub mod fault;
 pub mod job;
 pub mod provider;
+pub mod reach;
 pub mod retry;
 pub mod store;
 
@@ -38,14 +39,12 @@ use crate::config::{Config, Profile};
 use crate::profile::{upload_params, ParamError};
 use crate::secrets::{SecretError, Secrets};
 use crate::sign::Params;
-pub use job::{Event, Finished, JobId, JobState, NewJob, Progress, Uploaded};
+pub use job::{Event, Finished, JobId, JobState, NewJob, Offline, OfflineHost, Progress, Uploaded};
 pub use provider::Transfer;
 use retry::Failure;
 pub use retry::RetryPolicy;
 use store::{JobRecord, Store, StoreError};
 
-/// The longest wait a provider may ask for before the job is parked as needing attention.
-const LONGEST_HONOURED_WAIT: Duration = Duration::from_secs(600);
 const EVENT_CAPACITY: usize = 16_384;
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +70,8 @@ pub struct EngineSettings {
     pub transfer: Transfer,
     /// Progress events per job at most this often.
     pub progress_interval: Duration,
+    /// How unreachable hosts are probed.
+    pub probe: reach::ProbePolicy,
     /// Largest file accepted, in bytes (the provider plan's limit).
     pub max_file_size: u64,
 }
@@ -82,7 +83,7 @@ impl EngineSettings {
             data_dir: data_dir.to_path_buf(),
             concurrency: upload.concurrency,
             retry: RetryPolicy {
-                max_attempts: upload.max_attempts,
+                give_up_after: upload.give_up_after,
                 ..RetryPolicy::default()
             },
             transfer: Transfer {
@@ -91,6 +92,7 @@ impl EngineSettings {
                 ..Transfer::default()
             },
             progress_interval: Duration::from_millis(100),
+            probe: reach::ProbePolicy::default(),
             max_file_size: upload.max_file_size,
         }
     }
@@ -137,6 +139,7 @@ struct Shared {
     held: Mutex<HashSet<JobId>>,
     nonce: AtomicU64,
     shutdown: CancellationToken,
+    reach: Arc<reach::Reach>,
 }
 
 /// A running engine. Cheap to clone; [`Engine::shutdown`] stops it.
@@ -184,6 +187,15 @@ impl Engine {
             .map_err(|e| EngineError::Http(retry::error_chain(&e)))?;
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let concurrency = settings.concurrency.max(1);
+        let tracker = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let reach = Arc::new(reach::Reach::new(
+            settings.probe.clone(),
+            http.clone(),
+            events.clone(),
+            tracker.clone(),
+            shutdown.clone(),
+        ));
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
             config: std::sync::RwLock::new(Arc::new(config)),
@@ -203,9 +215,9 @@ impl Engine {
             running: Mutex::new(HashMap::new()),
             held: Mutex::new(HashSet::new()),
             nonce: AtomicU64::new(rand::random::<u32>() as u64),
-            shutdown: CancellationToken::new(),
+            shutdown,
+            reach,
         });
-        let tracker = TaskTracker::new();
         tracker.spawn(dispatch(shared.clone(), tracker.clone()));
         Ok(Self { shared, tracker })
     }
@@ -236,6 +248,28 @@ impl Engine {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.shared.events.subscribe()
+    }
+
+    /// Upload hosts that cannot be reached now, and how many jobs wait for them; `None` when
+    /// every host uploads went to lately answers.
+    pub fn offline(&self) -> Option<Offline> {
+        let hosts = self.shared.reach.offline();
+        if hosts.is_empty() {
+            return None;
+        }
+        let waiting = {
+            let store = lock(&self.shared.store);
+            [JobState::Queued, JobState::Running]
+                .into_iter()
+                .map(|s| store.count_in_state(s).unwrap_or(0))
+                .sum::<u64>()
+        };
+        let next_probe_secs = hosts.iter().map(|h| h.next_probe_secs).min().unwrap_or(0);
+        Some(Offline {
+            hosts,
+            waiting,
+            next_probe_secs,
+        })
     }
 
     /// The config jobs start with now.
@@ -420,8 +454,11 @@ impl Engine {
         while !pending.is_empty() {
             match events.recv().await {
                 Ok(event) => {
-                    let id = event_job(&event);
-                    if !pending.contains(&id) {
+                    if !event.job().is_some_and(|id| pending.contains(&id)) {
+                        // Engine-wide news (offline, online) is for every waiter.
+                        if event.job().is_none() {
+                            on_event(&event);
+                        }
                         continue;
                     }
                     on_event(&event);
@@ -484,17 +521,6 @@ impl Engine {
         error: Option<String>,
     ) {
         finish(&self.shared, record, state, uploaded, error);
-    }
-}
-
-fn event_job(event: &Event) -> JobId {
-    match event {
-        Event::Queued { job, .. }
-        | Event::Started { job, .. }
-        | Event::Retrying { job, .. }
-        | Event::Paused { job } => *job,
-        Event::Progress(p) => p.job,
-        Event::Finished(f) => f.job,
     }
 }
 
@@ -753,7 +779,10 @@ async fn attempts(shared: &Arc<Shared>, job: &mut JobRecord, control: &Control) 
         Err(err) => return Outcome::Failed(err.to_string()),
     };
     let policy = &shared.settings.retry;
+    let deadline = tokio::time::Instant::now() + policy.give_up_after;
     let mut attempt_no = 0;
+    // Transient failures since the host last answered: the backoff's exponent.
+    let mut streak = 0;
     loop {
         attempt_no += 1;
         tracing::info!(job = job.id.0, path = %job.path.display(), attempt = attempt_no, "upload started");
@@ -803,38 +832,72 @@ async fn attempts(shared: &Arc<Shared>, job: &mut JobRecord, control: &Control) 
             Some(Err(Failure::Permanent { reason })) => return Outcome::Failed(reason),
             Some(Err(failure)) => failure,
         };
-        let Failure::Transient {
-            reason,
-            retry_after,
-        } = failure
-        else {
-            unreachable!("permanent failures returned above")
-        };
-        if attempt_no >= policy.max_attempts {
-            return Outcome::NeedsAttention(format!(
-                "gave up after {attempt_no} attempts; last error: {reason}"
-            ));
-        }
-        let delay = match retry_after {
-            Some(wait) if wait > LONGEST_HONOURED_WAIT => {
-                return Outcome::NeedsAttention(format!(
-                    "the provider asked to wait {} s: {reason}",
-                    wait.as_secs()
-                ))
+        match failure {
+            Failure::Unreachable { reason, origin } => {
+                let _ = shared.events.send(Event::Retrying {
+                    job: job.id,
+                    attempt: attempt_no,
+                    delay_ms: shared.settings.probe.first.as_millis() as u64,
+                    reason: format!("offline: {reason}"),
+                });
+                let answered = shared
+                    .reach
+                    .wait_for(&origin, &reason, deadline, &control.token)
+                    .await;
+                if control.token.is_cancelled() {
+                    return Outcome::Stopped(stopped());
+                }
+                if !answered {
+                    return Outcome::NeedsAttention(format!(
+                        "{origin} could not be reached for {} (the retry budget); last error: {reason}",
+                        human(policy.give_up_after)
+                    ));
+                }
+                streak = 0;
             }
-            Some(wait) => wait,
-            None => policy.backoff(attempt_no),
-        };
-        let _ = shared.events.send(Event::Retrying {
-            job: job.id,
-            attempt: attempt_no,
-            delay_ms: delay.as_millis() as u64,
-            reason,
-        });
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = control.token.cancelled() => return Outcome::Stopped(stopped()),
+            Failure::Transient {
+                reason,
+                retry_after,
+            } => {
+                streak += 1;
+                let delay = match retry_after {
+                    Some(wait) => wait,
+                    None => policy.backoff(streak),
+                };
+                if tokio::time::Instant::now() + delay > deadline {
+                    let why = match retry_after {
+                        Some(wait) => format!("the provider asked to wait {} s", wait.as_secs()),
+                        None => format!("retried for {}", human(policy.give_up_after)),
+                    };
+                    return Outcome::NeedsAttention(format!(
+                        "gave up after {attempt_no} attempts ({why}, the retry budget); last error: {reason}"
+                    ));
+                }
+                let _ = shared.events.send(Event::Retrying {
+                    job: job.id,
+                    attempt: attempt_no,
+                    delay_ms: delay.as_millis() as u64,
+                    reason,
+                });
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = control.token.cancelled() => return Outcome::Stopped(stopped()),
+                }
+            }
+            Failure::Permanent { reason } => return Outcome::Failed(reason),
         }
+    }
+}
+
+/// `90 s`, `10 min`, `24 h`: a budget as people say it.
+fn human(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 3600 && secs % 3600 == 0 {
+        format!("{} h", secs / 3600)
+    } else if secs >= 60 && secs % 60 == 0 {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{secs} s")
     }
 }
 

@@ -1,10 +1,14 @@
 //! Which failures are worth another try, and how long to wait before it.
 //!
-//! Transient: connection errors and resets, timeouts, 408, 429, 5xx and Cloudinary's 420. Every
-//! other 4xx is permanent and stops the job at once with the provider's message. Waits use
-//! exponential backoff with full jitter, unless the provider said when to come back
-//! (`Retry-After`, ImageKit's `X-RateLimit-Reset` in milliseconds, Cloudinary's "Try again on
-//! ..."), which wins.
+//! Unreachable: the connection could not be made at all (refused, no route, DNS, connect
+//! timeout); the job parks at the host's gate ([`super::reach`]) instead of retrying blindly.
+//! Transient: resets, timeouts, 408, 429, 5xx and Cloudinary's 420. Every other 4xx is permanent
+//! and stops the job at once with the provider's message. Waits use exponential backoff with
+//! full jitter, unless the provider said when to come back (`Retry-After`, ImageKit's
+//! `X-RateLimit-Reset` in milliseconds, Cloudinary's "Try again on ..."), which wins.
+//!
+//! A job gives up on transient failures only when its time budget is spent, never after a count
+//! of attempts: a count turns a minute offline, or a bad patch of 5xx, into lost uploads.
 
 use std::time::Duration;
 
@@ -12,10 +16,16 @@ use rand::Rng as _;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 
+/// The default budget of jobs nobody watches (watched folders, the app's queue, `resume`).
+pub const UNATTENDED_BUDGET: Duration = Duration::from_secs(24 * 60 * 60);
+/// The default budget of `dropkey upload`, whose caller waits at a prompt or in a script.
+pub const ATTENDED_BUDGET: Duration = Duration::from_secs(10 * 60);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Attempts in all, the first included. After the last, the job needs attention.
-    pub max_attempts: u32,
+    /// How long a job keeps trying through transient failures and outages, from its first
+    /// attempt in this process. Then it needs attention.
+    pub give_up_after: Duration,
     pub base: Duration,
     pub max_delay: Duration,
 }
@@ -23,7 +33,7 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
-            max_attempts: 6,
+            give_up_after: UNATTENDED_BUDGET,
             base: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
         }
@@ -50,6 +60,11 @@ pub enum Failure {
         reason: String,
         retry_after: Option<Duration>,
     },
+    /// No connection could be made to `origin` (`scheme://host:port`).
+    Unreachable {
+        reason: String,
+        origin: String,
+    },
     Permanent {
         reason: String,
     },
@@ -71,7 +86,9 @@ impl Failure {
 
     pub fn reason(&self) -> &str {
         match self {
-            Self::Transient { reason, .. } | Self::Permanent { reason } => reason,
+            Self::Transient { reason, .. }
+            | Self::Unreachable { reason, .. }
+            | Self::Permanent { reason } => reason,
         }
     }
 }
@@ -177,6 +194,14 @@ pub fn classify_transport(err: &reqwest::Error) -> Failure {
         }
         source = e.source();
     }
+    if err.is_connect() {
+        if let Some(origin) = err.url().and_then(super::reach::origin) {
+            return Failure::Unreachable {
+                reason: format!("could not connect: {}", error_chain(err)),
+                origin,
+            };
+        }
+    }
     let what = if err.is_timeout() {
         "the request timed out"
     } else if err.is_connect() {
@@ -261,6 +286,30 @@ mod tests {
             let d = policy.backoff(attempt);
             assert!(d <= policy.max_delay);
             assert!(d <= policy.base * 2u32.saturating_pow(attempt.saturating_sub(1).min(20)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod transport_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_connection_is_unreachable_with_its_origin() {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        let err = reqwest::Client::new()
+            .get(format!("http://{addr}/api/v2/files/upload"))
+            .send()
+            .await
+            .unwrap_err();
+        match classify_transport(&err) {
+            Failure::Unreachable { origin, reason } => {
+                assert_eq!(origin, format!("http://{addr}"));
+                assert!(reason.starts_with("could not connect"), "{reason}");
+            }
+            other => panic!("{other:?}"),
         }
     }
 }

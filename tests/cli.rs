@@ -761,3 +761,80 @@ fn profile_set_list_and_remove_edit_the_config_file_in_place() {
         Some(2)
     );
 }
+
+/// Finding 2 of the field report: a plain-http `api_url` received the ImageKit private key as
+/// Basic auth. Key- and file-bearing endpoints are https, or http only to this machine; the
+/// refusal is one line that says why, in `profile set` and at config load alike.
+#[test]
+fn endpoints_that_would_carry_a_key_in_clear_are_refused() {
+    let env = Env::with_config("");
+    for (flag, url) in [
+        ("--api-url", "http://media.example.com"),
+        ("--upload-url", "http://10.1.2.3/api/v2/files/upload"),
+        ("--upload-url", "ftp://upload.example.com/x"),
+    ] {
+        let out = env.run(
+            &[
+                "profile",
+                "set",
+                "web",
+                "--provider",
+                "imagekit",
+                "--public-key",
+                "public_web",
+                "--url-endpoint",
+                "https://ik.imagekit.io/web",
+                flag,
+                url,
+            ],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(2), "{flag} {url}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains("https") && stderr.contains("not changed"),
+            "{stderr}"
+        );
+        assert_eq!(std::fs::read_to_string(env.config()).unwrap(), "");
+    }
+    // Loopback over http is the sandbox's and a local token server's case: allowed.
+    for url in [
+        "http://127.0.0.1:7371",
+        "http://localhost:9000",
+        "http://[::1]:7371",
+    ] {
+        let out = env.run(
+            &[
+                "profile",
+                "set",
+                "local",
+                "--provider",
+                "imagekit",
+                "--public-key",
+                "public_web",
+                "--url-endpoint",
+                "https://ik.imagekit.io/web",
+                "--api-url",
+                url,
+            ],
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "{url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A hand-edited file with a remote http token_url does not load at all.
+    let env = Env::with_config(
+        "[profiles.team]\nprovider = \"imagekit\"\nauth = \"remote\"\npublic_key = \"public_t\"\nurl_endpoint = \"https://ik.imagekit.io/t\"\ntoken_url = \"http://tokens.example.com/api/media/get-upload-token\"\n",
+    );
+    let out = env.run(&["profile", "list"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("profiles.team.token_url") && stderr.contains("unencrypted"),
+        "{stderr}"
+    );
+}

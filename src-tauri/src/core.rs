@@ -817,6 +817,7 @@ impl Core {
             uploads_paused,
             watching_paused,
             failed,
+            offline: self.engine.offline().map(|o| o.line()),
         }
     }
 

@@ -62,6 +62,8 @@ pub struct Batcher {
     uploaded: Vec<JobId>,
     finished: Vec<JobState>,
     resync: bool,
+    /// Connectivity changed: the status (and its offline line) is due at the next flush.
+    status_due: bool,
 }
 
 /// One flush: what goes to the window, and what the shell should act on.
@@ -69,6 +71,7 @@ pub struct Flushed {
     pub events: Vec<UiEvent>,
     pub batch_ended: Option<Batch>,
     pub uploaded: bool,
+    pub status_due: bool,
 }
 
 impl Batcher {
@@ -93,6 +96,7 @@ impl Batcher {
                     },
                 );
             }
+            Event::Offline { .. } | Event::Online { .. } => self.status_due = true,
             Event::Finished(f) => {
                 self.changed.insert(f.job);
                 self.progress.remove(&f.job);
@@ -149,6 +153,7 @@ impl Batcher {
             events,
             batch_ended,
             uploaded,
+            status_due: std::mem::take(&mut self.status_due),
         }
     }
 }
@@ -178,7 +183,7 @@ pub async fn forward<R: Runtime>(app: AppHandle<R>, core: Arc<Core>) {
                 let busy = !flushed.events.is_empty();
                 let mut out = flushed.events;
                 quiet += 1;
-                if busy || quiet >= POLL_EVERY {
+                if busy || flushed.status_due || quiet >= POLL_EVERY {
                     quiet = 0;
                     let status = core.status();
                     if last_status.as_ref() != Some(&status) {

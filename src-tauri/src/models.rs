@@ -423,6 +423,9 @@ pub struct AppStatus {
     pub watching_paused: bool,
     /// Failures in the current batch (cleared when a new batch starts).
     pub failed: u32,
+    /// "offline — N waiting, next try in S s (cannot reach ...)" while an upload host is
+    /// unreachable; the uploads wait and go on by themselves.
+    pub offline: Option<String>,
 }
 
 /// The window's hints for a drag of files over it (Tauri's native drag and drop).

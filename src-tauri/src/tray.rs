@@ -129,6 +129,9 @@ pub fn refresh_menu<R: Runtime>(app: &AppHandle<R>) {
 }
 
 pub fn tooltip(status: &AppStatus) -> String {
+    if let Some(offline) = &status.offline {
+        return format!("Dropkey: {offline}");
+    }
     match status.activity {
         Activity::Idle => "Dropkey: idle".to_owned(),
         Activity::Uploading => format!("Dropkey: uploading ({} left)", status.pending),
@@ -214,6 +217,7 @@ mod tests {
             uploads_paused,
             watching_paused: false,
             failed: 2,
+            offline: None,
         };
         assert_eq!(tooltip(&status(Activity::Idle, false)), "Dropkey: idle");
         assert_eq!(
@@ -231,6 +235,14 @@ mod tests {
         assert_eq!(
             tooltip(&status(Activity::Error, false)),
             "Dropkey: 2 upload(s) failed"
+        );
+        let offline = AppStatus {
+            offline: Some("offline — 3 waiting, next try in 4 s".into()),
+            ..status(Activity::Uploading, false)
+        };
+        assert_eq!(
+            tooltip(&offline),
+            "Dropkey: offline — 3 waiting, next try in 4 s"
         );
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use reqwest::multipart::{Form, Part};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use url::Url;
 
 use super::body::file_body;
 use super::clock::SkewClock;
@@ -102,9 +103,52 @@ async fn send(
     attempt.clock.observe(response.headers());
     let status = response.status();
     let headers = response.headers().clone();
-    let text = response.text().await.map_err(|e| classify_transport(&e))?;
+    let text = body_text(response).await?;
     let json: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     Ok((status, headers, json))
+}
+
+/// The most a provider's (or a token server's) answer may hold. Real answers are a few KiB; a
+/// peer that streams more is broken or hostile, and must not grow our memory.
+pub const MAX_ANSWER: usize = 4 * 1024 * 1024;
+
+/// Reads an answer's body, at most `limit` bytes, however long the peer keeps sending.
+pub async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Result<Vec<u8>, u64>, reqwest::Error> {
+    if let Some(len) = response.content_length() {
+        if len > limit as u64 {
+            return Ok(Err(len));
+        }
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(Err((body.len() + chunk.len()) as u64));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Ok(body))
+}
+
+async fn body_text(response: reqwest::Response) -> Result<String, Failure> {
+    let from = response.url().origin().ascii_serialization();
+    match read_limited(response, MAX_ANSWER)
+        .await
+        .map_err(|e| classify_transport(&e))?
+    {
+        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(_) => Err(Failure::permanent(format!(
+            "the answer from {from} is over {} MiB, far more than any provider sends: check the profile's URLs",
+            MAX_ANSWER / (1024 * 1024)
+        ))),
+    }
+}
+
+async fn body_json(response: reqwest::Response) -> Result<Value, Failure> {
+    let text = body_text(response).await?;
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// The provider's error message from an ImageKit (`message`) or Cloudinary (`error.message`)
@@ -217,19 +261,59 @@ async fn remote_token(
             attempt.profile.name
         )));
     };
-    crate::serve::client::fetch_upload_token(attempt.http, token_url, attempt.secret, None, fields)
-        .await
-        .map_err(|err| {
-            let reason = format!("profile `{}`: {err}", attempt.profile.name);
-            if err.is_retryable() {
-                Failure::Transient {
-                    reason,
-                    retry_after: err.retry_after(),
-                }
-            } else {
-                Failure::Permanent { reason }
+    let remote = crate::serve::client::fetch_upload_token(
+        attempt.http,
+        token_url,
+        attempt.secret,
+        None,
+        fields,
+    )
+    .await
+    .map_err(|err| {
+        let reason = format!("profile `{}`: {err}", attempt.profile.name);
+        match (&err, super::reach::origin(token_url)) {
+            (crate::serve::client::RemoteError::Unreachable { .. }, Some(origin)) => {
+                Failure::Unreachable { reason, origin }
             }
-        })
+            _ if err.is_retryable() => Failure::Transient {
+                reason,
+                retry_after: err.retry_after(),
+            },
+            _ => Failure::Permanent { reason },
+        }
+    })?;
+    upload_url_allowed(&remote.upload_url, &ik.upload_url, token_url).map_err(|why| {
+        Failure::permanent(format!(
+            "profile `{}`: the token server at {} said to upload to {}, which {why}; the file was not sent",
+            attempt.profile.name,
+            token_url.origin().ascii_serialization(),
+            remote.upload_url.origin().ascii_serialization(),
+        ))
+    })?;
+    Ok(remote)
+}
+
+/// The ImageKit upload host; a token server may send files there.
+const IMAGEKIT_UPLOAD_HOST: &str = "upload.imagekit.io";
+
+/// Where a token server may send this machine's files: ImageKit's upload host, the origin the
+/// profile itself names (`upload_url`), or, when the token server is on this machine, this
+/// machine. A token server cannot redirect files anywhere else.
+fn upload_url_allowed(returned: &Url, profile_upload: &Url, token_url: &Url) -> Result<(), String> {
+    crate::config::check_key_url(returned)?;
+    let same_origin = returned.origin() == profile_upload.origin();
+    let imagekit = returned.scheme() == "https"
+        && returned.host_str() == Some(IMAGEKIT_UPLOAD_HOST)
+        && returned.port().is_none();
+    let local = crate::config::is_loopback(returned) && crate::config::is_loopback(token_url);
+    if same_origin || imagekit || local {
+        Ok(())
+    } else {
+        Err(format!(
+            "is neither ImageKit's upload host nor the profile's upload_url ({}): add it as the profile's upload_url if you trust it",
+            profile_upload.origin().ascii_serialization()
+        ))
+    }
 }
 
 fn cloudinary_upload_url(cl: &Cloudinary) -> String {
@@ -382,7 +466,7 @@ pub async fn details(
         return Ok(RemoteFile::Missing);
     }
     let headers = response.headers().clone();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let body = body_json(response).await?;
     if !status.is_success() {
         return Err(classify_status(
             status,
@@ -428,7 +512,7 @@ pub async fn delete(
                 return Ok(true);
             }
             let headers = response.headers().clone();
-            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let body = body_json(response).await?;
             Err(classify_status(
                 status,
                 &headers,
@@ -457,7 +541,7 @@ pub async fn delete(
             clock.observe(response.headers());
             let status = response.status();
             let headers = response.headers().clone();
-            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let body = body_json(response).await?;
             if !status.is_success() {
                 return Err(classify_status(
                     status,
@@ -477,4 +561,44 @@ pub async fn delete(
 
 fn path_segment(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_server_cannot_send_files_anywhere() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        let profile = u("https://upload.imagekit.io/api/v2/files/upload");
+        let remote = u("https://tokens.example.com/api/media/get-upload-token");
+        assert!(upload_url_allowed(
+            &u("https://upload.imagekit.io/api/v2/files/upload"),
+            &profile,
+            &remote
+        )
+        .is_ok());
+        for bad in [
+            "https://evil.example.com/api/v2/files/upload",
+            "http://upload.imagekit.io/api/v2/files/upload",
+            "https://upload.imagekit.io:8443/api/v2/files/upload",
+            "http://127.0.0.1:7371/api/v2/files/upload",
+        ] {
+            assert!(
+                upload_url_allowed(&u(bad), &profile, &remote).is_err(),
+                "{bad}"
+            );
+        }
+        let own = u("https://media-proxy.example.com/upload");
+        assert!(
+            upload_url_allowed(&u("https://media-proxy.example.com/other"), &own, &remote).is_ok()
+        );
+        let local_tokens = u("http://127.0.0.1:8080/api/media/get-upload-token");
+        assert!(upload_url_allowed(
+            &u("http://127.0.0.1:7371/api/v2/files/upload"),
+            &profile,
+            &local_tokens
+        )
+        .is_ok());
+    }
 }

@@ -100,13 +100,24 @@ pub async fn fetch_upload_token(
         })?;
     let status = response.status();
     let retry_after = crate::engine::retry::retry_after(response.headers(), "", crate::unix_now());
-    let text = response
-        .text()
-        .await
-        .map_err(|err| RemoteError::Unreachable {
-            url: shown.clone(),
-            detail: crate::engine::retry::error_chain(&err),
-        })?;
+    let text =
+        match crate::engine::provider::read_limited(response, crate::engine::provider::MAX_ANSWER)
+            .await
+        {
+            Ok(Ok(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+            Ok(Err(_)) => {
+                return Err(RemoteError::BadAnswer {
+                    url: shown,
+                    detail: "the answer is over 4 MiB".into(),
+                })
+            }
+            Err(err) => {
+                return Err(RemoteError::Unreachable {
+                    url: shown,
+                    detail: crate::engine::retry::error_chain(&err),
+                })
+            }
+        };
     let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     if !status.is_success() {
         let message = body

@@ -17,6 +17,8 @@ export const ICONS = {
   pause: "M8 5v14M16 5v14",
   play: "M7 4v16l13-8Z",
   check: "M5 12.5 10 17l9-10",
+  // A cloud with a slash: the upload host cannot be reached.
+  offline: "M7 18h10a4 4 0 0 0 .7-7.94A6 6 0 0 0 6.3 9.1 4.5 4.5 0 0 0 7 18ZM3 3l18 18",
 } as const;
 
 export type IconName = keyof typeof ICONS;

@@ -61,7 +61,7 @@ export const commands = {
 	addWatch: (watch: WatchInput_Deserialize) => typedError<null, AppError>(__TAURI_INVOKE("add_watch", { watch })),
 	/**  Stops watching a folder and removes it from the config file. */
 	removeWatch: (key: string) => typedError<null, AppError>(__TAURI_INVOKE("remove_watch", { key })),
-	appStatus: () => typedError<AppStatus, AppError>(__TAURI_INVOKE("app_status")),
+	appStatus: () => typedError<AppStatus_Serialize, AppError>(__TAURI_INVOKE("app_status")),
 	getSettings: () => typedError<SettingsView, AppError>(__TAURI_INVOKE("get_settings")),
 	setSettings: (update: SettingsUpdate) => typedError<null, AppError>(__TAURI_INVOKE("set_settings", { update })),
 	/**  Turns launching Dropkey at login on or off; answers what is now in effect. */
@@ -80,7 +80,9 @@ export type AppError = {
 	message: string,
 };
 
-export type AppStatus = {
+export type AppStatus = AppStatus_Serialize | AppStatus_Deserialize;
+
+export type AppStatus_Deserialize = {
 	activity: Activity,
 	/**  Queued, running or paused files. */
 	pending: number,
@@ -88,6 +90,26 @@ export type AppStatus = {
 	watching_paused: boolean,
 	/**  Failures in the current batch (cleared when a new batch starts). */
 	failed: number,
+	/**
+	 *  "offline — N waiting, next try in S s (cannot reach ...)" while an upload host is
+	 *  unreachable; the uploads wait and go on by themselves.
+	 */
+	offline?: string | null,
+};
+
+export type AppStatus_Serialize = {
+	activity: Activity,
+	/**  Queued, running or paused files. */
+	pending: number,
+	uploads_paused: boolean,
+	watching_paused: boolean,
+	/**  Failures in the current batch (cleared when a new batch starts). */
+	failed: number,
+	/**
+	 *  "offline — N waiting, next try in S s (cannot reach ...)" while an upload host is
+	 *  unreachable; the uploads wait and go on by themselves.
+	 */
+	offline: string | null,
 };
 
 export type ConnectionCheck = {
@@ -372,7 +394,7 @@ export type UiEvent_Deserialize =
 /**  Uploads that just finished, newest last, for the History screen. */
 { type: "uploaded"; entries: HistoryEntry_Deserialize[] } | 
 /**  Uploads deleted at the provider. */
-{ type: "deleted"; ids: number[] } | { type: "watches"; watches: WatchView_Deserialize[] } | { type: "status"; status: AppStatus } | { type: "drag"; state: DragState; paths: string[] } | 
+{ type: "deleted"; ids: number[] } | { type: "watches"; watches: WatchView_Deserialize[] } | { type: "status"; status: AppStatus_Deserialize } | { type: "drag"; state: DragState; paths: string[] } | 
 /**  Something done outside the window (tray, second launch) that the user should see. */
 { type: "notice"; message: string; error: boolean } | 
 /**  The tray asked for a screen. */
@@ -388,7 +410,7 @@ export type UiEvent_Serialize =
 /**  Uploads that just finished, newest last, for the History screen. */
 { type: "uploaded"; entries: HistoryEntry_Serialize[] } | 
 /**  Uploads deleted at the provider. */
-{ type: "deleted"; ids: number[] } | { type: "watches"; watches: WatchView_Serialize[] } | { type: "status"; status: AppStatus } | { type: "drag"; state: DragState; paths: string[] } | 
+{ type: "deleted"; ids: number[] } | { type: "watches"; watches: WatchView_Serialize[] } | { type: "status"; status: AppStatus_Serialize } | { type: "drag"; state: DragState; paths: string[] } | 
 /**  Something done outside the window (tray, second launch) that the user should see. */
 { type: "notice"; message: string; error: boolean } | 
 /**  The tray asked for a screen. */

@@ -144,10 +144,13 @@ fn a_watched_folder_waits_out_an_outage_and_uploads_each_file_once() {
     let status = wait_line(&err, "saying offline", |l| l.starts_with("offline — "));
     assert!(status.contains("waiting, next try in "), "{status}");
     assert!(status.contains(&format!("http://{addr}")), "{status}");
-    // Several probes fail in a row and no file gives up meanwhile (the old count-based limit
-    // gave up after six attempts, about 15 s): wait for more than that many probes.
-    for _ in 0..7 {
-        wait_line(&err, "for another probe", |l| l.starts_with("offline — "));
+    // Probes back off to one every 5 s and no file gives up meanwhile (the old count-based
+    // limit gave up after six attempts, about 15 s): three probes at the 5 s cadence are more
+    // than 17 s offline.
+    for _ in 0..3 {
+        wait_line(&err, "for a probe at the 5 s cadence", |l| {
+            l.starts_with("offline — ") && l.contains("next try in 5 s")
+        });
     }
     assert!(
         out.try_recv().is_err(),

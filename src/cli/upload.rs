@@ -510,7 +510,7 @@ impl Bars {
     fn on_event(&mut self, event: &Event) {
         match event {
             Event::Finished(_) => self.pending = self.pending.saturating_sub(1),
-            Event::Offline { hosts } => {
+            Event::Offline { hosts } if !hosts.is_empty() => {
                 let offline = crate::engine::Offline {
                     waiting: self.pending as u64,
                     next_probe_secs: hosts.iter().map(|h| h.next_probe_secs).min().unwrap_or(0),

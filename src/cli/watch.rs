@@ -75,7 +75,7 @@ pub async fn run(ctx: Context, args: &WatchArgs) -> Result<(), Error> {
                     };
                     output::json_line(&line);
                 }
-                Ok(Event::Offline { .. }) => {
+                Ok(Event::Offline { hosts }) if !hosts.is_empty() => {
                     if let Some(offline) = engine.offline() {
                         let _ = writeln!(std::io::stderr(), "{}", offline.line());
                     }

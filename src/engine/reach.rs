@@ -125,9 +125,11 @@ impl Reach {
         deadline: Instant,
         cancel: &CancellationToken,
     ) -> bool {
+        // Parked under the map's lock: the prober retires a gate only when nobody is parked on
+        // it, and checks that under the same lock.
         let gate = {
             let mut gates = lock(&self.gates);
-            match gates.get(origin) {
+            let gate = match gates.get(origin) {
                 Some(gate) => {
                     *lock(&gate.reason) = reason.to_owned();
                     gate.clone()
@@ -150,10 +152,11 @@ impl Reach {
                         .spawn(async move { this.probe(key, probing).await });
                     gate
                 }
-            }
+            };
+            gate.parked.fetch_add(1, Ordering::Relaxed);
+            gate
         };
         let mut open = gate.open.subscribe();
-        gate.parked.fetch_add(1, Ordering::Relaxed);
         self.announce();
         let answered = tokio::select! {
             _ = open.wait_for(|open| *open) => true,
@@ -196,17 +199,27 @@ impl Reach {
                 });
                 return;
             }
+            {
+                // Every parked job was cancelled, paused or gave up: nobody waits, stop knocking.
+                let mut gates = lock(&self.gates);
+                if gate.parked.load(Ordering::Relaxed) == 0 {
+                    gates.remove(&origin);
+                    drop(gates);
+                    self.announce();
+                    return;
+                }
+            }
             delay = (delay * 2).min(self.policy.max);
             *lock(&gate.next_probe) = Instant::now() + delay;
             self.announce();
         }
     }
 
+    /// Tells front ends what is offline now; an empty list means nothing is.
     fn announce(&self) {
-        let hosts = self.offline();
-        if !hosts.is_empty() {
-            let _ = self.events.send(Event::Offline { hosts });
-        }
+        let _ = self.events.send(Event::Offline {
+            hosts: self.offline(),
+        });
     }
 }
 
@@ -262,6 +275,7 @@ mod tests {
         let mut offline_seen = 0;
         while offline_seen < 3 {
             if let Event::Offline { hosts } = rx.recv().await.unwrap() {
+                assert_eq!(hosts.len(), 1);
                 assert_eq!(hosts[0].origin, origin);
                 assert!(hosts[0].next_probe_secs <= 1);
                 offline_seen += 1;
@@ -293,6 +307,48 @@ mod tests {
         shutdown.cancel();
         tracker.close();
         tracker.wait().await;
+    }
+
+    #[tokio::test]
+    async fn a_host_nobody_waits_for_is_no_longer_probed() {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        let (events, mut rx) = broadcast::channel(64);
+        let tracker = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let reach = Arc::new(Reach::new(
+            ProbePolicy {
+                first: Duration::from_millis(20),
+                max: Duration::from_millis(40),
+                timeout: Duration::from_secs(2),
+            },
+            reqwest::Client::new(),
+            events,
+            tracker.clone(),
+            shutdown.clone(),
+        ));
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let far = Instant::now() + Duration::from_secs(60);
+        assert!(
+            reach
+                .wait_for(&format!("http://{addr}"), "refused", far, &cancel)
+                .await
+        );
+        // The prober sees nobody parked at its next failed probe and retires the gate.
+        loop {
+            if let Event::Offline { hosts } = rx.recv().await.unwrap() {
+                if hosts.is_empty() {
+                    break;
+                }
+            }
+        }
+        assert!(reach.offline().is_empty());
+        tracker.close();
+        tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+            .await
+            .expect("the prober ended");
     }
 
     #[tokio::test]

@@ -90,7 +90,7 @@ function makePng(size, [r1, g1, b1], [r2, g2, b2]) {
   ]);
 }
 
-const config = (port, watched) => `[sandbox]
+const config = (port, watched, deadPort) => `[sandbox]
 listen = "127.0.0.1:${port}"
 
 [[watch]]
@@ -111,6 +111,14 @@ cloud_name = "demo"
 api_key = "1234"
 folder = "kyc/1"
 tags = ["kyc"]
+
+# A provider that cannot be reached (nothing listens there): the offline banner's test.
+[profiles.far]
+provider = "imagekit"
+auth = "v1"
+public_key = "public_far"
+url_endpoint = "https://ik.imagekit.io/far"
+upload_url = "http://127.0.0.1:${deadPort}/api/v1/files/upload"
 `;
 
 const PORT_TIMEOUT_MS = 20_000;
@@ -200,6 +208,11 @@ function appEnv(tmp) {
     DROPKEY_CONFIG: join(tmp, "config.toml"),
     DROPKEY_DATA_DIR: join(tmp, "data"),
     DROPKEY_SECRET_CL: SECRET,
+    DROPKEY_SECRET_FAR: SECRET,
+    // "Open in browser" reaches this fake browser, which notes each URL in a file: through
+    // xdg-open's scheme handler (mimeapps.list + a .desktop file) and, without a display, $BROWSER.
+    BROWSER: join(tmp, "fake-browser.sh"),
+    XDG_DATA_HOME: join(tmp, "xdg-data"),
     ...(process.env.DROPKEY_LOG ? { DROPKEY_LOG: process.env.DROPKEY_LOG } : {}),
     // Window state and autostart files stay in the test's directory.
     XDG_CONFIG_HOME: join(tmp, "xdg-config"),
@@ -254,7 +267,19 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
     await mkdir(join(tmp, "watched"));
     await mkdir(join(tmp, "in"));
     await mkdir(join(tmp, "data"));
-    await writeFile(join(tmp, "config.toml"), config(await freePort(), join(tmp, "watched")));
+    await writeFile(join(tmp, "config.toml"), config(await freePort(), join(tmp, "watched"), await freePort()));
+    await mkdir(join(tmp, "xdg-data", "applications"), { recursive: true });
+    await mkdir(join(tmp, "xdg-config"), { recursive: true });
+    const fakeBrowser = join(tmp, "fake-browser.sh");
+    await writeFile(fakeBrowser, `#!/bin/sh\nprintf '%s\\n' "$1" >> '${join(tmp, "opened.txt")}'\n`, { mode: 0o755 });
+    await writeFile(
+      join(tmp, "xdg-data", "applications", "dropkey-fake-browser.desktop"),
+      `[Desktop Entry]\nType=Application\nName=Fake browser\nExec=${fakeBrowser} %u\nMimeType=x-scheme-handler/http;x-scheme-handler/https;\n`,
+    );
+    await writeFile(
+      join(tmp, "xdg-config", "mimeapps.list"),
+      "[Default Applications]\nx-scheme-handler/http=dropkey-fake-browser.desktop\nx-scheme-handler/https=dropkey-fake-browser.desktop\n",
+    );
 
     const port = await freePort();
     let nativePort = await freePort();
@@ -386,7 +411,7 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
 
     // Exactly the config's profiles, plus the built-in sandbox.
     assert.equal(new Set(names).size, names.length, `duplicate profiles: ${names}`);
-    assert.deepEqual(names.filter((n) => n !== "sandbox").sort(), ["cl", "ik"]);
+    assert.deepEqual(names.filter((n) => n !== "sandbox").sort(), ["cl", "far", "ik"]);
     assert.ok(byProfile.sandbox?.isDefault, "sandbox is missing or not the default");
     assert.deepEqual(names, uiOrder(profiles), "profiles are not in the UI's order");
 
@@ -433,6 +458,23 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
       assert.equal(response.status, 200, `${name}: ${url} answered ${response.status}`);
       assert.ok(Buffer.from(await response.arrayBuffer()).equals(bytes), `${name}: the bytes at ${url} differ`);
     }
+    // "Open" hands the URL to the browser (the fake one notes it, one whole line per URL).
+    const { url: notesUrl } = listed.find((i) => i.name === "notes.txt");
+    const opened = () => readFile(join(tmp, "opened.txt"), "utf8").catch(() => "");
+    await browser.$('[data-testid="history-item"][data-name="notes.txt"] [data-testid="open-url"]').click();
+    await eventually(
+      async () => (await opened()).split("\n").slice(0, -1).includes(notesUrl),
+      `the browser was not opened on ${notesUrl}`,
+    );
+    // The opener's scope is http(s) only: a file URL asked for by the page is refused.
+    const refused = await browser.executeAsync((done) => {
+      window.__TAURI_INTERNALS__
+        .invoke("plugin:opener|open_url", { url: "file:///etc/passwd" })
+        .then(() => done("opened"), (err) => done(`refused: ${err}`));
+    });
+    assert.match(refused, /^refused: /, refused);
+    assert.ok(!(await opened()).includes("file:"), "a file URL reached the browser");
+
     // The previews load from the sandbox under the CSP.
     await eventually(
       async () =>
@@ -645,5 +687,24 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
       const states = await queueStates();
       return names.every((n) => states[n] === "done");
     }, "the files did not upload after resuming");
+  });
+
+  it("shows offline in a banner while the provider cannot be reached, and clears it", async () => {
+    await go("upload");
+    await browser.$('[data-testid="dest-profile"]').selectByAttribute("value", "far");
+    const path = join(tmp, "in", "offline-report.pdf");
+    await writeFile(path, randomBytes(20_000));
+    await pastePaths([path]);
+    const banner = browser.$('[data-testid="offline-banner"]');
+    await eventually(async () => banner.isExisting(), "no offline banner");
+    const text = await banner.getText();
+    assert.match(text, /^offline — \d+ waiting, next try in \d+ s \(cannot reach http:\/\/127\.0\.0\.1:\d+\)$/, text);
+    await shot("offline");
+    // The file waits: no give-up while offline.
+    assert.equal((await queueStates())["offline-report.pdf"], "running");
+    // Nobody waits once it is cancelled: the banner goes.
+    await browser.$('[data-testid="queue-item"][data-name="offline-report.pdf"] button[aria-label^="Cancel"]').click();
+    await eventually(async () => !(await banner.isExisting()), "the banner stayed after the only waiting file was cancelled");
+    await browser.$('[data-testid="dest-profile"]').selectByAttribute("value", "sandbox");
   });
 });

@@ -115,11 +115,22 @@ const COLUMNS: &str = "id, profile, path, file_name, size, params, state, attemp
 
 impl Store {
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+        let dir_err = |source| StoreError::DataDir {
             path: data_dir.to_path_buf(),
             source,
-        })?;
+        };
+        crate::private_fs::create_dir_all(data_dir).map_err(dir_err)?;
+        // Older versions left the data dir to the umask (0755, files 0644): tighten it.
+        crate::private_fs::secure_tree(data_dir).map_err(dir_err)?;
         let path = data_dir.join("dropkey.db");
+        // Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the
+        // database file's mode, so all three stay private whatever the umask.
+        crate::private_fs::options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(dir_err)?;
         let open_err = |source| StoreError::Open {
             path: path.clone(),
             source,

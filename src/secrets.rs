@@ -415,6 +415,27 @@ mod tests {
     }
 
     #[test]
+    fn captured_env_secrets_leave_the_environment_and_children_never_see_them() {
+        // The only test here that touches DROPKEY_SECRET_* variables, so no other test races it.
+        std::env::set_var("DROPKEY_SECRET_CAPTURE_TEST", "private_capture_test_value");
+        std::env::set_var("DROPKEY_SECRET_CAPTURE_EMPTY", "");
+        let taken = take_env_secrets();
+        assert_eq!(
+            taken["DROPKEY_SECRET_CAPTURE_TEST"].expose_secret(),
+            "private_capture_test_value"
+        );
+        assert!(!taken.contains_key("DROPKEY_SECRET_CAPTURE_EMPTY"));
+        assert!(std::env::var_os("DROPKEY_SECRET_CAPTURE_TEST").is_none());
+        assert!(std::env::var_os("DROPKEY_SECRET_CAPTURE_EMPTY").is_none());
+        let child = std::process::Command::new("env").output().unwrap();
+        let seen = String::from_utf8_lossy(&child.stdout);
+        assert!(child.status.success());
+        assert!(seen.contains("PATH="), "env printed the environment");
+        assert!(!seen.contains("DROPKEY_SECRET_"), "{seen}");
+        assert!(!seen.contains("private_capture_test_value"));
+    }
+
+    #[test]
     fn secrets_do_not_show_in_debug_output() {
         let secret = SecretString::from("hunter2-super-secret");
         assert!(!format!("{secret:?}").contains("hunter2"));

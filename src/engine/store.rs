@@ -540,6 +540,26 @@ mod tests {
         );
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn the_database_and_its_wal_and_shm_are_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut store = Store::open(&data).unwrap();
+        store.enqueue(&[job("a")], 1).unwrap();
+        // While the store is open its -wal and -shm exist; SQLite gives them the database's mode.
+        for name in ["dropkey.db", "dropkey.db-wal", "dropkey.db-shm"] {
+            let mode = std::fs::metadata(data.join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
     #[test]
     fn claim_skips_jobs_held_back() {
         let dir = tempfile::tempdir().unwrap();

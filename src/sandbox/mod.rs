@@ -15,6 +15,8 @@
 //! - A ledger (`<root>/ledger.jsonl`): one line per accepted upload, for tests to prove that
 //!   every file landed exactly once and no token was used twice.
 //! - Fault injection ([`Faults`]) for testing retries.
+//! - `GET /_dropkey/identity?nonce=HEX` ([`IDENTITY_PATH`]): proof that this sandbox holds the
+//!   client's sandbox key, asked before a client sends it anything (`local_sandbox`).
 //!
 //! # Layout
 //! - `imagekit`, `cloudinary`: each provider's endpoints and their checks.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::config::{Config, SANDBOX_PROFILE};
+use crate::config::{Config, Profile, Provider, SANDBOX_PROFILE};
 use crate::sandbox::{self, SandboxConfig, SandboxHandle};
 use crate::secrets::Secrets;
 use crate::Error;
@@ -23,6 +23,17 @@ use crate::Error;
 const IDENTITY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The proof is 64 hex digits; anything much longer is not the sandbox.
 const MAX_PROOF_BYTES: usize = 256;
+
+/// Why a listener did not prove it is the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    /// Nothing (or nothing speaking HTTP) answered: the sandbox may be down or restarting.
+    #[error("it did not answer the identity check: {0}")]
+    Unreachable(String),
+    /// Something answered, and it is not this user's sandbox.
+    #[error("{0}")]
+    Refused(String),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalSandboxError {
@@ -65,7 +76,7 @@ pub async fn ensure_for<'a>(
         if let Err(reason) = check_identity(listen, &secret).await {
             return Err(LocalSandboxError::Impostor {
                 addr: listen,
-                reason,
+                reason: reason.to_string(),
                 config: config.source.as_ref().map_or_else(
                     || "your config file (see `dropkey doctor`)".to_owned(),
                     |p| p.display().to_string(),
@@ -87,8 +98,9 @@ pub async fn ensure_for<'a>(
 
 /// Asks the listener at `addr` to prove it holds `secret`. `Err` says, in a few words, why it
 /// did not.
-pub async fn check_identity(addr: SocketAddr, secret: &SecretString) -> Result<(), String> {
+pub async fn check_identity(addr: SocketAddr, secret: &SecretString) -> Result<(), IdentityError> {
     use subtle::ConstantTimeEq as _;
+    use IdentityError::{Refused, Unreachable};
     let nonce = sandbox::random_hex(32);
     let url = format!("http://{addr}{}?nonce={nonce}", sandbox::IDENTITY_PATH);
     // No proxy (the question is who listens on this machine) and no redirects (the answer must
@@ -98,27 +110,33 @@ pub async fn check_identity(addr: SocketAddr, secret: &SecretString) -> Result<(
         .redirect(reqwest::redirect::Policy::none())
         .timeout(IDENTITY_TIMEOUT)
         .build()
-        .map_err(|err| format!("cannot make an HTTP client: {err}"))?;
-    let mut response = client
-        .get(&url)
-        .send()
-        .await
-        .map_err(|err| format!("it did not answer the identity check over HTTP: {err}"))?;
+        .map_err(|err| Unreachable(format!("cannot make an HTTP client: {err}")))?;
+    let mut response = client.get(&url).send().await.map_err(|err| {
+        if err.is_connect() {
+            Unreachable(err.to_string())
+        } else {
+            Refused(format!(
+                "it did not answer the identity check over HTTP: {err}"
+            ))
+        }
+    })?;
     if !response.status().is_success() {
-        return Err(format!(
+        return Err(Refused(format!(
             "it answered the identity check with HTTP {}",
             response.status().as_u16()
-        ));
+        )));
     }
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|err| format!("its answer to the identity check broke off: {err}"))?
+        .map_err(|err| Refused(format!("its answer to the identity check broke off: {err}")))?
     {
         body.extend_from_slice(&chunk);
         if body.len() > MAX_PROOF_BYTES {
-            return Err("its answer to the identity check is too long".to_owned());
+            return Err(Refused(
+                "its answer to the identity check is too long".to_owned(),
+            ));
         }
     }
     let expected = sandbox::identity_proof(secret, &nonce);
@@ -126,6 +144,23 @@ pub async fn check_identity(addr: SocketAddr, secret: &SecretString) -> Result<(
     if bool::from(answer.ct_eq(expected.as_bytes())) {
         Ok(())
     } else {
-        Err("it does not hold this Dropkey's sandbox key".to_owned())
+        Err(Refused(
+            "it does not hold this Dropkey's sandbox key".to_owned(),
+        ))
     }
+}
+
+/// Where the built-in sandbox profile sends its requests, when `profile` is that profile: the
+/// engine asks [`check_identity`] there before every request that carries a file or the key,
+/// since in a long-running process (the app, `watch`) an external sandbox checked at start may
+/// have stopped and something else taken its port.
+pub fn builtin_target(profile: &Profile) -> Option<SocketAddr> {
+    if !profile.builtin {
+        return None;
+    }
+    let url = match &profile.provider {
+        Provider::ImageKit(ik) => &ik.upload_url,
+        Provider::Cloudinary(cl) => &cl.api_url,
+    };
+    url.socket_addrs(|| None).ok()?.into_iter().next()
 }

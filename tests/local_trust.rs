@@ -81,7 +81,11 @@ struct Impostor {
 
 impl Impostor {
     fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_at("127.0.0.1:0".parse().unwrap())
+    }
+
+    fn start_at(addr: SocketAddr) -> Self {
+        let listener = TcpListener::bind(addr).unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(Mutex::new(0));
@@ -212,6 +216,80 @@ fn an_impostor_on_the_sandbox_address_gets_no_file_and_the_cli_says_how_to_fix_i
     }
 }
 
+/// The check at start is not enough for a long-running process: the sandbox it checked may
+/// stop and something else take its port. The engine asks again before every request.
+#[test]
+fn an_impostor_that_takes_the_port_later_gets_nothing_from_a_running_watch() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let handle = runtime
+        .block_on(sandbox::start(SandboxConfig::builtin(
+            "127.0.0.1:0".parse().unwrap(),
+            dir.path().join("sandbox"),
+            SecretString::from(KEY),
+        )))
+        .unwrap();
+    let addr = handle.addr();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, format!("[sandbox]\nlisten = \"{addr}\"\n")).unwrap();
+    let inbox = dir.path().join("in");
+    std::fs::create_dir_all(&inbox).unwrap();
+
+    let mut watch = dropkey(&config, &dir.path().join("data"))
+        .args(["watch", "sandbox"])
+        .arg(&inbox)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = std::sync::mpsc::channel::<Value>();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(value) = serde_json::from_str(&line) {
+                if tx.send(value).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let next_line = || {
+        lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a JSON line from `dropkey watch`")
+    };
+
+    std::fs::write(inbox.join("first.txt"), b"the real sandbox gets this").unwrap();
+    let first = next_line();
+    assert_eq!(first["ok"], true, "{first}");
+
+    runtime.block_on(handle.shutdown());
+    let impostor = Impostor::start_at(addr);
+    std::fs::write(inbox.join("second.txt"), FILE_BODY).unwrap();
+    let second = next_line();
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let (received, _) = impostor.finish();
+
+    assert_eq!(second["ok"], false, "{second}");
+    let error = second["error"].as_str().unwrap();
+    assert!(error.contains("other than your Dropkey sandbox"), "{error}");
+    assert!(error.contains(&addr.to_string()), "{error}");
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.contains("GET /_dropkey/identity?nonce="), "{text}");
+    assert!(!contains(&received, FILE_BODY), "{text}");
+    for forbidden in ["POST", "multipart", "Authorization", KEY] {
+        assert!(
+            !text.contains(forbidden),
+            "`{forbidden}` reached the impostor: {text}"
+        );
+    }
+}
+
 fn impostor_addr(config: &Path) -> String {
     let text = std::fs::read_to_string(config).unwrap();
     text.split('"').nth(1).unwrap().to_owned()
@@ -240,7 +318,7 @@ fn the_real_sandbox_proves_itself_and_refuses_to_answer_for_a_bad_nonce() {
         ))
     };
     assert_eq!(check(KEY), Ok(()));
-    let wrong = check("private_someone_else").unwrap_err();
+    let wrong = check("private_someone_else").unwrap_err().to_string();
     assert!(wrong.contains("does not hold"), "{wrong}");
     for query in [
         "",

@@ -120,9 +120,14 @@ impl Store {
             source,
         };
         crate::private_fs::create_dir_all(data_dir).map_err(dir_err)?;
-        // Older versions left the data dir to the umask (0755, files 0644): tighten it.
-        crate::private_fs::secure_tree(data_dir).map_err(dir_err)?;
         let path = data_dir.join("dropkey.db");
+        // Older versions left these to the umask (0644); the front ends tighten the rest of the
+        // data dir (`private_fs::secure_existing`).
+        crate::private_fs::tighten(data_dir, crate::private_fs::DIR_MODE).map_err(dir_err)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = data_dir.join(format!("dropkey.db{suffix}"));
+            crate::private_fs::tighten(&file, crate::private_fs::FILE_MODE).map_err(dir_err)?;
+        }
         // Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the
         // database file's mode, so all three stay private whatever the umask.
         crate::private_fs::options()

@@ -966,8 +966,8 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// on that line, so that a parse error can name the field even when serde only has a span.
 /// A config error never shows a value: a key pasted into the wrong field would end up in a
 /// terminal, a log or a bug report. `span_text` is the TOML source of the value the error is
-/// about; when it is a string (it starts with a quote), its text in backticks becomes "this
-/// value". The line, column and field still say where it is.
+/// about; when it is a string (it starts with a quote), its text in backticks is replaced. The
+/// line, column and field still say where it is.
 fn without_quoted_value(message: String, span_text: Option<&str>) -> String {
     let Some(raw) = span_text.map(str::trim) else {
         return message;
@@ -979,7 +979,11 @@ fn without_quoted_value(message: String, span_text: Option<&str>) -> String {
     if value.is_empty() {
         return message;
     }
-    message.replace(&format!("`{value}`"), "this value")
+    let quoted = format!("`{value}`");
+    match message.strip_prefix(&quoted) {
+        Some(rest) => format!("the value (not shown){rest}").replace(&quoted, "(value not shown)"),
+        None => message.replace(&quoted, "(value not shown)"),
+    }
 }
 
 /// serde's messages quote the value they got (`invalid type: string "…", expected a boolean`,

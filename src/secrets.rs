@@ -370,7 +370,8 @@ pub fn read_secret_from_stdin(prompt: &str) -> Result<SecretString, SecretError>
     let secret = if std::io::stdin().is_terminal() {
         Zeroizing::new(rpassword::prompt_password(prompt).map_err(SecretError::Stdin)?)
     } else {
-        let mut text = Zeroizing::new(String::new());
+        // Room for any real key up front: growing the string would free copies unwiped.
+        let mut text = Zeroizing::new(String::with_capacity(16 * 1024));
         std::io::stdin()
             .read_to_string(&mut text)
             .map_err(SecretError::Stdin)?;

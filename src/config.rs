@@ -451,19 +451,20 @@ impl Ctx<'_> {
         fix: impl Into<String>,
     ) -> ConfigError {
         let (line, column) = line_col(self.text, span.start);
+        let message = without_quoted_value(message.into(), self.text.get(span));
         ConfigError::Invalid {
             path: self.path.to_path_buf(),
             line,
             column,
             field: field.into(),
-            message: message.into(),
+            message,
             fix: fix.into(),
         }
     }
 
     fn toml_error(&self, err: &toml::de::Error) -> ConfigError {
         let span = err.span().unwrap_or(0..0);
-        let message = err.message().replace('\n', " ");
+        let message = without_serde_value(&err.message().replace('\n', " "));
         let field = field_at(self.text, span.start);
         let fix = if message.contains("unknown field") {
             "remove the key or correct its spelling (see README, \"Config\")"
@@ -499,6 +500,12 @@ impl Ctx<'_> {
         let upload = self.resolve_upload(raw.upload)?;
         let mut profiles = BTreeMap::new();
         profiles.insert(SANDBOX_PROFILE.to_owned(), sandbox_profile(&sandbox));
+        // Each profile's DROPKEY_SECRET_ variable, which must be its own: two profiles reading
+        // one variable would sign for one account with the other's key.
+        let mut env_vars = BTreeMap::from([(
+            crate::secrets::env_var_name(SANDBOX_PROFILE),
+            SANDBOX_PROFILE.to_owned(),
+        )]);
         for (name, raw_profile) in raw.profiles {
             let span = name.span();
             let name = name.into_inner();
@@ -509,6 +516,24 @@ impl Ctx<'_> {
                     "a profile name may only use letters, digits, '-', '_' and '.' (at most 64)",
                     "rename the table, e.g. [profiles.my-imagekit]",
                 ));
+            }
+            let env_var = crate::secrets::env_var_name(&name);
+            match env_vars.get(&env_var) {
+                Some(other) if *other != name => {
+                    return Err(self.error(
+                        span,
+                        format!("profiles.{name}"),
+                        format!(
+                            "profiles `{other}` and `{name}` would both read their key from \
+                             {env_var}"
+                        ),
+                        "rename one of them so the names differ in more than letter case and \
+                         '-', '_', '.'",
+                    ));
+                }
+                _ => {
+                    env_vars.insert(env_var, name.clone());
+                }
             }
             let profile = self.resolve_profile(&name, raw_profile)?;
             profiles.insert(name, profile);
@@ -990,6 +1015,55 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// The dotted name of the key at `offset`: the nearest `[table]` header above it plus the key
 /// on that line, so that a parse error can name the field even when serde only has a span.
+/// A config error never shows a value: a key pasted into the wrong field would end up in a
+/// terminal, a log or a bug report. `span_text` is the TOML source of the value the error is
+/// about; when it is a string (it starts with a quote), its text in backticks is replaced. The
+/// line, column and field still say where it is.
+fn without_quoted_value(message: String, span_text: Option<&str>) -> String {
+    let Some(raw) = span_text.map(str::trim) else {
+        return message;
+    };
+    if !raw.starts_with(['"', '\'']) {
+        return message;
+    }
+    let value = raw.trim_matches(['"', '\'']);
+    if value.is_empty() {
+        return message;
+    }
+    let quoted = format!("`{value}`");
+    match message.strip_prefix(&quoted) {
+        Some(rest) => format!("the value (not shown){rest}").replace(&quoted, "(value not shown)"),
+        None => message.replace(&quoted, "(value not shown)"),
+    }
+}
+
+/// serde's messages quote the value they got (`invalid type: string "…", expected a boolean`,
+/// `unknown variant `…`, expected one of …`): keep only its kind and what was expected.
+fn without_serde_value(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            // The last one: the value itself may contain ", expected ".
+            if let Some(at) = rest.rfind(", expected ") {
+                let got = &rest[..at];
+                let kind = if got.starts_with("floating point") {
+                    "floating point number"
+                } else {
+                    got.split([' ', '`', '"']).next().unwrap_or("value")
+                };
+                return format!("{prefix}{kind}{}", &rest[at..]);
+            }
+            return format!("{prefix}(value not shown)");
+        }
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant ") {
+        return match rest.rfind("`, expected ") {
+            Some(at) => format!("unknown value{}", &rest[at + 1..]),
+            None => "unknown value".to_owned(),
+        };
+    }
+    message.to_owned()
+}
+
 fn field_at(text: &str, offset: usize) -> String {
     let offset = text.floor_char_boundary_compat(offset.min(text.len()));
     let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);

@@ -349,7 +349,7 @@ fn write_atomic(path: &Path, text: &str) -> Result<(), ConfigEditError> {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&dir).map_err(write_err)?;
+    crate::private_fs::create_dir_all(&dir).map_err(write_err)?;
     let mut temp = tempfile::NamedTempFile::new_in(&dir).map_err(write_err)?;
     {
         use std::io::Write as _;

@@ -36,6 +36,8 @@ pub enum Error {
     Serve(#[from] ServeError),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    LocalSandbox(#[from] crate::local_sandbox::LocalSandboxError),
     /// Some files did not upload (or delete, or verify); each was reported on its own line.
     #[error("{failed} of {total} {what} failed; see the JSON lines on stdout for each")]
     SomeFailed {

@@ -34,6 +34,7 @@ pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod local_sandbox;
+pub mod private_fs;
 pub mod profile;
 pub mod sandbox;
 pub mod secrets;

@@ -9,10 +9,12 @@
 //! A secret is only ever held as a [`SecretString`]: it is never logged, printed, serialised or
 //! written anywhere but the keychain.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 use crate::config::Profile;
 
@@ -209,11 +211,56 @@ impl Secrets {
     }
 }
 
+const ENV_PREFIX: &str = "DROPKEY_SECRET_";
+
+/// The `DROPKEY_SECRET_*` values [`capture_env`] took out of the environment.
+static CAPTURED_ENV: std::sync::OnceLock<BTreeMap<String, SecretString>> =
+    std::sync::OnceLock::new();
+
+/// Moves every `DROPKEY_SECRET_*` variable out of the process environment into memory, so that
+/// no child process (WebKit's, xdg-open, a browser, anything spawned later) inherits a key.
+/// Call it first thing in `main`, before any thread starts: changing the environment while
+/// another thread reads it is undefined behaviour in libc. Later calls change nothing.
+pub fn capture_env() {
+    let taken = take_env_secrets();
+    let _ = CAPTURED_ENV.set(taken);
+}
+
+/// Removes the `DROPKEY_SECRET_*` variables from the environment and returns the non-empty ones.
+fn take_env_secrets() -> BTreeMap<String, SecretString> {
+    let mut taken = BTreeMap::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str().filter(|n| n.starts_with(ENV_PREFIX)) else {
+            continue;
+        };
+        std::env::remove_var(name);
+        // A value that is not UTF-8 cannot be a key; it is dropped, as an empty one is.
+        if let Ok(value) = value.into_string() {
+            let value = Zeroizing::new(value);
+            if !value.is_empty() {
+                taken.insert(name.to_owned(), SecretString::from(value.as_str()));
+            }
+        }
+    }
+    taken
+}
+
 fn env_secret(profile: &str) -> Option<SecretString> {
-    std::env::var(env_var_name(profile))
-        .ok()
-        .filter(|v| !v.is_empty())
-        .map(SecretString::from)
+    let name = env_var_name(profile);
+    match CAPTURED_ENV.get() {
+        Some(captured) => captured.get(&name).cloned(),
+        // A library user that never captured: the environment is still where the key is.
+        None => std::env::var(name)
+            .ok()
+            .map(Zeroizing::new)
+            .filter(|v| !v.is_empty())
+            .map(|v| SecretString::from(v.as_str())),
+    }
+}
+
+/// Whether `DROPKEY_SECRET_<PROFILE>` is set (it then wins over the keychain).
+pub fn env_override_set(profile: &str) -> bool {
+    env_secret(profile).is_some()
 }
 
 fn entry(profile: &str) -> Result<keyring::Entry, SecretError> {
@@ -222,7 +269,7 @@ fn entry(profile: &str) -> Result<keyring::Entry, SecretError> {
 
 fn keychain_get(profile: &str) -> Result<Option<SecretString>, SecretError> {
     match entry(profile)?.get_password() {
-        Ok(secret) => Ok(Some(SecretString::from(secret))),
+        Ok(secret) => Ok(Some(into_secret(secret))),
         Err(err) => match map_keyring_error(profile, err) {
             SecretError::Missing { .. } => Ok(None),
             other => Err(other),
@@ -263,11 +310,22 @@ fn first_line(text: &str) -> String {
     short
 }
 
+/// `text` as a [`SecretString`], with `text`'s own buffer wiped. `SecretString::from(String)`
+/// shrinks the string to fit, which moves it when it has spare capacity and frees the old buffer
+/// as it was; a copy of exactly its length never moves.
+pub(crate) fn into_secret(text: String) -> SecretString {
+    let text = Zeroizing::new(text);
+    SecretString::from(text.as_str())
+}
+
 fn generate_sandbox_key() -> SecretString {
     use rand::RngCore;
-    let mut bytes = [0u8; 24];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    SecretString::from(format!("private_sandbox_{}", hex::encode(bytes)))
+    let mut bytes = Zeroizing::new([0u8; 24]);
+    rand::rngs::OsRng.fill_bytes(bytes.as_mut());
+    into_secret(format!(
+        "private_sandbox_{}",
+        Zeroizing::new(hex::encode(bytes.as_ref())).as_str()
+    ))
 }
 
 fn read_or_create_key_file(path: &Path) -> Result<SecretString, SecretError> {
@@ -275,16 +333,14 @@ fn read_or_create_key_file(path: &Path) -> Result<SecretString, SecretError> {
         path: path.to_path_buf(),
         source,
     };
-    match std::fs::read_to_string(path) {
-        Ok(text) if !text.trim().is_empty() => {
-            return Ok(SecretString::from(text.trim().to_owned()))
-        }
+    match std::fs::read_to_string(path).map(Zeroizing::new) {
+        Ok(text) if !text.trim().is_empty() => return Ok(SecretString::from(text.trim())),
         Ok(_) => {}
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
         Err(err) => return Err(io_err(err)),
     }
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io_err)?;
+        crate::private_fs::create_dir_all(parent).map_err(io_err)?;
     }
     let secret = generate_sandbox_key();
     write_private_file(path, secret.expose_secret().as_bytes()).map_err(io_err)?;
@@ -312,9 +368,10 @@ fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub fn read_secret_from_stdin(prompt: &str) -> Result<SecretString, SecretError> {
     use std::io::{IsTerminal as _, Read as _};
     let secret = if std::io::stdin().is_terminal() {
-        rpassword::prompt_password(prompt).map_err(SecretError::Stdin)?
+        Zeroizing::new(rpassword::prompt_password(prompt).map_err(SecretError::Stdin)?)
     } else {
-        let mut text = String::new();
+        // Room for any real key up front: growing the string would free copies unwiped.
+        let mut text = Zeroizing::new(String::with_capacity(16 * 1024));
         std::io::stdin()
             .read_to_string(&mut text)
             .map_err(SecretError::Stdin)?;
@@ -329,7 +386,7 @@ pub fn read_secret_from_stdin(prompt: &str) -> Result<SecretString, SecretError>
     if secret.is_empty() {
         return Err(SecretError::Empty);
     }
-    Ok(SecretString::from(secret))
+    Ok(SecretString::from(secret.as_str()))
 }
 
 #[cfg(test)]
@@ -356,6 +413,27 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn captured_env_secrets_leave_the_environment_and_children_never_see_them() {
+        // The only test here that touches DROPKEY_SECRET_* variables, so no other test races it.
+        std::env::set_var("DROPKEY_SECRET_CAPTURE_TEST", "private_capture_test_value");
+        std::env::set_var("DROPKEY_SECRET_CAPTURE_EMPTY", "");
+        let taken = take_env_secrets();
+        assert_eq!(
+            taken["DROPKEY_SECRET_CAPTURE_TEST"].expose_secret(),
+            "private_capture_test_value"
+        );
+        assert!(!taken.contains_key("DROPKEY_SECRET_CAPTURE_EMPTY"));
+        assert!(std::env::var_os("DROPKEY_SECRET_CAPTURE_TEST").is_none());
+        assert!(std::env::var_os("DROPKEY_SECRET_CAPTURE_EMPTY").is_none());
+        let child = std::process::Command::new("env").output().unwrap();
+        let seen = String::from_utf8_lossy(&child.stdout);
+        assert!(child.status.success());
+        assert!(seen.contains("PATH="), "env printed the environment");
+        assert!(!seen.contains("DROPKEY_SECRET_"), "{seen}");
+        assert!(!seen.contains("private_capture_test_value"));
     }
 
     #[test]

@@ -88,9 +88,9 @@ impl Core {
                 .map_err(AppError::internal)??
         };
         let secrets = Secrets::new(&paths.data_dir);
-        std::fs::create_dir_all(&paths.data_dir).map_err(|err| {
+        dropkey::private_fs::secure_paths(&paths).map_err(|err| {
             AppError::internal(format!(
-                "cannot create the data directory {}: {err}",
+                "cannot create the data directory {} (mode 0700): {err}",
                 paths.data_dir.display()
             ))
         })?;
@@ -858,13 +858,13 @@ impl Core {
             return Err(AppError::input("the clipboard image is empty or malformed"));
         }
         let dir = self.paths.data_dir.join("pasted");
-        std::fs::create_dir_all(&dir).map_err(AppError::internal)?;
+        dropkey::private_fs::create_dir_all(&dir).map_err(AppError::internal)?;
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or(0);
         let path = dir.join(format!("pasted-{stamp}.png"));
-        let file = std::fs::File::create(&path).map_err(AppError::internal)?;
+        let file = dropkey::private_fs::create(&path).map_err(AppError::internal)?;
         let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width, height);
         encoder.set_color(png::ColorType::Rgba);
         encoder.set_depth(png::BitDepth::Eight);

@@ -56,10 +56,11 @@ impl Prefs {
     }
 
     pub fn save(&self, data_dir: &Path) -> std::io::Result<()> {
-        std::fs::create_dir_all(data_dir)?;
+        use std::io::Write as _;
+        dropkey::private_fs::create_dir_all(data_dir)?;
         let tmp = data_dir.join(format!("{FILE}.tmp"));
         let text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(&tmp, text)?;
+        dropkey::private_fs::create(&tmp)?.write_all(&text)?;
         std::fs::rename(tmp, file(data_dir))
     }
 }

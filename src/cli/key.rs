@@ -29,7 +29,7 @@ pub fn run(ctx: &Context, command: &KeyCommand) -> Result<Value, Error> {
             ))?;
             ctx.secrets.set(profile, &secret)?;
             let env_var = env_var_name(&profile.name);
-            if std::env::var_os(&env_var).is_some() {
+            if crate::secrets::env_override_set(&profile.name) {
                 tracing::warn!("{env_var} is set and takes precedence over the keychain");
             }
             Ok(json!({ "profile": profile.name, "source": "keychain", "stored": true }))

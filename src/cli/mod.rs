@@ -90,6 +90,13 @@ impl Context {
 
     fn open(cli: &Cli, missing_is_empty: bool) -> Result<Self, Error> {
         let paths = Paths::resolve(cli.config.clone(), cli.data_dir.clone())?;
+        if let Err(err) = crate::private_fs::secure_existing(&paths) {
+            // Not fatal: the files stay as they were, and the user learns why.
+            tracing::warn!(
+                "cannot make {} private (mode 0700/0600): {err}",
+                paths.data_dir.display()
+            );
+        }
         let config = if missing_is_empty {
             Config::load(&Paths {
                 config_explicit: false,

@@ -58,6 +58,7 @@ pub struct Attempt<'a> {
 pub type ChunkSink<'a> = &'a mut (dyn FnMut(&str, u64) + Send);
 
 pub async fn upload(attempt: &Attempt<'_>, on_chunk: ChunkSink<'_>) -> Result<Uploaded, Failure> {
+    sandbox_identity(attempt.profile, attempt.secret).await?;
     match &attempt.profile.provider {
         Provider::ImageKit(ik) => upload_imagekit(attempt, ik).await,
         Provider::Cloudinary(cl) => {
@@ -67,6 +68,27 @@ pub async fn upload(attempt: &Attempt<'_>, on_chunk: ChunkSink<'_>) -> Result<Up
                 upload_cloudinary(attempt, cl).await
             }
         }
+    }
+}
+
+/// For the built-in sandbox profile: the listener must prove it is this user's sandbox before it
+/// gets a file or the key (see `local_sandbox`). Nothing answering is transient (the sandbox may
+/// be restarting); a wrong answer is permanent.
+async fn sandbox_identity(profile: &Profile, secret: &SecretString) -> Result<(), Failure> {
+    use crate::local_sandbox::{check_identity, IdentityError};
+    let Some(addr) = crate::local_sandbox::builtin_target(profile) else {
+        return Ok(());
+    };
+    match check_identity(addr, secret).await {
+        Ok(()) => Ok(()),
+        Err(IdentityError::Unreachable(reason)) => Err(Failure::transient(format!(
+            "the local sandbox at {addr} does not answer ({reason})"
+        ))),
+        Err(IdentityError::Refused(reason)) => Err(Failure::permanent(format!(
+            "something other than your Dropkey sandbox is listening at {addr} ({reason}), so \
+             nothing was sent to it: stop that process, or give the sandbox another address \
+             with [sandbox] listen in the config file"
+        ))),
     }
 }
 
@@ -438,6 +460,7 @@ pub async fn details(
     resource_type: &str,
     delivery_type: &str,
 ) -> Result<RemoteFile, Failure> {
+    sandbox_identity(profile, secret).await?;
     let request = match &profile.provider {
         Provider::ImageKit(ik) => http
             .get(format!(
@@ -492,6 +515,7 @@ pub async fn delete(
     resource_type: &str,
     delivery_type: &str,
 ) -> Result<bool, Failure> {
+    sandbox_identity(profile, secret).await?;
     match &profile.provider {
         Provider::ImageKit(ik) => {
             let response = http

@@ -115,11 +115,27 @@ const COLUMNS: &str = "id, profile, path, file_name, size, params, state, attemp
 
 impl Store {
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+        let dir_err = |source| StoreError::DataDir {
             path: data_dir.to_path_buf(),
             source,
-        })?;
+        };
+        crate::private_fs::create_dir_all(data_dir).map_err(dir_err)?;
         let path = data_dir.join("dropkey.db");
+        // Older versions left these to the umask (0644); the front ends tighten the rest of the
+        // data dir (`private_fs::secure_existing`).
+        crate::private_fs::tighten(data_dir, crate::private_fs::DIR_MODE).map_err(dir_err)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = data_dir.join(format!("dropkey.db{suffix}"));
+            crate::private_fs::tighten(&file, crate::private_fs::FILE_MODE).map_err(dir_err)?;
+        }
+        // Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the
+        // database file's mode, so all three stay private whatever the umask.
+        crate::private_fs::options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(dir_err)?;
         let open_err = |source| StoreError::Open {
             path: path.clone(),
             source,
@@ -527,6 +543,26 @@ mod tests {
             store.find_done("p", "http://x/a").unwrap().unwrap().id,
             ids[0]
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_database_and_its_wal_and_shm_are_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut store = Store::open(&data).unwrap();
+        store.enqueue(&[job("a")], 1).unwrap();
+        // While the store is open its -wal and -shm exist; SQLite gives them the database's mode.
+        for name in ["dropkey.db", "dropkey.db-wal", "dropkey.db-shm"] {
+            let mode = std::fs::metadata(data.join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 
     #[test]

@@ -1150,9 +1150,10 @@ async fn resource(
         ));
     };
     let secret = app.cloudinary.api_secret.expose_secret();
-    if user != app.cloudinary.api_key || !super::ct_eq(password.as_bytes(), secret.as_bytes()) {
+    if *user != app.cloudinary.api_key || !super::ct_eq(password.as_bytes(), secret.as_bytes()) {
         return Err(unauthorized(format!(
-            "Invalid credentials for API key {user}: use this cloud's API key and API secret"
+            "Invalid credentials for API key {}: use this cloud's API key and API secret",
+            user.as_str()
         )));
     }
     check_stored_resource_type(&resource_type)?;

@@ -15,6 +15,8 @@
 //! - A ledger (`<root>/ledger.jsonl`): one line per accepted upload, for tests to prove that
 //!   every file landed exactly once and no token was used twice.
 //! - Fault injection ([`Faults`]) for testing retries.
+//! - `GET /_dropkey/identity?nonce=HEX` ([`IDENTITY_PATH`]): proof that this sandbox holds the
+//!   client's sandbox key, asked before a client sends it anything (`local_sandbox`).
 //!
 //! # Layout
 //! - `imagekit`, `cloudinary`: each provider's endpoints and their checks.
@@ -53,6 +55,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::limit::RequestBodyLimitLayer;
+use zeroize::Zeroizing;
 
 pub use error::SandboxError;
 use error::{ApiError, Flavor};
@@ -66,6 +69,25 @@ pub const CLOUDINARY_CLOUD: &str = "sandbox";
 pub const CLOUDINARY_API_KEY: &str = "sandbox_key";
 /// The largest file the sandbox accepts unless told otherwise: 5 GiB.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// `GET IDENTITY_PATH?nonce=HEX` answers [`identity_proof`]: how a client tells its sandbox from
+/// another process on the same address before sending it a file or a token.
+pub const IDENTITY_PATH: &str = "/_dropkey/identity";
+
+/// Lowercase hex HMAC-SHA256, keyed by the sandbox's private key, of a label and `nonce`. The
+/// label keeps the answer from ever being a signature the sandbox's APIs accept (an ImageKit
+/// JWT signs `header.payload`, which cannot start with it).
+pub fn identity_proof(private_key: &SecretString, nonce: &str) -> String {
+    let message = format!("dropkey-sandbox-identity:{nonce}");
+    hex::encode(crate::sign::hmac_sha256(
+        private_key.expose_secret().as_bytes(),
+        message.as_bytes(),
+    ))
+}
+
+/// A nonce the identity route accepts: 32 to 128 hex digits (16 to 64 random bytes).
+pub fn valid_identity_nonce(nonce: &str) -> bool {
+    (32..=128).contains(&nonce.len()) && nonce.bytes().all(|b| b.is_ascii_hexdigit())
+}
 
 /// The ImageKit account the sandbox impersonates.
 #[derive(Debug, Clone)]
@@ -333,6 +355,7 @@ fn router(app: Arc<App>) -> Router {
     Router::new()
         .merge(imagekit::routes())
         .merge(cloudinary::routes())
+        .route(IDENTITY_PATH, axum::routing::get(identity))
         .fallback(fallback)
         // axum's 2 MB default also caps multipart bodies; the sandbox enforces its own limits:
         // the file size while streaming (`form`), and the whole body here.
@@ -391,6 +414,24 @@ async fn log_request(req: Request, next: Next) -> Response {
     response
 }
 
+/// Proves this is the sandbox holding the client's key (see [`identity_proof`]).
+async fn identity(State(app): State<Arc<App>>, req: Request) -> Response {
+    let nonce = req.uri().query().and_then(|query| {
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(name, _)| name == "nonce")
+            .map(|(_, value)| value.into_owned())
+    });
+    match nonce.filter(|n| valid_identity_nonce(n)) {
+        Some(nonce) => identity_proof(&app.imagekit.private_key, &nonce).into_response(),
+        None => ApiError::new(
+            Flavor::ImageKit,
+            StatusCode::BAD_REQUEST,
+            format!("{IDENTITY_PATH} needs ?nonce= with 32 to 128 hex digits"),
+        )
+        .into_response(),
+    }
+}
+
 async fn fallback(req: Request) -> ApiError {
     let path = req.uri().path();
     ApiError::new(
@@ -425,19 +466,25 @@ pub(crate) fn parse_int(text: &str) -> Option<i64> {
 }
 
 /// The user and password of an HTTP Basic `Authorization` header, if there is a valid one.
-pub(crate) fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
+/// Either may be a private key (ImageKit's user, Cloudinary's password): every copy is wiped.
+pub(crate) fn basic_auth(headers: &HeaderMap) -> Option<(Zeroizing<String>, Zeroizing<String>)> {
     use base64::Engine as _;
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
+    let decoded = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()?,
+    );
+    let text = std::str::from_utf8(&decoded).ok()?;
     let (user, password) = text.split_once(':')?;
-    Some((user.to_owned(), password.to_owned()))
+    Some((
+        Zeroizing::new(user.to_owned()),
+        Zeroizing::new(password.to_owned()),
+    ))
 }
 
 /// `n` random ASCII letters and digits.
@@ -529,7 +576,8 @@ mod tests {
             header::AUTHORIZATION,
             HeaderValue::from_static("Basic a2V5Og=="),
         );
-        assert_eq!(basic_auth(&headers), Some(("key".into(), String::new())));
+        let (user, password) = basic_auth(&headers).unwrap();
+        assert_eq!((user.as_str(), password.as_str()), ("key", ""));
         assert_eq!(guess_mime("a.PNG", None), "image/png");
         assert_eq!(guess_mime("a", Some("text/plain")), "text/plain");
         assert_eq!(guess_mime("a", None), "application/octet-stream");

@@ -184,8 +184,10 @@ impl Store {
         let tmp = root.join("tmp");
         let chunks = root.join("chunks");
         for dir in [root, &files, &ik_meta, &cl_meta, &tmp, &chunks] {
-            std::fs::create_dir_all(dir).map_err(storage(dir))?;
+            crate::private_fs::create_dir_all(dir).map_err(storage(dir))?;
         }
+        // Copies of uploaded files: private, also those an older version left 0644.
+        crate::private_fs::secure_tree(root).map_err(storage(root))?;
         for entry in std::fs::read_dir(&tmp).map_err(storage(&tmp))? {
             let path = entry.map_err(storage(&tmp))?.path();
             if path.is_file() {
@@ -368,7 +370,12 @@ impl Store {
     ) -> std::io::Result<()> {
         let bytes = serde_json::to_vec_pretty(value)?;
         let temp = TempFile::new_in(&self.tmp);
-        tokio::fs::write(temp.path(), &bytes).await?;
+        let path = temp.path().to_owned();
+        blocking(move || {
+            use std::io::Write as _;
+            crate::private_fs::create(&path)?.write_all(&bytes)
+        })
+        .await?;
         temp.persist(dest).await
     }
 
@@ -417,7 +424,7 @@ impl Store {
         committed: u64,
     ) -> std::io::Result<()> {
         blocking(move || {
-            let mut out = std::fs::OpenOptions::new()
+            let mut out = crate::private_fs::options()
                 .create(true)
                 .truncate(false)
                 .write(true)
@@ -480,7 +487,7 @@ async fn remove_quietly(path: &Path) {
 /// Opens `path` for appending, first ending a torn last line (a crash mid-append) so the next
 /// line starts on its own.
 fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut file = std::fs::OpenOptions::new()
+    let mut file = crate::private_fs::options()
         .create(true)
         .append(true)
         .read(true)

@@ -124,7 +124,7 @@ fn open_file(path: &Path) -> Result<std::fs::File, ServeError> {
         source,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(err)?;
+        crate::private_fs::create_dir_all(dir).map_err(err)?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.append(true).create(true);

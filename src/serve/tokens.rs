@@ -114,9 +114,10 @@ pub fn remove(path: &Path, name: &str) -> Result<bool, ServeError> {
 
 fn generate() -> SecretString {
     use rand::RngCore as _;
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    SecretString::from(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(bytes.as_mut());
+    let encoded = zeroize::Zeroizing::new(URL_SAFE_NO_PAD.encode(bytes.as_ref()));
+    crate::secrets::into_secret(format!("{TOKEN_PREFIX}{}", encoded.as_str()))
 }
 
 fn hash(token: &str) -> [u8; 32] {
@@ -137,7 +138,7 @@ fn write(path: &Path, tokens: &[StoredToken]) -> Result<(), ServeError> {
         source,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io_err)?;
+    crate::private_fs::create_dir_all(dir).map_err(io_err)?;
     let file = TokenFile {
         tokens: tokens.to_vec(),
     };

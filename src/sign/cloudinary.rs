@@ -67,11 +67,22 @@ pub fn string_to_sign(params: &Params) -> String {
 
 /// Lowercase hex signature of `params` with `api_secret`.
 pub fn sign(params: &Params, api_secret: &SecretString, algorithm: Algorithm) -> String {
-    let mut input = string_to_sign(params).into_bytes();
-    input.extend_from_slice(api_secret.expose_secret().as_bytes());
+    // Hashed in two parts: a concatenated copy would leave the secret in a freed buffer.
+    let input = string_to_sign(params);
+    let secret = api_secret.expose_secret().as_bytes();
     match algorithm {
-        Algorithm::Sha1 => hex::encode(sha1::Sha1::digest(&input)),
-        Algorithm::Sha256 => hex::encode(sha2::Sha256::digest(&input)),
+        Algorithm::Sha1 => hex::encode(
+            sha1::Sha1::new()
+                .chain_update(&input)
+                .chain_update(secret)
+                .finalize(),
+        ),
+        Algorithm::Sha256 => hex::encode(
+            sha2::Sha256::new()
+                .chain_update(&input)
+                .chain_update(secret)
+                .finalize(),
+        ),
     }
 }
 

@@ -312,6 +312,8 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
         "wdio:enforceWebDriverClassic": true,
         "tauri:options": { application: APP },
       },
+    }).catch((err) => {
+      throw new Error(`${err.message}\n${driverLog}`);
     });
   }, { timeout: 60_000 });
 

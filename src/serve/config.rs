@@ -265,12 +265,12 @@ pub(crate) fn resolve(
         settings.auth_failures_per_minute = rate_limit(ctx, v, "serve.auth_failures_per_minute")?;
     }
     if let Some(list) = &raw.trusted_proxies {
-        for entry in list.get_ref() {
+        for (index, entry) in list.get_ref().iter().enumerate() {
             let net = IpNet::parse(entry).map_err(|err| {
                 ctx.error(
                     list.span(),
                     "serve.trusted_proxies",
-                    err.to_string(),
+                    format!("entry {} {err}", index + 1),
                     "list the load balancers' addresses or blocks, e.g. [\"10.0.0.5\", \"172.16.0.0/12\"] (no host names)",
                 )
             })?;
@@ -526,5 +526,54 @@ fn expire(ctx: &Ctx<'_>, value: &Spanned<i64>, field: &str, max: i64) -> Result<
             format!("{v} is out of range"),
             format!("use a number of seconds from 1 to {max} (doc 001: a token lives at most 3600 s; a token's own max_expire cannot exceed serve.max_expire)"),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn durations_take_seconds_or_a_unit() {
+        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10 s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
+        for bad in ["", "s", "soon", "10h", "-1s", "1e9s"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_listener_keys_resolve_with_defaults() {
+        let path = std::path::Path::new("c.toml");
+        let defaults = Config::from_toml("", path).unwrap().serve;
+        assert_eq!(defaults.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(defaults.header_timeout, DEFAULT_HEADER_TIMEOUT);
+        assert_eq!(
+            defaults.auth_failures_per_minute,
+            DEFAULT_AUTH_FAILURES_PER_MINUTE
+        );
+        assert!(defaults.trusted_proxies.is_empty());
+        let set = Config::from_toml(
+            "[serve]\nmax_connections = 8\nheader_timeout = 3\nauth_failures_per_minute = 5\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n",
+            path,
+        )
+        .unwrap()
+        .serve;
+        assert_eq!(set.max_connections, 8);
+        assert_eq!(set.header_timeout, Duration::from_secs(3));
+        assert_eq!(set.auth_failures_per_minute, 5);
+        assert_eq!(set.trusted_proxies.len(), 2);
+        let err = Config::from_toml("[serve]\nheader_timeout = \"50ms\"\n", path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("serve.header_timeout") && err.contains("out of range"),
+            "{err}"
+        );
     }
 }

@@ -1466,6 +1466,34 @@ fn idle_partial_and_trickling_connections_are_closed_within_the_header_timeout()
 }
 
 #[test]
+fn a_client_that_stops_reading_is_disconnected() {
+    let rig = Rig::with("header_timeout = \"1s\"");
+    let serve = rig.serve.as_ref().unwrap();
+    // Pipelined requests, never reading an answer, until the server's answers fill both
+    // sockets' buffers and it stops reading in turn (bounded: 64 MiB of requests at most).
+    let mut greedy = connect(&rig);
+    greedy
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n".repeat(1024);
+    let mut blocked = false;
+    for _ in 0..(64 * 1024 * 1024 / request.len()) {
+        if greedy.write_all(&request).is_err() {
+            blocked = true;
+            break;
+        }
+    }
+    assert!(
+        blocked,
+        "the server kept reading without its answers being read"
+    );
+    // The server's writes make no progress: it gives up on the connection.
+    wait_until("the stalled connection to close", || {
+        serve.open_connections() == 0
+    });
+}
+
+#[test]
 fn the_connection_cap_holds_and_healthz_is_served_once_idle_sockets_time_out() {
     let rig = Rig::with("header_timeout = \"2s\"\nmax_connections = 8");
     let serve = rig.serve.as_ref().unwrap();

@@ -689,7 +689,7 @@ fn policy_refusals_are_403_and_unknown_profiles_404() {
 
 #[test]
 fn the_rate_limit_answers_429_with_retry_after() {
-    let rig = Rig::new();
+    let mut rig = Rig::new();
     let slow = rig.token("slow").to_owned();
     for _ in 0..3 {
         let (status, body) = rig.get("/upload-signature?profile=cl", &slow);
@@ -707,6 +707,21 @@ fn the_rate_limit_answers_429_with_retry_after() {
     // Other tokens have their own budget.
     let (status, _) = rig.get("/upload-signature?profile=cl", rig.token("alice"));
     assert_eq!(status, StatusCode::OK);
+    // Hammering on while over the limit: every answer 429, and the audit log sums them up.
+    for _ in 0..100 {
+        let (status, _) = rig.get("/upload-signature?profile=cl", &slow);
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    }
+    let lines = rig.stop_and_check_audit();
+    let slow_lines: Vec<&Value> = lines.iter().filter(|l| l["who"] == "slow").collect();
+    // 3 answered, the first 429, one summary of the other 100.
+    assert_eq!(slow_lines.len(), 5, "{slow_lines:?}");
+    let summary = slow_lines
+        .iter()
+        .find(|l| l["event"] == "rate_limited")
+        .unwrap();
+    assert_eq!(summary["count"], 100, "{summary}");
+    assert_eq!(summary["statuses"]["429"], 100, "{summary}");
 }
 
 #[test]

@@ -7,11 +7,13 @@
 //! batch, so logging costs a request one channel send. The thread ends when the last sender is
 //! dropped (the server has stopped), after writing everything queued.
 //!
-//! Failed authentication is aggregated, because anyone who can reach the server can send it:
-//! per client IP, the first failure of a minute is written as a normal record and the rest of
-//! that minute become one summary line (`"event": "auth_failures"`, with their `count`, the
-//! `since` and `until` times and the count per status), written when the minute is over or the
-//! server stops. So each client IP adds at most two lines a minute however fast it fails.
+//! Requests that can be repeated at will are summed up: those without a valid token per client
+//! IP (an IPv6 client per /64), since anyone who can reach the server can send them, and a
+//! token's requests over its rate limit, per token. The first of a minute is written as a
+//! normal record; the rest of that minute become one summary line (`"event": "auth_failures"`
+//! or `"rate_limited"`, with their `count`, the `since` and `until` times and the count per
+//! status), written when the minute is over or the server stops. So each adds at most two lines
+//! a minute however fast it comes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
@@ -98,25 +100,57 @@ pub fn clip(text: &str) -> String {
     format!("{}…", &text[..end])
 }
 
-/// The summary of a client IP's failed authentication after its first failure of a minute.
+/// What a run of summed-up requests has in common: the event, and whose they are.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SumKey {
+    /// `auth_failures` (no valid token, per client IP) or `rate_limited` (a token over its
+    /// limit, per token).
+    pub event: &'static str,
+    pub who: Option<String>,
+    /// The client IP, or for IPv6 its /64.
+    pub ip: Option<String>,
+}
+
+impl SumKey {
+    /// Requests without a valid token from `group` (an address, or an IPv6 /64).
+    pub fn auth_failures(group: String) -> Self {
+        Self {
+            event: "auth_failures",
+            who: None,
+            ip: Some(group),
+        }
+    }
+
+    /// Requests refused because `token` is over its rate limit.
+    pub fn rate_limited(token: &str) -> Self {
+        Self {
+            event: "rate_limited",
+            who: Some(token.to_owned()),
+            ip: None,
+        }
+    }
+}
+
+/// The requests of one [`SumKey`] after its first of a minute.
 #[derive(Debug, Clone, Serialize)]
-struct FailureSummary {
+struct Summary {
     time: String,
     who: Option<String>,
-    ip: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
     event: &'static str,
-    /// Failed requests summed up here (not written one by one).
+    /// Requests summed up here (not written one by one).
     count: u64,
     since: String,
     until: String,
-    /// How many got each status (401, or 429 once over the per-IP limit).
+    /// How many got each status (e.g. 401, then 429 once over the per-IP limit).
     statuses: BTreeMap<u16, u64>,
 }
 
 #[derive(Debug)]
 enum Entry {
     Record(Record),
-    AuthFailure(Record),
+    Summed(SumKey, Record),
     /// Write the summaries whose minute is over.
     Tick,
 }
@@ -177,7 +211,7 @@ fn open_file(path: &Path) -> Result<std::fs::File, ServeError> {
     options.open(path).map_err(err)
 }
 
-/// One client IP's failures in the current minute.
+/// One key's requests in the current minute.
 #[derive(Debug)]
 struct Window {
     started: Instant,
@@ -188,12 +222,12 @@ struct Window {
 }
 
 impl Window {
-    fn summary(self, ip: &str) -> Option<FailureSummary> {
-        (self.count > 0).then(|| FailureSummary {
+    fn summary(self, key: SumKey) -> Option<Summary> {
+        (self.count > 0).then(|| Summary {
             time: rfc3339_now(),
-            who: None,
-            ip: ip.to_owned(),
-            event: "auth_failures",
+            who: key.who,
+            ip: key.ip,
+            event: key.event,
             count: self.count,
             since: self.since,
             until: self.until,
@@ -202,21 +236,22 @@ impl Window {
     }
 }
 
-/// Decides which failed-authentication records are written and which are summed up.
+/// Decides which records of a [`SumKey`] are written and which are summed up.
 #[derive(Debug, Default)]
 struct Aggregator {
-    windows: HashMap<String, Window>,
+    windows: HashMap<SumKey, Window>,
 }
 
 impl Aggregator {
     /// The record to write now, if any, and a summary to write before it.
-    fn failure(
+    fn add(
         &mut self,
+        key: SumKey,
         record: Record,
         now: Instant,
-    ) -> (Option<FailureSummary>, Option<Record>) {
+    ) -> (Option<Summary>, Option<Record>) {
         let mut closed = None;
-        if let Some(window) = self.windows.get_mut(&record.ip) {
+        if let Some(window) = self.windows.get_mut(&key) {
             if now.saturating_duration_since(window.started) < FAILURE_WINDOW {
                 window.count += 1;
                 *window.statuses.entry(record.status).or_default() += 1;
@@ -225,11 +260,11 @@ impl Aggregator {
             }
             closed = self
                 .windows
-                .remove(&record.ip)
-                .and_then(|w| w.summary(&record.ip));
+                .remove(&key)
+                .and_then(|w| w.summary(key.clone()));
         }
         self.windows.insert(
-            record.ip.clone(),
+            key,
             Window {
                 started: now,
                 count: 0,
@@ -243,17 +278,20 @@ impl Aggregator {
 
     /// Summaries of the windows that are over (all of them with `all`, or when there are too
     /// many open).
-    fn expired(&mut self, now: Instant, all: bool) -> Vec<FailureSummary> {
+    fn expired(&mut self, now: Instant, all: bool) -> Vec<Summary> {
         let all = all || self.windows.len() > MAX_WINDOWS;
-        let done: Vec<String> = self
+        let done: Vec<SumKey> = self
             .windows
             .iter()
             .filter(|(_, w)| all || now.saturating_duration_since(w.started) >= FAILURE_WINDOW)
-            .map(|(ip, _)| ip.clone())
+            .map(|(key, _)| key.clone())
             .collect();
-        let mut summaries: Vec<FailureSummary> = done
+        let mut summaries: Vec<Summary> = done
             .into_iter()
-            .filter_map(|ip| self.windows.remove(&ip).and_then(|w| w.summary(&ip)))
+            .filter_map(|key| {
+                let window = self.windows.remove(&key)?;
+                window.summary(key)
+            })
             .collect();
         summaries.sort_by(|a, b| a.since.cmp(&b.since));
         summaries
@@ -267,8 +305,8 @@ fn write_entry(
 ) -> std::io::Result<()> {
     match entry {
         Entry::Record(record) => write_record(out, &record),
-        Entry::AuthFailure(record) => {
-            let (summary, record) = aggregator.failure(record, Instant::now());
+        Entry::Summed(key, record) => {
+            let (summary, record) = aggregator.add(key, record, Instant::now());
             if let Some(summary) = summary {
                 write_record(out, &summary)?;
             }
@@ -334,18 +372,20 @@ impl Audit {
         let _ = self.tx.send(Entry::Record(record)).await;
     }
 
-    /// Queues a request that failed authentication: written, or summed up with the client's
-    /// other failures of the minute.
-    pub async fn auth_failure(
+    /// Queues a request that anyone could repeat at will (no valid token, or a token over its
+    /// limit): written, or summed up with the others of `key` in the minute.
+    /// The record names `key`'s token, if it has one.
+    pub async fn summed(
         &self,
+        key: SumKey,
         client: Option<Client>,
         method: &str,
         path: &str,
         status: u16,
         note: Note,
     ) {
-        let record = Self::record(None, client, method, path, status, note);
-        let _ = self.tx.send(Entry::AuthFailure(record)).await;
+        let record = Self::record(key.who.as_deref(), client, method, path, status, note);
+        let _ = self.tx.send(Entry::Summed(key, record)).await;
     }
 
     /// Asks the writer to write the failure summaries whose minute is over. Never waits: a
@@ -428,30 +468,52 @@ mod tests {
         }
     }
 
+    fn key(ip: &str) -> SumKey {
+        SumKey::auth_failures(ip.to_owned())
+    }
+
     #[test]
-    fn failures_are_one_record_and_one_summary_per_ip_and_minute() {
+    fn failures_are_one_record_and_one_summary_per_key_and_minute() {
         let mut agg = Aggregator::default();
         let t0 = Instant::now();
-        let (summary, first) = agg.failure(failure("1.1.1.1", 401), t0);
+        let (summary, first) = agg.add(key("1.1.1.1"), failure("1.1.1.1", 401), t0);
         assert!(summary.is_none() && first.is_some());
         for i in 0..999 {
             let status = if i < 29 { 401 } else { 429 };
-            let (s, r) = agg.failure(failure("1.1.1.1", status), t0 + Duration::from_millis(i));
+            let (s, r) = agg.add(
+                key("1.1.1.1"),
+                failure("1.1.1.1", status),
+                t0 + Duration::from_millis(i),
+            );
             assert!(s.is_none() && r.is_none());
         }
-        // Another IP has its own window.
-        assert!(agg.failure(failure("2.2.2.2", 401), t0).1.is_some());
+        // Another key has its own window.
+        assert!(agg
+            .add(key("2.2.2.2"), failure("2.2.2.2", 401), t0)
+            .1
+            .is_some());
+        let token = SumKey::rate_limited("slow");
+        assert!(agg
+            .add(token.clone(), failure("1.1.1.1", 429), t0)
+            .1
+            .is_some());
+        assert!(agg.add(token, failure("3.3.3.3", 429), t0).1.is_none());
         assert!(agg.expired(t0 + Duration::from_secs(59), false).is_empty());
-        // A failure after the minute closes the window with its summary and starts another.
-        let (summary, record) = agg.failure(failure("1.1.1.1", 401), t0 + FAILURE_WINDOW);
+        // A request after the minute closes the window with its summary and starts another.
+        let (summary, record) =
+            agg.add(key("1.1.1.1"), failure("1.1.1.1", 401), t0 + FAILURE_WINDOW);
         let summary = summary.unwrap();
         assert_eq!(summary.count, 999);
         assert_eq!(summary.statuses[&401], 29);
         assert_eq!(summary.statuses[&429], 970);
         assert!(record.is_some());
-        // 2.2.2.2 failed once: nothing to sum up. The rest is written at the end.
-        assert!(agg.expired(t0 + FAILURE_WINDOW, false).is_empty());
-        agg.failure(failure("1.1.1.1", 401), t0 + FAILURE_WINDOW);
+        // 2.2.2.2 failed once: nothing to sum up; the token's window is over.
+        let over = agg.expired(t0 + FAILURE_WINDOW, false);
+        assert_eq!(over.len(), 1);
+        assert_eq!(over[0].who.as_deref(), Some("slow"));
+        assert_eq!(over[0].ip, None);
+        // The rest is written at the end.
+        agg.add(key("1.1.1.1"), failure("1.1.1.1", 401), t0 + FAILURE_WINDOW);
         let rest = agg.expired(t0 + FAILURE_WINDOW, true);
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].count, 1);

@@ -43,7 +43,7 @@ use serde_json::{json, Map, Value};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 
-use super::audit::{clip, Audit, Note};
+use super::audit::{clip, Audit, Note, SumKey};
 use super::config::CorsOrigins;
 use super::policy::{Policies, Policy, PolicyError};
 use super::proxy::TrustedProxies;
@@ -320,16 +320,24 @@ async fn authenticate(State(app): State<Arc<App>>, mut request: Request, next: N
             };
             let note = response.extensions().get::<Note>().cloned().unwrap_or_default();
             app.audit
-                .auth_failure(client, method.as_str(), &path, response.status().as_u16(), note)
+                .summed(
+                    SumKey::auth_failures(group_label(ip)),
+                    client,
+                    method.as_str(),
+                    &path,
+                    response.status().as_u16(),
+                    note,
+                )
                 .await;
             return response;
         }
     };
-    let response = match app.limiter.check(
+    let limited = app.limiter.check(
         &*caller.name,
         caller.policy.rate_limit_per_minute,
         Instant::now(),
-    ) {
+    );
+    let response = match limited {
         Err(wait) => {
             let secs = retry_after_secs(wait);
             ApiError {
@@ -352,16 +360,24 @@ async fn authenticate(State(app): State<Arc<App>>, mut request: Request, next: N
         .get::<Note>()
         .cloned()
         .unwrap_or_default();
-    app.audit
-        .log(
-            &caller.name,
-            client,
-            method.as_str(),
-            &path,
-            response.status().as_u16(),
-            note,
-        )
-        .await;
+    let status = response.status().as_u16();
+    if limited.is_err() {
+        // A token holder can repeat these as fast as an anonymous client.
+        app.audit
+            .summed(
+                SumKey::rate_limited(&caller.name),
+                client,
+                method.as_str(),
+                &path,
+                status,
+                note,
+            )
+            .await;
+    } else {
+        app.audit
+            .log(&caller.name, client, method.as_str(), &path, status, note)
+            .await;
+    }
     response
 }
 
@@ -371,6 +387,14 @@ fn limit_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
         v4 => v4,
+    }
+}
+
+/// [`limit_key`] as the audit log names it.
+fn group_label(ip: IpAddr) -> String {
+    match limit_key(ip) {
+        IpAddr::V6(net) => format!("{net}/64"),
+        v4 => v4.to_string(),
     }
 }
 
@@ -1137,4 +1161,23 @@ async fn not_found() -> Response {
         "no such route: see /openapi.json for the endpoints",
     )
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(limit_key(a), limit_key(b));
+        assert_ne!(limit_key(a), limit_key(c));
+        assert_eq!(group_label(a), "2001:db8:1:2::/64");
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(group_label(v4), "192.0.2.7");
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(group_label(mapped), "192.0.2.7");
+    }
 }

@@ -1463,7 +1463,20 @@ fn idle_partial_and_trickling_connections_are_closed_within_the_header_timeout()
     )
     .unwrap();
 
+    // A body promised to a route that reads none, and never sent.
+    let mut unread_body = connect(&rig);
+    unread_body
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n{")
+        .unwrap();
+
     read_until_closed(&mut idle, deadline, "an idle connection");
+    let answer = String::from_utf8(read_until_closed(
+        &mut unread_body,
+        deadline,
+        "an unread body",
+    ))
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     read_until_closed(&mut partial, deadline, "half a request line");
     read_until_closed(&mut kept, deadline, "an idle kept-alive connection");
     read_until_closed(&mut trickle, deadline, "trickled headers");

@@ -4,10 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -69,6 +70,10 @@ may_delete = true
 [serve.tokens.slow]
 rate_limit_per_minute = 3
 
+[serve.tokens.legacy]
+profiles = ["ikv1"]
+folder_prefix = "/"
+
 [serve.tokens.boxed]
 profiles = ["ikv1"]
 folder_prefix = "/boxed"
@@ -85,12 +90,17 @@ struct Rig {
     sandbox: Option<SandboxHandle>,
     serve: Option<ServeHandle>,
     http: reqwest::Client,
-    /// Bearer tokens by name: alice (default policy), web, ops, slow, boxed.
+    /// Bearer tokens by name: alice (default policy), web, ops, slow, legacy, boxed.
     tokens: Vec<(String, SecretString)>,
 }
 
 impl Rig {
     fn new() -> Self {
+        Self::with("")
+    }
+
+    /// A rig whose `[serve]` table also has `serve_keys`.
+    fn with(serve_keys: &str) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -98,16 +108,21 @@ impl Rig {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let sandbox = runtime.block_on(start_sandbox(dir.path())).unwrap();
-        let text = config_text(&sandbox.base_url(), "");
+        let text = config_text(&sandbox.base_url(), "").replacen(
+            "[serve]\n",
+            &format!("[serve]\n{serve_keys}\n"),
+            1,
+        );
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, &text).unwrap();
         let config = Config::from_toml(&text, &config_path).unwrap();
         let data = dir.path().join("data");
         let tokens_file = tokens::tokens_path(&data);
-        let tokens: Vec<(String, SecretString)> = ["alice", "web", "ops", "slow", "boxed"]
-            .iter()
-            .map(|name| ((*name).to_owned(), tokens::add(&tokens_file, name).unwrap()))
-            .collect();
+        let tokens: Vec<(String, SecretString)> =
+            ["alice", "web", "ops", "slow", "legacy", "boxed"]
+                .iter()
+                .map(|name| ((*name).to_owned(), tokens::add(&tokens_file, name).unwrap()))
+                .collect();
         let mut serve_config =
             ServeConfig::from_config(&config, &data, |_| Ok(SecretString::from(KEY))).unwrap();
         serve_config.settings.listen = "127.0.0.1:0".parse().unwrap();
@@ -389,8 +404,9 @@ fn imagekit_tokens_are_accepted_by_the_sandbox_and_tampered_ones_are_not() {
     );
     assert_error(status, &body, 403);
 
-    // Doc 003's V1 parameters for the auth = "v1" profile.
-    let (status, body) = rig.get("/api/media/auth?profile=ikv1", &alice);
+    // Doc 003's V1 parameters for the auth = "v1" profile, for a token that may upload to any
+    // folder (folder_prefix = "/"): a V1 signature binds none.
+    let (status, body) = rig.get("/api/media/auth?profile=ikv1", rig.token("legacy"));
     assert_eq!(status, StatusCode::OK, "{body}");
     let v1_url = format!(
         "{}/api/v1/files/upload",
@@ -604,8 +620,11 @@ fn policy_refusals_are_403_and_unknown_profiles_404() {
         ("/upload-signature?profile=cl&type=private", &alice, 403),
         ("/upload-signature?profile=cl&type=upload", &alice, 403),
         ("/upload-signature?profile=cl&folder=kyc/2", &alice, 403),
-        // V1 parameters only for auth = "v1" profiles.
+        // V1 parameters only for auth = "v1" profiles...
         ("/api/media/auth?profile=ik", &alice, 403),
+        // ...and only for tokens that may upload anywhere: the default policy holds alice to
+        // the profile's folder, which a V1 signature cannot enforce.
+        ("/api/media/auth?profile=ikv1", &alice, 403),
         (
             "/api/media/get-upload-token?profile=nope&fileName=a.jpg",
             &alice,
@@ -619,13 +638,23 @@ fn policy_refusals_are_403_and_unknown_profiles_404() {
         assert_eq!(status.as_u16(), expected, "{path}: {body}");
         assert_error(status, &body, expected);
     }
-    // A V1 signature cannot keep a token inside its folder, so a confined token gets none.
+    // A V1 signature cannot keep a token inside its folder, so a confined token gets none,
+    // and neither does one confined by default; the message says how to allow it.
     let (status, body) = rig.get("/api/media/auth?profile=ikv1", rig.token("boxed"));
     assert_error(status, &body, 403);
     assert!(
         body["message"].as_str().unwrap().contains("cannot enforce"),
         "{body}"
     );
+    let (status, body) = rig.get("/api/media/auth?profile=ikv1", &alice);
+    assert_error(status, &body, 403);
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("cannot enforce") && message.contains("folder_prefix = \"/\""),
+        "{body}"
+    );
+    let (status, body) = rig.get("/api/media/auth?profile=ikv1", rig.token("legacy"));
+    assert_eq!(status, StatusCode::OK, "{body}");
     // Restating the server's own values is fine.
     let (status, body) = rig.get("/api/media/get-upload-token?profile=ik&fileName=a.jpg&useUniqueFileName=true&folder=/uploads/chat/sub", &alice);
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -660,7 +689,7 @@ fn policy_refusals_are_403_and_unknown_profiles_404() {
 
 #[test]
 fn the_rate_limit_answers_429_with_retry_after() {
-    let rig = Rig::new();
+    let mut rig = Rig::new();
     let slow = rig.token("slow").to_owned();
     for _ in 0..3 {
         let (status, body) = rig.get("/upload-signature?profile=cl", &slow);
@@ -678,6 +707,21 @@ fn the_rate_limit_answers_429_with_retry_after() {
     // Other tokens have their own budget.
     let (status, _) = rig.get("/upload-signature?profile=cl", rig.token("alice"));
     assert_eq!(status, StatusCode::OK);
+    // Hammering on while over the limit: every answer 429, and the audit log sums them up.
+    for _ in 0..100 {
+        let (status, _) = rig.get("/upload-signature?profile=cl", &slow);
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    }
+    let lines = rig.stop_and_check_audit();
+    let slow_lines: Vec<&Value> = lines.iter().filter(|l| l["who"] == "slow").collect();
+    // 3 answered, the first 429, one summary of the other 100.
+    assert_eq!(slow_lines.len(), 5, "{slow_lines:?}");
+    let summary = slow_lines
+        .iter()
+        .find(|l| l["event"] == "rate_limited")
+        .unwrap();
+    assert_eq!(summary["count"], 100, "{summary}");
+    assert_eq!(summary["statuses"]["429"], 100, "{summary}");
 }
 
 #[test]
@@ -780,14 +824,19 @@ fn malformed_requests_are_422_and_nothing_is_deleted() {
         // Several ImageKit V2 profiles? Only ik here, so this one is fine; Cloudinary needs no
         // name either. A bad parameter name is not.
         "/api/media/get-upload-token?profile=ik&fileName=a.jpg&bad-name=1",
-        "/api/media/auth?profile=ikv1&expire=1",
-        "/api/media/auth?profile=ikv1&token=has%20space",
         "/download-url?profile=cl",
         "/download-url?profile=cl&public_id=kyc/1/../x",
         "/download-url?profile=cl&public_id=kyc/1/a&resource_type=pdf",
         "/download-url?profile=cl&public_id=kyc/1/a&format=p.df",
     ] {
         let (status, body) = rig.get(path, &alice);
+        assert_error(status, &body, 422);
+    }
+    for path in [
+        "/api/media/auth?profile=ikv1&expire=1",
+        "/api/media/auth?profile=ikv1&token=has%20space",
+    ] {
+        let (status, body) = rig.get(path, rig.token("legacy"));
         assert_error(status, &body, 422);
     }
     for body in [
@@ -1083,10 +1132,45 @@ fn bad_serve_config_is_a_one_line_error_with_the_position() {
             "{stderr}"
         );
     }
-    let env = common::Env::with_config("[serve]\ncors_origins = [\"https://a.example/path\"]\n");
+    for (keys, field) in [
+        (
+            "cors_origins = [\"https://a.example/path\"]",
+            "serve.cors_origins",
+        ),
+        ("max_connections = 0", "serve.max_connections"),
+        ("header_timeout = \"soon\"", "serve.header_timeout"),
+        ("header_timeout = \"20m\"", "serve.header_timeout"),
+        ("header_timeout = 0", "serve.header_timeout"),
+        (
+            "auth_failures_per_minute = 0",
+            "serve.auth_failures_per_minute",
+        ),
+        (
+            "trusted_proxies = [\"proxy.local\"]",
+            "serve.trusted_proxies",
+        ),
+        (
+            "trusted_proxies = [\"10.1.2.3/8\"]",
+            "serve.trusted_proxies",
+        ),
+    ] {
+        let env = common::Env::with_config(&format!("[serve]\n{keys}\n"));
+        let out = env.run(&["serve", "token", "list"], &[]);
+        assert_eq!(out.status.code(), Some(2), "{keys}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(field), "{keys}: {stderr}");
+    }
+    // Good values load.
+    let env = common::Env::with_config(
+        "[serve]\nmax_connections = 64\nheader_timeout = \"2500ms\"\nauth_failures_per_minute = 5\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n",
+    );
     let out = env.run(&["serve", "token", "list"], &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("serve.cors_origins"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Nothing to serve (only a remote profile, which has no key): exit 2, saying what to add.
     let env = common::Env::new();
     let remote_only = env.dir.path().join("remote.toml");
@@ -1270,4 +1354,376 @@ token_url = "http://{addr}/api/media/get-upload-token?profile=ik"
         .iter()
         .any(|l| l["who"].is_null() && l["status"] == 401));
     runtime.block_on(sandbox.shutdown());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile clients: idle, slow, many, forged. Loopback only, bounded in count and time.
+
+/// The most a test waits for the server to close a connection that a 1 or 2 s header timeout
+/// should close: generous for a loaded machine, far below the > 100 s such connections lived
+/// without the timeout.
+const CLOSE_WITHIN: Duration = Duration::from_secs(8);
+
+fn connect(rig: &Rig) -> TcpStream {
+    TcpStream::connect(rig.serve.as_ref().unwrap().addr()).unwrap()
+}
+
+/// Reads until the server closes `stream`, at the latest by `deadline`; returns what it sent.
+fn read_until_closed(stream: &mut TcpStream, deadline: Instant, what: &str) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "{what}: still open after {CLOSE_WITHIN:?}");
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!("{what}: still open after {CLOSE_WITHIN:?}")
+            }
+            // A reset is a close too.
+            Err(_) => return got,
+        }
+    }
+}
+
+/// One request on a kept-alive raw connection; the answer's head and body as text.
+fn raw_get(stream: &mut TcpStream, path: &str) -> String {
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    stream.set_read_timeout(Some(CLOSE_WITHIN)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before answering {path}");
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                return text;
+            }
+        }
+    }
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + CLOSE_WITHIN;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn idle_partial_and_trickling_connections_are_closed_within_the_header_timeout() {
+    let rig = Rig::with("header_timeout = \"1s\"");
+    let deadline = Instant::now() + CLOSE_WITHIN;
+    let mut idle = connect(&rig);
+    let mut partial = connect(&rig);
+    partial.write_all(b"GET /heal").unwrap();
+    // A complete request, then nothing on the kept-alive connection.
+    let mut kept = connect(&rig);
+    let answer = raw_get(&mut kept, "/healthz");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // A header line every 200 ms, on and on: each arrives well within the timeout, the head
+    // as a whole never does.
+    let mut trickle = connect(&rig);
+    let mut writer = trickle.try_clone().unwrap();
+    let trickler = std::thread::spawn(move || {
+        let start = Instant::now();
+        let _ = writer.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n");
+        while start.elapsed() < CLOSE_WITHIN + Duration::from_secs(2) {
+            if writer.write_all(b"X-Slow: 1\r\n").is_err() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        false
+    });
+    // A body promised and never finished, on an authenticated request: 408, then closed.
+    let mut slow_body = connect(&rig);
+    write!(
+        slow_body,
+        "POST /api/media/upload-token HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"upload",
+        rig.token("alice")
+    )
+    .unwrap();
+
+    // A body promised to a route that reads none, and never sent.
+    let mut unread_body = connect(&rig);
+    unread_body
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n{")
+        .unwrap();
+
+    read_until_closed(&mut idle, deadline, "an idle connection");
+    let answer = String::from_utf8(read_until_closed(
+        &mut unread_body,
+        deadline,
+        "an unread body",
+    ))
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    read_until_closed(&mut partial, deadline, "half a request line");
+    read_until_closed(&mut kept, deadline, "an idle kept-alive connection");
+    read_until_closed(&mut trickle, deadline, "trickled headers");
+    assert!(
+        trickler.join().unwrap(),
+        "the trickled connection was never closed"
+    );
+    let answer =
+        String::from_utf8(read_until_closed(&mut slow_body, deadline, "a slow body")).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"status\":408"), "{answer}");
+    // The server itself is fine.
+    let (status, _, _) = rig.call(reqwest::Method::GET, "/healthz", None, None);
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[test]
+fn a_client_that_stops_reading_is_disconnected() {
+    let rig = Rig::with("header_timeout = \"1s\"");
+    let serve = rig.serve.as_ref().unwrap();
+    // Pipelined requests, never reading an answer, until the server's answers fill both
+    // sockets' buffers and it stops reading in turn (bounded: 64 MiB of requests at most).
+    let mut greedy = connect(&rig);
+    greedy
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n".repeat(1024);
+    let mut blocked = false;
+    for _ in 0..(64 * 1024 * 1024 / request.len()) {
+        if greedy.write_all(&request).is_err() {
+            blocked = true;
+            break;
+        }
+    }
+    assert!(
+        blocked,
+        "the server kept reading without its answers being read"
+    );
+    // The server's writes make no progress: it gives up on the connection.
+    wait_until("the stalled connection to close", || {
+        serve.open_connections() == 0
+    });
+}
+
+#[test]
+fn the_connection_cap_holds_and_healthz_is_served_once_idle_sockets_time_out() {
+    let rig = Rig::with("header_timeout = \"2s\"\nmax_connections = 8");
+    let serve = rig.serve.as_ref().unwrap();
+    // A client already holding a slot...
+    let mut kept = connect(&rig);
+    assert!(raw_get(&mut kept, "/healthz").starts_with("HTTP/1.1 200"));
+    // ...then idle sockets: 7 take the other slots, 5 wait in the listen queue.
+    let mut held: Vec<TcpStream> = (0..12).map(|_| connect(&rig)).collect();
+    wait_until("every slot taken", || serve.open_connections() == 8);
+    // The slot holder is still served while the cap is reached.
+    assert!(raw_get(&mut kept, "/healthz").starts_with("HTTP/1.1 200"));
+    // A new client waits in the queue and is served once idle sockets time out.
+    let response = rig
+        .runtime
+        .block_on(async {
+            rig.http
+                .get(rig.url("/healthz"))
+                .timeout(CLOSE_WITHIN * 2)
+                .send()
+                .await
+        })
+        .expect("/healthz answers once idle connections time out");
+    assert_eq!(response.status(), StatusCode::OK);
+    let deadline = Instant::now() + CLOSE_WITHIN * 2;
+    for (i, socket) in held.iter_mut().enumerate() {
+        read_until_closed(socket, deadline, &format!("idle socket {i}"));
+    }
+    assert_eq!(serve.peak_connections(), 8);
+}
+
+/// A GET with `token` as bearer and, if given, an X-Forwarded-For header.
+fn forwarded(
+    rig: &Rig,
+    path: &str,
+    token: &str,
+    xff: Option<&str>,
+) -> (StatusCode, reqwest::header::HeaderMap) {
+    let mut request = rig.http.get(rig.url(path)).bearer_auth(token);
+    if let Some(xff) = xff {
+        request = request.header("X-Forwarded-For", xff);
+    }
+    let response = rig.runtime.block_on(request.send()).unwrap();
+    (response.status(), response.headers().clone())
+}
+
+#[test]
+fn failed_auth_is_limited_per_ip_and_summed_up_in_the_audit_log() {
+    let mut rig = Rig::new();
+    let start = Instant::now();
+    let mut statuses = Vec::new();
+    for i in 0..200 {
+        let (status, headers) = forwarded(
+            &rig,
+            "/upload-signature?profile=cl",
+            &format!("dk_wrong{i}"),
+            None,
+        );
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=60).contains(&wait), "{wait}");
+        }
+        statuses.push(status.as_u16());
+    }
+    let elapsed = start.elapsed();
+    assert!(statuses[..30].iter().all(|s| *s == 401), "{statuses:?}");
+    let unauthorized = statuses.iter().filter(|s| **s == 401).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    // The default budget is 30 a minute, refilled continuously while the flood lasts.
+    let refilled = (elapsed.as_secs_f64() / 2.0).ceil() as usize;
+    assert!(
+        unauthorized <= 30 + refilled,
+        "{unauthorized} in {elapsed:?}"
+    );
+    assert_eq!(unauthorized + limited, 200, "{statuses:?}");
+    let (status, _, body) = rig.call(
+        reqwest::Method::GET,
+        "/upload-signature?profile=cl",
+        Some("dk_wrong"),
+        None,
+    );
+    assert_error(status, &body, 429);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("valid bearer token"),
+        "{body}"
+    );
+    // A valid token from the same address is not held back.
+    let (status, _) = rig.get("/upload-signature?profile=cl", rig.token("alice"));
+    assert_eq!(status, StatusCode::OK);
+
+    let lines = rig.stop_and_check_audit();
+    let failures: Vec<&Value> = lines.iter().filter(|l| l["who"].is_null()).collect();
+    // One record and one summary for the minute (a minute boundary mid-flood could add one).
+    assert!((2..=3).contains(&failures.len()), "{failures:?}");
+    let accounted: u64 = failures
+        .iter()
+        .map(|l| {
+            if l["event"] == "auth_failures" {
+                l["count"].as_u64().unwrap()
+            } else {
+                1
+            }
+        })
+        .sum();
+    assert_eq!(accounted, 201, "{failures:?}");
+    let summary = failures
+        .iter()
+        .find(|l| l["event"] == "auth_failures")
+        .unwrap();
+    assert_eq!(summary["ip"], "127.0.0.1");
+    assert!(
+        summary["statuses"]["429"].as_u64().unwrap() >= 100,
+        "{summary}"
+    );
+    assert_eq!(lines.len(), failures.len() + 1, "{lines:?}");
+}
+
+#[test]
+fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
+    // The server trusts no proxy: the header changes nothing, neither the audit's address nor
+    // the per-IP budget (a client cannot escape it by making up addresses). A budget of 10 a
+    // minute refills one every 6 s: far longer than these requests take.
+    let mut rig = Rig::with("auth_failures_per_minute = 10");
+    let alice = rig.token("alice").to_owned();
+    let (status, _) = forwarded(
+        &rig,
+        "/upload-signature?profile=cl",
+        &alice,
+        Some("203.0.113.7"),
+    );
+    assert_eq!(status, StatusCode::OK);
+    let statuses: Vec<u16> = (0..20)
+        .map(|i| {
+            forwarded(
+                &rig,
+                "/upload-signature?profile=cl",
+                "dk_wrong",
+                Some(&format!("198.51.100.{i}")),
+            )
+            .0
+            .as_u16()
+        })
+        .collect();
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    let lines = rig.stop_and_check_audit();
+    for line in &lines {
+        assert_eq!(line["ip"], "127.0.0.1", "{line}");
+        assert!(line.get("via").is_none(), "{line}");
+    }
+
+    // The test is the trusted proxy: the audit names the client it forwards for, and each
+    // client has its own budget.
+    let mut rig = Rig::with(
+        "trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\nauth_failures_per_minute = 10",
+    );
+    let alice = rig.token("alice").to_owned();
+    let (status, _) = forwarded(
+        &rig,
+        "/upload-signature?profile=cl",
+        &alice,
+        Some("203.0.113.7"),
+    );
+    assert_eq!(status, StatusCode::OK);
+    // What the client wrote on the left is not believed; the nearest untrusted hop is.
+    let (status, _) = forwarded(
+        &rig,
+        "/upload-signature?profile=cl",
+        &alice,
+        Some("6.6.6.6, 198.51.100.4, 10.1.2.3"),
+    );
+    assert_eq!(status, StatusCode::OK);
+    for _ in 0..10 {
+        let (status, _) = forwarded(
+            &rig,
+            "/upload-signature?profile=cl",
+            "dk_wrong",
+            Some("192.0.2.1"),
+        );
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _) = forwarded(
+        &rig,
+        "/upload-signature?profile=cl",
+        "dk_wrong",
+        Some("192.0.2.1"),
+    );
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let (status, _) = forwarded(
+        &rig,
+        "/upload-signature?profile=cl",
+        "dk_wrong",
+        Some("192.0.2.2"),
+    );
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let lines = rig.stop_and_check_audit();
+    let alice_lines: Vec<&Value> = lines.iter().filter(|l| l["who"] == "alice").collect();
+    assert_eq!(alice_lines[0]["ip"], "203.0.113.7", "{lines:?}");
+    assert_eq!(alice_lines[0]["via"], "127.0.0.1", "{lines:?}");
+    assert_eq!(alice_lines[1]["ip"], "198.51.100.4", "{lines:?}");
+    assert!(lines
+        .iter()
+        .any(|l| l["who"].is_null() && l["ip"] == "192.0.2.2"));
 }

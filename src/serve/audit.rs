@@ -6,15 +6,26 @@
 //! Requests hand records to a channel; one thread writes them in batches and flushes after each
 //! batch, so logging costs a request one channel send. The thread ends when the last sender is
 //! dropped (the server has stopped), after writing everything queued.
+//!
+//! Requests that can be repeated at will are summed up: those without a valid token per client
+//! IP (an IPv6 client per /64), since anyone who can reach the server can send them, and a
+//! token's requests over its rate limit, per token. The first of a minute is written as a
+//! normal record; the rest of that minute become one summary line (`"event": "auth_failures"`
+//! or `"rate_limited"`, with their `count`, the `since` and `until` times and the count per
+//! status), written when the minute is over or the server stops. So each adds at most two lines
+//! a minute however fast it comes.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::config::AuditTarget;
+use super::proxy::Client;
 use super::ServeError;
 
 /// The audit file's name inside the data directory, unless `[serve] audit_log` says otherwise.
@@ -23,6 +34,11 @@ pub const AUDIT_FILE: &str = "serve-audit.jsonl";
 const QUEUE: usize = 16_384;
 /// Longest client-chosen text kept in a record.
 const MAX_TEXT: usize = 256;
+/// How long failed authentication from one client IP is summed up into one line.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Client IPs whose failures are being summed up at once; past this every open summary is
+/// written, so a flood from made-up addresses costs lines, not memory.
+const MAX_WINDOWS: usize = 16_384;
 
 /// One audit line.
 #[derive(Debug, Clone, Serialize)]
@@ -31,7 +47,11 @@ pub struct Record {
     pub time: String,
     /// The token name; `None` when authentication failed.
     pub who: Option<String>,
+    /// The client: the TCP peer, or the address a trusted proxy forwarded for.
     pub ip: String,
+    /// The trusted proxy the request came through, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
     pub method: String,
     pub path: String,
     pub status: u16,
@@ -80,10 +100,65 @@ pub fn clip(text: &str) -> String {
     format!("{}…", &text[..end])
 }
 
+/// What a run of summed-up requests has in common: the event, and whose they are.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SumKey {
+    /// `auth_failures` (no valid token, per client IP) or `rate_limited` (a token over its
+    /// limit, per token).
+    pub event: &'static str,
+    pub who: Option<String>,
+    /// The client IP, or for IPv6 its /64.
+    pub ip: Option<String>,
+}
+
+impl SumKey {
+    /// Requests without a valid token from `group` (an address, or an IPv6 /64).
+    pub fn auth_failures(group: String) -> Self {
+        Self {
+            event: "auth_failures",
+            who: None,
+            ip: Some(group),
+        }
+    }
+
+    /// Requests refused because `token` is over its rate limit.
+    pub fn rate_limited(token: &str) -> Self {
+        Self {
+            event: "rate_limited",
+            who: Some(token.to_owned()),
+            ip: None,
+        }
+    }
+}
+
+/// The requests of one [`SumKey`] after its first of a minute.
+#[derive(Debug, Clone, Serialize)]
+struct Summary {
+    time: String,
+    who: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
+    event: &'static str,
+    /// Requests summed up here (not written one by one).
+    count: u64,
+    since: String,
+    until: String,
+    /// How many got each status (e.g. 401, then 429 once over the per-IP limit).
+    statuses: BTreeMap<u16, u64>,
+}
+
+#[derive(Debug)]
+enum Entry {
+    Record(Record),
+    Summed(SumKey, Record),
+    /// Write the summaries whose minute is over.
+    Tick,
+}
+
 /// The sending side, cloned into the server's state.
 #[derive(Debug, Clone)]
 pub struct Audit {
-    tx: mpsc::Sender<Record>,
+    tx: mpsc::Sender<Entry>,
 }
 
 /// The writer thread; join it after the server has stopped.
@@ -136,14 +211,128 @@ fn open_file(path: &Path) -> Result<std::fs::File, ServeError> {
     options.open(path).map_err(err)
 }
 
-fn write_loop(mut rx: mpsc::Receiver<Record>, sink: Box<dyn std::io::Write + Send>) {
+/// One key's requests in the current minute.
+#[derive(Debug)]
+struct Window {
+    started: Instant,
+    count: u64,
+    since: String,
+    until: String,
+    statuses: BTreeMap<u16, u64>,
+}
+
+impl Window {
+    fn summary(self, key: SumKey) -> Option<Summary> {
+        (self.count > 0).then(|| Summary {
+            time: rfc3339_now(),
+            who: key.who,
+            ip: key.ip,
+            event: key.event,
+            count: self.count,
+            since: self.since,
+            until: self.until,
+            statuses: self.statuses,
+        })
+    }
+}
+
+/// Decides which records of a [`SumKey`] are written and which are summed up.
+#[derive(Debug, Default)]
+struct Aggregator {
+    windows: HashMap<SumKey, Window>,
+}
+
+impl Aggregator {
+    /// The record to write now, if any, and a summary to write before it.
+    fn add(
+        &mut self,
+        key: SumKey,
+        record: Record,
+        now: Instant,
+    ) -> (Option<Summary>, Option<Record>) {
+        let mut closed = None;
+        if let Some(window) = self.windows.get_mut(&key) {
+            if now.saturating_duration_since(window.started) < FAILURE_WINDOW {
+                window.count += 1;
+                *window.statuses.entry(record.status).or_default() += 1;
+                window.until.clone_from(&record.time);
+                return (None, None);
+            }
+            closed = self
+                .windows
+                .remove(&key)
+                .and_then(|w| w.summary(key.clone()));
+        }
+        self.windows.insert(
+            key,
+            Window {
+                started: now,
+                count: 0,
+                since: record.time.clone(),
+                until: record.time.clone(),
+                statuses: BTreeMap::new(),
+            },
+        );
+        (closed, Some(record))
+    }
+
+    /// Summaries of the windows that are over (all of them with `all`, or when there are too
+    /// many open).
+    fn expired(&mut self, now: Instant, all: bool) -> Vec<Summary> {
+        let all = all || self.windows.len() > MAX_WINDOWS;
+        let done: Vec<SumKey> = self
+            .windows
+            .iter()
+            .filter(|(_, w)| all || now.saturating_duration_since(w.started) >= FAILURE_WINDOW)
+            .map(|(key, _)| key.clone())
+            .collect();
+        let mut summaries: Vec<Summary> = done
+            .into_iter()
+            .filter_map(|key| {
+                let window = self.windows.remove(&key)?;
+                window.summary(key)
+            })
+            .collect();
+        summaries.sort_by(|a, b| a.since.cmp(&b.since));
+        summaries
+    }
+}
+
+fn write_entry(
+    out: &mut impl std::io::Write,
+    aggregator: &mut Aggregator,
+    entry: Entry,
+) -> std::io::Result<()> {
+    match entry {
+        Entry::Record(record) => write_record(out, &record),
+        Entry::Summed(key, record) => {
+            let (summary, record) = aggregator.add(key, record, Instant::now());
+            if let Some(summary) = summary {
+                write_record(out, &summary)?;
+            }
+            match record {
+                Some(record) => write_record(out, &record),
+                None => Ok(()),
+            }
+        }
+        Entry::Tick => {
+            for summary in aggregator.expired(Instant::now(), false) {
+                write_record(out, &summary)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn write_loop(mut rx: mpsc::Receiver<Entry>, sink: Box<dyn std::io::Write + Send>) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, sink);
+    let mut aggregator = Aggregator::default();
     let mut failed = false;
     while let Some(first) = rx.blocking_recv() {
-        let mut result = write_record(&mut out, &first);
+        let mut result = write_entry(&mut out, &mut aggregator, first);
         // Drain what else is queued before flushing: one write per batch under load.
         while let Ok(next) = rx.try_recv() {
-            result = result.and_then(|()| write_record(&mut out, &next));
+            result = result.and_then(|()| write_entry(&mut out, &mut aggregator, next));
         }
         result = result.and_then(|()| out.flush());
         match result {
@@ -155,36 +344,74 @@ fn write_loop(mut rx: mpsc::Receiver<Record>, sink: Box<dyn std::io::Write + Sen
             Err(_) => {}
         }
     }
+    for summary in aggregator.expired(Instant::now(), true) {
+        let _ = write_record(&mut out, &summary);
+    }
     let _ = out.flush();
 }
 
-fn write_record(out: &mut impl std::io::Write, record: &Record) -> std::io::Result<()> {
+fn write_record(out: &mut impl std::io::Write, record: &impl Serialize) -> std::io::Result<()> {
     serde_json::to_writer(&mut *out, record)?;
     out.write_all(b"\n")
 }
 
 impl Audit {
-    /// Queues a record; waits only when the writer is 16,384 records behind.
+    /// Queues a record of an authenticated request; waits only when the writer is 16,384
+    /// records behind.
     pub async fn log(
         &self,
-        who: Option<&str>,
-        peer: Option<SocketAddr>,
+        who: &str,
+        client: Option<Client>,
         method: &str,
         path: &str,
         status: u16,
         note: Note,
     ) {
-        let record = Record {
+        let record = Self::record(Some(who), client, method, path, status, note);
+        // A closed channel means the server is stopping; the record has nowhere to go.
+        let _ = self.tx.send(Entry::Record(record)).await;
+    }
+
+    /// Queues a request that anyone could repeat at will (no valid token, or a token over its
+    /// limit): written, or summed up with the others of `key` in the minute.
+    /// The record names `key`'s token, if it has one.
+    pub async fn summed(
+        &self,
+        key: SumKey,
+        client: Option<Client>,
+        method: &str,
+        path: &str,
+        status: u16,
+        note: Note,
+    ) {
+        let record = Self::record(key.who.as_deref(), client, method, path, status, note);
+        let _ = self.tx.send(Entry::Summed(key, record)).await;
+    }
+
+    /// Asks the writer to write the failure summaries whose minute is over. Never waits: a
+    /// busy writer looks at the summaries soon anyway.
+    pub fn tick(&self) {
+        let _ = self.tx.try_send(Entry::Tick);
+    }
+
+    fn record(
+        who: Option<&str>,
+        client: Option<Client>,
+        method: &str,
+        path: &str,
+        status: u16,
+        note: Note,
+    ) -> Record {
+        Record {
             time: rfc3339_now(),
             who: who.map(str::to_owned),
-            ip: peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+            ip: client.map(|c| c.ip.to_string()).unwrap_or_default(),
+            via: client.and_then(|c| c.via).map(|ip: IpAddr| ip.to_string()),
             method: method.to_owned(),
             path: path.to_owned(),
             status,
             note,
-        };
-        // A closed channel means the server is stopping; the record has nowhere to go.
-        let _ = self.tx.send(record).await;
+        }
     }
 }
 
@@ -226,6 +453,71 @@ mod tests {
         assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_714_557_600, 7), "2024-05-01T10:00:00.007Z");
         assert_eq!(rfc3339(951_782_400, 999), "2000-02-29T00:00:00.999Z");
+    }
+
+    fn failure(ip: &str, status: u16) -> Record {
+        Record {
+            time: rfc3339_now(),
+            who: None,
+            ip: ip.to_owned(),
+            via: None,
+            method: "GET".into(),
+            path: "/upload-signature".into(),
+            status,
+            note: Note::default(),
+        }
+    }
+
+    fn key(ip: &str) -> SumKey {
+        SumKey::auth_failures(ip.to_owned())
+    }
+
+    #[test]
+    fn failures_are_one_record_and_one_summary_per_key_and_minute() {
+        let mut agg = Aggregator::default();
+        let t0 = Instant::now();
+        let (summary, first) = agg.add(key("1.1.1.1"), failure("1.1.1.1", 401), t0);
+        assert!(summary.is_none() && first.is_some());
+        for i in 0..999 {
+            let status = if i < 29 { 401 } else { 429 };
+            let (s, r) = agg.add(
+                key("1.1.1.1"),
+                failure("1.1.1.1", status),
+                t0 + Duration::from_millis(i),
+            );
+            assert!(s.is_none() && r.is_none());
+        }
+        // Another key has its own window.
+        assert!(agg
+            .add(key("2.2.2.2"), failure("2.2.2.2", 401), t0)
+            .1
+            .is_some());
+        let token = SumKey::rate_limited("slow");
+        assert!(agg
+            .add(token.clone(), failure("1.1.1.1", 429), t0)
+            .1
+            .is_some());
+        assert!(agg.add(token, failure("3.3.3.3", 429), t0).1.is_none());
+        assert!(agg.expired(t0 + Duration::from_secs(59), false).is_empty());
+        // A request after the minute closes the window with its summary and starts another.
+        let (summary, record) =
+            agg.add(key("1.1.1.1"), failure("1.1.1.1", 401), t0 + FAILURE_WINDOW);
+        let summary = summary.unwrap();
+        assert_eq!(summary.count, 999);
+        assert_eq!(summary.statuses[&401], 29);
+        assert_eq!(summary.statuses[&429], 970);
+        assert!(record.is_some());
+        // 2.2.2.2 failed once: nothing to sum up; the token's window is over.
+        let over = agg.expired(t0 + FAILURE_WINDOW, false);
+        assert_eq!(over.len(), 1);
+        assert_eq!(over[0].who.as_deref(), Some("slow"));
+        assert_eq!(over[0].ip, None);
+        // The rest is written at the end.
+        agg.add(key("1.1.1.1"), failure("1.1.1.1", 401), t0 + FAILURE_WINDOW);
+        let rest = agg.expired(t0 + FAILURE_WINDOW, true);
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].count, 1);
+        assert!(agg.windows.is_empty());
     }
 
     #[test]

@@ -11,6 +11,10 @@
 //! max_expire = 3600
 //! profiles = ["ik", "cl"]            # default: every profile with a local key
 //! audit_log = "/var/log/dropkey/audit.jsonl"   # default: <data dir>/serve-audit.jsonl; "-" = stderr
+//! max_connections = 512            # open connections at once; more wait in the listen queue
+//! header_timeout = "10s"           # a request's head (and body) must arrive within this
+//! auth_failures_per_minute = 30    # per client IP, then 429
+//! trusted_proxies = ["10.0.0.0/8"] # peers whose X-Forwarded-For names the client
 //!
 //! [serve.tokens.web]
 //! profiles = ["ik"]
@@ -24,10 +28,12 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::proxy::IpNet;
 use crate::config::{ConfigError, Ctx, ImageKitAuth, Profile, Provider};
 
 /// Where `dropkey serve` listens unless `[serve] listen` or `--listen` says otherwise.
@@ -36,6 +42,18 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 600;
 /// The largest rate limit accepted (about 166,000 requests a second: effectively unlimited).
 pub const MAX_RATE_LIMIT_PER_MINUTE: i64 = 10_000_000;
+/// Connections served at once unless configured: far below a typical 1024 open-file limit,
+/// far above what a team's clients hold.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// The largest `max_connections` accepted.
+pub const MAX_MAX_CONNECTIONS: i64 = 1_000_000;
+/// How long a client has for a request's head, and for its body, unless configured.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The range `header_timeout` must lie in.
+pub const HEADER_TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(600));
+/// Failed or missing bearer tokens per client IP and minute before 429, unless configured.
+pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 30;
 /// Doc 001: a V2 token lives at most an hour. Also the default lifetime.
 pub const MAX_EXPIRE: i64 = 3600;
 /// What a token with no `[serve.tokens.NAME]` table may send besides the server's own policy.
@@ -71,6 +89,10 @@ pub(crate) struct RawServe {
     max_expire: Option<Spanned<i64>>,
     profiles: Option<Spanned<Vec<String>>>,
     audit_log: Option<Spanned<String>>,
+    max_connections: Option<Spanned<i64>>,
+    header_timeout: Option<Spanned<toml::Value>>,
+    auth_failures_per_minute: Option<Spanned<i64>>,
+    trusted_proxies: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     tokens: BTreeMap<Spanned<String>, Spanned<RawTokenPolicy>>,
 }
@@ -101,6 +123,15 @@ pub struct ServeSettings {
     pub profiles: Option<Vec<String>>,
     /// Where the audit log goes; `None` is `<data dir>/serve-audit.jsonl`.
     pub audit_log: Option<AuditTarget>,
+    /// Connections open at once; further ones wait in the kernel's listen queue.
+    pub max_connections: usize,
+    /// Time a client has to send a request's head (also the keep-alive idle limit), and
+    /// again its body.
+    pub header_timeout: Duration,
+    /// Requests with a missing or wrong bearer token per client IP and minute, before 429.
+    pub auth_failures_per_minute: u32,
+    /// Peers whose `X-Forwarded-For` is believed. Empty: none, the TCP peer is the client.
+    pub trusted_proxies: Vec<IpNet>,
     /// Per-token policy, by token name. A token without an entry gets the default policy.
     pub tokens: BTreeMap<String, TokenPolicyConfig>,
 }
@@ -143,6 +174,10 @@ impl Default for ServeSettings {
             max_expire: MAX_EXPIRE,
             profiles: None,
             audit_log: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
+            trusted_proxies: Vec::new(),
             tokens: BTreeMap::new(),
         }
     }
@@ -210,6 +245,37 @@ pub(crate) fn resolve(
             "-" => AuditTarget::Stderr,
             path => AuditTarget::File(PathBuf::from(path)),
         });
+    }
+    if let Some(v) = &raw.max_connections {
+        let n = *v.get_ref();
+        if !(1..=MAX_MAX_CONNECTIONS).contains(&n) {
+            return Err(ctx.error(
+                v.span(),
+                "serve.max_connections",
+                format!("{n} is out of range"),
+                format!("use a whole number of connections from 1 to {MAX_MAX_CONNECTIONS}, below the process's open-file limit (ulimit -n)"),
+            ));
+        }
+        settings.max_connections = n as usize;
+    }
+    if let Some(v) = &raw.header_timeout {
+        settings.header_timeout = duration(ctx, v, "serve.header_timeout", HEADER_TIMEOUT_RANGE)?;
+    }
+    if let Some(v) = &raw.auth_failures_per_minute {
+        settings.auth_failures_per_minute = rate_limit(ctx, v, "serve.auth_failures_per_minute")?;
+    }
+    if let Some(list) = &raw.trusted_proxies {
+        for (index, entry) in list.get_ref().iter().enumerate() {
+            let net = IpNet::parse(entry).map_err(|err| {
+                ctx.error(
+                    list.span(),
+                    "serve.trusted_proxies",
+                    format!("entry {} {err}", index + 1),
+                    "list the load balancers' addresses or blocks, e.g. [\"10.0.0.5\", \"172.16.0.0/12\"] (no host names)",
+                )
+            })?;
+            settings.trusted_proxies.push(net);
+        }
     }
     if let Some(names) = &raw.profiles {
         for name in names.get_ref() {
@@ -392,6 +458,63 @@ fn rate_limit(ctx: &Ctx<'_>, value: &Spanned<i64>, field: &str) -> Result<u32, C
     }
 }
 
+/// A duration written as seconds (`10`) or with a unit (`"10s"`, `"500ms"`, `"2m"`).
+fn duration(
+    ctx: &Ctx<'_>,
+    value: &Spanned<toml::Value>,
+    field: &str,
+    (min, max): (Duration, Duration),
+) -> Result<Duration, ConfigError> {
+    let range = format!("from {} to {}", humanize(min), humanize(max));
+    let parsed = match value.get_ref() {
+        toml::Value::Integer(secs) => u64::try_from(*secs).ok().map(Duration::from_secs),
+        toml::Value::String(text) => parse_duration(text),
+        _ => None,
+    };
+    match parsed {
+        Some(d) if (min..=max).contains(&d) => Ok(d),
+        Some(d) => Err(ctx.error(
+            value.span(),
+            field,
+            format!("{} is out of range", humanize(d)),
+            format!("use a duration {range}, e.g. \"10s\""),
+        )),
+        None => Err(ctx.error(
+            value.span(),
+            field,
+            "is not a duration",
+            format!(
+                "write seconds (10) or a number with a unit: \"10s\", \"500ms\", \"2m\" ({range})"
+            ),
+        )),
+    }
+}
+
+/// `"10s"`, `"10 s"`, `"500ms"`, `"2m"`, `"1.5s"`; `None` for anything else.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "" | "s" | "sec" | "secs" => 1.0,
+        "m" | "min" | "mins" => 60.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(number * scale).ok()
+}
+
+fn humanize(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
 fn expire(ctx: &Ctx<'_>, value: &Spanned<i64>, field: &str, max: i64) -> Result<i64, ConfigError> {
     let v = *value.get_ref();
     if (1..=max).contains(&v) {
@@ -403,5 +526,54 @@ fn expire(ctx: &Ctx<'_>, value: &Spanned<i64>, field: &str, max: i64) -> Result<
             format!("{v} is out of range"),
             format!("use a number of seconds from 1 to {max} (doc 001: a token lives at most 3600 s; a token's own max_expire cannot exceed serve.max_expire)"),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn durations_take_seconds_or_a_unit() {
+        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10 s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
+        for bad in ["", "s", "soon", "10h", "-1s", "1e9s"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_listener_keys_resolve_with_defaults() {
+        let path = std::path::Path::new("c.toml");
+        let defaults = Config::from_toml("", path).unwrap().serve;
+        assert_eq!(defaults.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(defaults.header_timeout, DEFAULT_HEADER_TIMEOUT);
+        assert_eq!(
+            defaults.auth_failures_per_minute,
+            DEFAULT_AUTH_FAILURES_PER_MINUTE
+        );
+        assert!(defaults.trusted_proxies.is_empty());
+        let set = Config::from_toml(
+            "[serve]\nmax_connections = 8\nheader_timeout = 3\nauth_failures_per_minute = 5\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n",
+            path,
+        )
+        .unwrap()
+        .serve;
+        assert_eq!(set.max_connections, 8);
+        assert_eq!(set.header_timeout, Duration::from_secs(3));
+        assert_eq!(set.auth_failures_per_minute, 5);
+        assert_eq!(set.trusted_proxies.len(), 2);
+        let err = Config::from_toml("[serve]\nheader_timeout = \"50ms\"\n", path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("serve.header_timeout") && err.contains("out of range"),
+            "{err}"
+        );
     }
 }

@@ -9,29 +9,35 @@
 //! audit log, so several instances can run behind any load balancer.
 //!
 //! - [`config`]: the `[serve]` table (listen address, CORS, limits, per-token policy).
+//! - [`listener`]: the accept loop: header/idle timeout and the connection cap.
+//! - [`proxy`]: who the client is (`trusted_proxies` and `X-Forwarded-For`).
 //! - [`tokens`]: bearer tokens, stored hashed, compared in constant time, reloaded on change.
 //! - [`policy`]: what each token may do and the parameters a request ends up signing.
 //! - [`routes`]: the HTTP surface (axum), errors as `{status, success: false, message}`.
-//! - [`ratelimit`]: a token bucket per bearer token.
-//! - [`audit`]: JSON lines of who did what when, never a secret.
+//! - [`ratelimit`]: a token bucket per bearer token, and per client IP for failed auth.
+//! - [`audit`]: JSON lines of who did what when, never a secret; failed auth summed up.
 //! - [`openapi`]: the OpenAPI 3 description served at `/openapi.json`.
 //! - [`client`]: `fetch_upload_token`, used by `auth = "remote"` profiles.
 //!
-//! Shutdown follows the house pattern: one [`CancellationToken`] stops the listener (axum's
-//! graceful shutdown lets requests in flight finish) and the token-file watcher; a
+//! Shutdown follows the house pattern: one [`CancellationToken`] stops the listener (requests
+//! in flight finish, then their connections close) and the token-file watcher; a
 //! [`TaskTracker`] awaits them; the audit writer drains and stops last.
 
 pub mod audit;
 pub mod client;
 pub mod config;
+pub mod listener;
 pub mod openapi;
 pub mod policy;
+pub mod proxy;
 pub mod ratelimit;
 pub mod routes;
 pub mod tokens;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
@@ -150,12 +156,16 @@ impl ServeConfig {
     }
 }
 
+/// How often the audit writer is reminded to write failure summaries whose minute is over.
+const AUDIT_TICK: Duration = Duration::from_secs(5);
+
 /// A running server.
 #[derive(Debug)]
 pub struct ServeHandle {
     addr: SocketAddr,
     cancel: CancellationToken,
     tracker: TaskTracker,
+    connections: Arc<listener::ConnectionStats>,
 }
 
 impl ServeHandle {
@@ -166,6 +176,16 @@ impl ServeHandle {
 
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.connections.open()
+    }
+
+    /// The most connections open at once since the start (never above `max_connections`).
+    pub fn peak_connections(&self) -> usize {
+        self.connections.peak()
     }
 
     /// Stops accepting connections, lets requests in flight finish, and returns once every
@@ -201,22 +221,33 @@ pub async fn start(config: ServeConfig) -> Result<ServeHandle, ServeError> {
         addr: listen,
         source,
     })?;
-    let app = routes::App::new(&config, token_set.clone(), audit)?;
+    let app = routes::App::new(&config, token_set.clone(), audit.clone())?;
     let router = routes::router(app, &config.settings.cors_origins);
+    let limits = listener::Limits {
+        max_connections: config.settings.max_connections,
+        header_timeout: config.settings.header_timeout,
+    };
+    let connections = Arc::new(listener::ConnectionStats::default());
 
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     tracker.spawn(token_set.watch(config.tokens_file.clone(), cancel.clone()));
     let stop = cancel.clone();
     tracker.spawn(async move {
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(listener, service)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-        if let Err(err) = served {
-            tracing::error!("the server stopped: {err}");
+        let mut every = tokio::time::interval(AUDIT_TICK);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = every.tick() => audit.tick(),
+            }
         }
-        // The router, and with it every audit sender, is gone: the writer drains and ends.
+    });
+    let stop = cancel.clone();
+    let stats = connections.clone();
+    tracker.spawn(async move {
+        listener::serve(listener, router, limits, stats, stop).await;
+        // The router, and with it every audit sender, is gone (the ticker's too, since it
+        // stops on the same token): the writer drains and ends.
         if tokio::task::spawn_blocking(move || writer.join())
             .await
             .is_err()
@@ -229,5 +260,6 @@ pub async fn start(config: ServeConfig) -> Result<ServeHandle, ServeError> {
         addr,
         cancel,
         tracker,
+        connections,
     })
 }

@@ -38,7 +38,7 @@ pub fn document() -> Value {
         "info": {
             "title": "dropkey serve",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "One-time upload credentials for ImageKit and Cloudinary, signed with keys that never leave the server. Every error is {status, success: false, message}."
+            "description": "One-time upload credentials for ImageKit and Cloudinary, signed with keys that never leave the server. Every error is {status, success: false, message}. 429 (with Retry-After) answers a token over its rate limit, and a client IP over its budget of requests without a valid bearer token; 408 a request body that did not arrive within the server's header_timeout."
         },
         "security": [{"bearer": []}],
         "paths": {
@@ -64,10 +64,10 @@ pub fn document() -> Value {
                     "type": "object", "required": ["uploadPayload", "expire", "publicKey"], "additionalProperties": false,
                     "properties": {"uploadPayload": strings.clone(), "expire": {"type": "integer", "minimum": 1, "maximum": 3600}, "publicKey": {"type": "string"}}}}}},
                 "responses": with(ok(json!({"type": "object", "properties": {"token": {"type": "string"}}})),
-                    &["401", "403", "404", "413", "422", "429"]),
+                    &["401", "403", "404", "408", "413", "422", "429"]),
             }},
             "/api/media/auth": {"get": {
-                "summary": "ImageKit Upload API V1 token, expire and signature (doc 003); auth = \"v1\" profiles only",
+                "summary": "ImageKit Upload API V1 token, expire and signature (doc 003); auth = \"v1\" profiles only, and only for bearer tokens whose policy says folder_prefix = \"/\" (a V1 signature binds no folder)",
                 "parameters": [query("profile", "which profile", false), query("token", "one-time token (default: a UUID v4)", false), query("expire", "Unix time less than an hour ahead", false)],
                 "responses": with(ok(json!({"type": "object", "properties": {"token": {"type": "string"}, "expire": {"type": "integer"}, "signature": {"type": "string"}}})),
                     &["401", "403", "404", "422", "429"]),
@@ -93,7 +93,7 @@ pub fn document() -> Value {
                     "type": "object", "required": ["urls"], "additionalProperties": false, "properties": {"urls": {
                         "type": "array", "minItems": 1, "maxItems": 100, "items": {"type": "object", "required": ["type", "url"], "additionalProperties": false,
                         "properties": {"type": {"type": "string", "enum": ["image", "video", "raw"]}, "url": {"type": "string", "format": "uri"}}}}}}}}},
-                "responses": with(ok(envelope(json!({"type": "object"}))), &["401", "403", "404", "413", "422", "429", "502"]),
+                "responses": with(ok(envelope(json!({"type": "object"}))), &["401", "403", "404", "408", "413", "422", "429", "502"]),
             }},
             "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "OK"}}}},
             "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OK"}}}},

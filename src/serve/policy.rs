@@ -57,6 +57,8 @@ pub enum PolicyError {
     DeleteNotAllowed { token: String },
     #[error("token `{token}` is limited to folder `{prefix}`, which a V1 signature cannot enforce (it signs only token and expire); use the V2 endpoint /api/media/get-upload-token")]
     V1CannotEnforce { token: String, prefix: String },
+    #[error("token `{token}` has no folder_prefix, so it may upload only inside each profile's folder (the safe default), which a V1 signature cannot enforce (it signs only token and expire); use the V2 endpoint /api/media/get-upload-token, or, to allow this token V1 uploads to any folder, the operator sets folder_prefix = \"/\" in [serve.tokens.{token}]")]
+    V1NeedsUnconfined { token: String },
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
@@ -145,8 +147,21 @@ impl Policy {
         self.profiles.as_ref().is_none_or(|p| p.contains(profile))
     }
 
-    pub fn has_folder_prefix(&self) -> Option<&str> {
-        self.folder_prefix.as_deref()
+    /// Whether this token may have V1 parameters. A V1 signature covers only token and expire,
+    /// so it can honour no folder boundary: only a token whose table explicitly lifts it
+    /// (`folder_prefix = "/"`) gets one. No prefix is not enough, since the default confines a
+    /// token to each profile's folder.
+    pub fn check_v1(&self, token: &str) -> Result<(), PolicyError> {
+        match self.folder_prefix.as_deref() {
+            None => Err(PolicyError::V1NeedsUnconfined {
+                token: token.to_owned(),
+            }),
+            Some(prefix) if prefix.split('/').all(str::is_empty) => Ok(()),
+            Some(prefix) => Err(PolicyError::V1CannotEnforce {
+                token: token.to_owned(),
+                prefix: prefix.to_owned(),
+            }),
+        }
     }
 
     /// The folder uploads with `profile` must stay in: the token's prefix, else the profile's
@@ -356,6 +371,9 @@ profiles = ["ik"]
 folder_prefix = "/uploads/web"
 max_expire = 600
 allowed_params = ["fileName"]
+
+[serve.tokens.anywhere]
+folder_prefix = "/"
 "#;
 
     fn setup() -> (Config, Policies) {
@@ -459,6 +477,20 @@ allowed_params = ["fileName"]
                 &params(&[("fileName", "a.jpg"), ("folder", "/uploads/web/x")])
             )
             .is_ok());
+    }
+
+    #[test]
+    fn v1_needs_a_token_that_explicitly_may_upload_anywhere() {
+        let (_, policies) = setup();
+        assert!(matches!(
+            policies.get("someone").check_v1("someone"),
+            Err(PolicyError::V1NeedsUnconfined { .. })
+        ));
+        assert!(matches!(
+            policies.get("web").check_v1("web"),
+            Err(PolicyError::V1CannotEnforce { .. })
+        ));
+        assert_eq!(policies.get("anywhere").check_v1("anywhere"), Ok(()));
     }
 
     #[test]

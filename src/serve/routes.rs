@@ -11,16 +11,20 @@
 //! | `GET /healthz`, `GET /openapi.json` | none | liveness; the API description |
 //!
 //! Every error is `{status, success: false, message}` with the status that fits: 401 (no or bad
-//! bearer token), 403 (the token's policy refuses), 404 (unknown profile or route), 405, 413
-//! (body too large), 414 (query too long), 422 (malformed input), 429 (rate limited, with
-//! `Retry-After`), 502 (the provider failed).
+//! bearer token), 403 (the token's policy refuses), 404 (unknown profile or route), 405, 408
+//! (the body did not arrive within `header_timeout`), 413 (body too large), 414 (query too
+//! long), 422 (malformed input), 429 (rate limited, with `Retry-After`: a token over its budget,
+//! or a client IP over `auth_failures_per_minute` requests without a valid token), 502 (the
+//! provider failed).
 //!
 //! Authentication, rate limiting and the audit record happen in one middleware around the
 //! authenticated routes; handlers get the caller as an extension and leave an audit
-//! [`Note`] in their response's extensions.
+//! [`Note`] in their response's extensions. The client IP comes from [`TrustedProxies`]. A
+//! request with a valid token is never counted against its IP, so one misconfigured client
+//! behind a shared address cannot lock out the others.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +32,7 @@ use std::time::{Duration, Instant};
 use axum::body::{Body, Bytes};
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, RawQuery, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest as _, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
@@ -39,10 +43,11 @@ use serde_json::{json, Map, Value};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 
-use super::audit::{clip, Audit, Note};
+use super::audit::{clip, Audit, Note, SumKey};
 use super::config::CorsOrigins;
 use super::policy::{Policies, Policy, PolicyError};
-use super::ratelimit::RateLimiter;
+use super::proxy::TrustedProxies;
+use super::ratelimit::{retry_after_secs, RateLimiter};
 use super::tokens::TokenSet;
 use super::{ServeConfig, ServeError, ServedProfile};
 use crate::config::{Cloudinary, ImageKit, ImageKitAuth, Provider};
@@ -68,6 +73,12 @@ pub struct App {
     policies: Policies,
     tokens: TokenSet,
     limiter: RateLimiter,
+    /// Requests without a valid bearer token, per client IP (an IPv6 client per /64).
+    failures: RateLimiter<IpAddr>,
+    auth_failures_per_minute: u32,
+    proxies: TrustedProxies,
+    /// How long a request body may take to arrive once its head has.
+    body_timeout: Duration,
     audit: Audit,
     /// Provider calls (Cloudinary destroy).
     http: reqwest::Client,
@@ -107,6 +118,10 @@ impl App {
             policies: Policies::new(&config.settings),
             tokens,
             limiter: RateLimiter::new(),
+            failures: RateLimiter::new(),
+            auth_failures_per_minute: config.settings.auth_failures_per_minute,
+            proxies: TrustedProxies::new(config.settings.trusted_proxies.clone()),
+            body_timeout: config.settings.header_timeout,
             audit,
             http,
             clock: SkewClock::default(),
@@ -191,6 +206,12 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of a late body may still come; it must not be read as the next request.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -216,6 +237,7 @@ pub fn router(app: Arc<App>, cors: &CorsOrigins) -> Router {
         .route("/upload-signature", get(upload_signature))
         .route("/download-url", get(download_url))
         .route("/delete-files", delete(delete_files))
+        .route_layer(from_fn_with_state(app.clone(), read_body))
         .route_layer(from_fn_with_state(app.clone(), authenticate));
     let public = Router::new()
         .route("/healthz", get(healthz))
@@ -258,12 +280,13 @@ fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {
 // Middleware
 
 /// Authenticates the bearer token, applies its rate limit, runs the handler and writes the
-/// audit record, whatever the outcome.
+/// audit record, whatever the outcome. A request without a valid token counts against its
+/// client IP's budget instead (429 once spent) and is audited in aggregate.
 async fn authenticate(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
-    let peer = request
+    let client = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
+        .map(|c| app.proxies.client(c.0.ip(), request.headers()));
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let caller = match bearer(request.headers()).and_then(|token| {
@@ -279,28 +302,51 @@ async fn authenticate(State(app): State<Arc<App>>, mut request: Request, next: N
             name,
         },
         Err(err) => {
-            let response = err.into_response();
+            let ip = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.ip);
+            let per_minute = app.auth_failures_per_minute;
+            let response = match app.failures.check(&limit_key(ip), per_minute, Instant::now()) {
+                Ok(()) => err.into_response(),
+                Err(wait) => {
+                    let secs = retry_after_secs(wait);
+                    ApiError {
+                        status: StatusCode::TOO_MANY_REQUESTS,
+                        message: format!(
+                            "too many requests without a valid bearer token from {ip} (more than {per_minute} a minute): retry in {secs} s with a valid token"
+                        ),
+                        retry_after: Some(secs),
+                    }
+                    .into_response()
+                }
+            };
             let note = response.extensions().get::<Note>().cloned().unwrap_or_default();
             app.audit
-                .log(None, peer, method.as_str(), &path, response.status().as_u16(), note)
+                .summed(
+                    SumKey::auth_failures(group_label(ip)),
+                    client,
+                    method.as_str(),
+                    &path,
+                    response.status().as_u16(),
+                    note,
+                )
                 .await;
             return response;
         }
     };
-    let response = match app.limiter.check(
-        &caller.name,
+    let limited = app.limiter.check(
+        &*caller.name,
         caller.policy.rate_limit_per_minute,
         Instant::now(),
-    ) {
+    );
+    let response = match limited {
         Err(wait) => {
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let secs = retry_after_secs(wait);
             ApiError {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 message: format!(
                     "token `{}` is over its limit of {} requests a minute: retry in {secs} s",
                     caller.name, caller.policy.rate_limit_per_minute
                 ),
-                retry_after: Some(secs.max(1)),
+                retry_after: Some(secs),
             }
             .into_response()
         }
@@ -314,17 +360,69 @@ async fn authenticate(State(app): State<Arc<App>>, mut request: Request, next: N
         .get::<Note>()
         .cloned()
         .unwrap_or_default();
-    app.audit
-        .log(
-            Some(&caller.name),
-            peer,
-            method.as_str(),
-            &path,
-            response.status().as_u16(),
-            note,
-        )
-        .await;
+    let status = response.status().as_u16();
+    if limited.is_err() {
+        // A token holder can repeat these as fast as an anonymous client.
+        app.audit
+            .summed(
+                SumKey::rate_limited(&caller.name),
+                client,
+                method.as_str(),
+                &path,
+                status,
+                note,
+            )
+            .await;
+    } else {
+        app.audit
+            .log(&caller.name, client, method.as_str(), &path, status, note)
+            .await;
+    }
     response
+}
+
+/// The key an IP's failures are counted under: the address, or for IPv6 its /64, which one
+/// client typically holds whole (it could otherwise use a fresh address per request).
+fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
+        v4 => v4,
+    }
+}
+
+/// [`limit_key`] as the audit log names it.
+fn group_label(ip: IpAddr) -> String {
+    match limit_key(ip) {
+        IpAddr::V6(net) => format!("{net}/64"),
+        v4 => v4.to_string(),
+    }
+}
+
+/// Reads an authenticated request's body, giving it `header_timeout` to arrive: hyper bounds
+/// only the head, and a body trickled in (or promised by Content-Length and never sent) would
+/// otherwise hold the connection as long as the client likes.
+async fn read_body(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    // The body is already wrapped by the size limit, so an oversized one fails here as 413.
+    let read = tokio::time::timeout(
+        app.body_timeout,
+        Bytes::from_request(Request::new(body), &()),
+    );
+    let body = match read.await {
+        Ok(Ok(bytes)) => Body::from(bytes),
+        Ok(Err(rejection)) => return body_error(rejection).into_response(),
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} ms of its headers: send the whole request at once",
+                    app.body_timeout.as_millis()
+                ),
+            )
+            .into_response()
+        }
+    };
+    next.run(Request::from_parts(parts, body)).await
 }
 
 fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
@@ -443,17 +541,19 @@ fn integer(name: &str, value: &str) -> Result<i64, ApiError> {
 
 /// The request body, within the size limit.
 fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    body.map_err(|rejection| {
-        let status = rejection.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                status,
-                format!("the request body is larger than the {MAX_BODY} bytes accepted"),
-            )
-        } else {
-            ApiError::new(status, format!("cannot read the request body: {rejection}"))
-        }
-    })
+    body.map_err(body_error)
+}
+
+fn body_error(rejection: BytesRejection) -> ApiError {
+    let status = rejection.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            status,
+            format!("the request body is larger than the {MAX_BODY} bytes accepted"),
+        )
+    } else {
+        ApiError::new(status, format!("cannot read the request body: {rejection}"))
+    }
 }
 
 fn json_object(bytes: &[u8], shape: &str) -> Result<Map<String, Value>, ApiError> {
@@ -744,7 +844,8 @@ async fn post_upload_token(
 }
 
 /// Doc 003's V1 parameters. A V1 signature covers only token and expire, so it is issued only
-/// for `auth = "v1"` profiles and never to a token confined to a folder.
+/// for `auth = "v1"` profiles and only to tokens with `folder_prefix = "/"`: the default
+/// confines a token to the profile's folder, which V1 cannot enforce.
 async fn v1_auth(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
@@ -759,13 +860,7 @@ async fn v1_auth(
         Kind::ImageKitV1,
         None,
     )?;
-    if let Some(prefix) = caller.policy.has_folder_prefix() {
-        return Err(PolicyError::V1CannotEnforce {
-            token: caller.name.to_string(),
-            prefix: prefix.to_owned(),
-        }
-        .into());
-    }
+    caller.policy.check_v1(&caller.name)?;
     let now = app.clock.now();
     let token = match query.get("token") {
         Some(t) if !t.is_empty()
@@ -1066,4 +1161,23 @@ async fn not_found() -> Response {
         "no such route: see /openapi.json for the endpoints",
     )
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(limit_key(a), limit_key(b));
+        assert_ne!(limit_key(a), limit_key(c));
+        assert_eq!(group_label(a), "2001:db8:1:2::/64");
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(group_label(v4), "192.0.2.7");
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(group_label(mapped), "192.0.2.7");
+    }
 }

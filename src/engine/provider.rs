@@ -72,7 +72,7 @@ pub async fn upload(attempt: &Attempt<'_>, on_chunk: ChunkSink<'_>) -> Result<Up
 }
 
 /// For the built-in sandbox profile: the listener must prove it is this user's sandbox before it
-/// gets a file or the key (see `local_sandbox`). Nothing answering is transient (the sandbox may
+/// gets a file or the key (see `local_sandbox`). Nothing answering is an outage (the sandbox may
 /// be restarting); a wrong answer is permanent.
 async fn sandbox_identity(profile: &Profile, secret: &SecretString) -> Result<(), Failure> {
     use crate::local_sandbox::{check_identity, IdentityError};
@@ -81,9 +81,11 @@ async fn sandbox_identity(profile: &Profile, secret: &SecretString) -> Result<()
     };
     match check_identity(addr, secret).await {
         Ok(()) => Ok(()),
-        Err(IdentityError::Unreachable(reason)) => Err(Failure::transient(format!(
-            "the local sandbox at {addr} does not answer ({reason})"
-        ))),
+        // Down or restarting: park at the sandbox's gate like any unreachable provider.
+        Err(IdentityError::Unreachable(reason)) => Err(Failure::Unreachable {
+            reason: format!("the local sandbox at {addr} does not answer ({reason})"),
+            origin: format!("http://{addr}"),
+        }),
         Err(IdentityError::Refused(reason)) => Err(Failure::permanent(format!(
             "something other than your Dropkey sandbox is listening at {addr} ({reason}), so \
              nothing was sent to it: stop that process, or give the sandbox another address \

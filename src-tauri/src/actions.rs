@@ -86,9 +86,14 @@ pub fn paths_in_text(text: &str) -> Vec<PathBuf> {
 
 /// Uploads what the clipboard holds: the files it names, else its image (saved as a PNG).
 /// `destination` defaults to the last profile used, with its defaults.
+///
+/// From the tray (`confirm`), the files named in clipboard text are listed in a native dialog
+/// first: text anyone can put on the clipboard (a web page, a chat) must not upload a file
+/// while the user is not looking at Dropkey.
 pub async fn upload_clipboard<R: Runtime>(
     app: &AppHandle<R>,
     destination: Option<Destination>,
+    confirm: bool,
 ) -> Result<EnqueueResult, AppError> {
     let core = core(app).await?;
     let destination = match destination {
@@ -105,6 +110,24 @@ pub async fn upload_clipboard<R: Runtime>(
         .filter(|p| p.exists())
         .map(|p| p.display().to_string())
         .collect();
+    if confirm && !paths.is_empty() {
+        let message = format!(
+            "Upload {} from the clipboard to profile \u{201c}{}\u{201d}?\n\n{}",
+            if paths.len() == 1 {
+                "this file".to_owned()
+            } else {
+                format!("these {} files", paths.len())
+            },
+            destination.profile,
+            crate::native::list_files(&paths)
+        );
+        if !crate::native::confirm(app, "Upload from the clipboard?", message, "Upload").await? {
+            return Ok(EnqueueResult {
+                queued: 0,
+                rejected: Vec::new(),
+            });
+        }
+    }
     if paths.is_empty() {
         match app.clipboard().read_image() {
             Ok(image) => {

@@ -18,8 +18,10 @@ mod commands;
 mod core;
 mod error;
 mod events;
+mod grants;
 mod ipc;
 mod models;
+mod native;
 mod prefs;
 mod tray;
 
@@ -60,6 +62,7 @@ fn main() {
         ))
         .manage(AppState::default())
         .manage(UiChannel::default())
+        .manage(grants::Grants::default())
         .invoke_handler(ipc.invoke_handler())
         .setup(move |app| {
             ipc.mount_events(app);
@@ -127,7 +130,11 @@ fn on_window_event(window: &tauri::Window, event: &WindowEvent) {
         WindowEvent::DragDrop(drag) => {
             let (state, paths) = match drag {
                 DragDropEvent::Enter { paths, .. } => (DragState::Enter, paths.clone()),
-                DragDropEvent::Drop { paths, .. } => (DragState::Drop, paths.clone()),
+                DragDropEvent::Drop { paths, .. } => {
+                    // GTK gave these to Rust: the user dropped them, the page did not make them up.
+                    app.state::<grants::Grants>().grant(paths.iter().cloned());
+                    (DragState::Drop, paths.clone())
+                }
                 DragDropEvent::Leave => (DragState::Leave, Vec::new()),
                 _ => return,
             };

@@ -170,7 +170,7 @@ fn on_menu_event<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
         }
         "clipboard" => {
             tauri::async_runtime::spawn(async move {
-                match actions::upload_clipboard(&app, None).await {
+                match actions::upload_clipboard(&app, None, true).await {
                     Ok(result) => notice(
                         &app,
                         format!("{} file(s) from the clipboard queued", result.queued),

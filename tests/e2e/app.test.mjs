@@ -16,14 +16,14 @@
 // new file; the tray's actions (pause/resume watching, upload the clipboard, copy the last URL)
 // through the commands the tray menu shares with the window.
 //
-// Files are queued the way the drop zone queues them (`enqueue_files` through `api.ts`): a
-// native drag and drop cannot be synthesised through WebDriver (Tauri takes the drop from GTK
-// before the page sees it), so the test pastes the paths instead: a `paste` event dispatched to
-// the page runs the window's real paste handler, which calls the same function the drop zone
-// does. The clipboard test uses the real X clipboard: a path written with the clipboard
-// plugin's `write_text` (what History's "Copy" calls), then the "Paste clipboard" button (the
-// tray's "Upload clipboard"), whose Rust side reads it back; "Copy last URL" is checked by
-// pasting (Ctrl+V) into a text field.
+// Files are queued the way a user pastes them: the test puts their paths on the real X
+// clipboard with xclip (what a file manager's "Copy" does), then sends the window a paste event
+// (Ctrl+V); the window asks Rust to read the clipboard (`upload_clipboard`), so no path ever
+// comes from the page. A native drag and drop cannot be synthesised through WebDriver (Tauri
+// takes the drop from GTK before the page sees it). The page may not name paths itself: a test
+// calls `enqueue_files`, `add_watch` and `copy_text` with a path it made up and expects refusals.
+// "Copy last URL" is checked by pasting (Ctrl+V) into a text field; "Open" by a fake browser
+// that notes the URLs it is given.
 //
 // Environment:
 //   DROPKEY_APP              app binary (default: <repo>/target/debug/dropkey-app)
@@ -349,13 +349,19 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
     await browser.saveScreenshot(join(resolve(SHOTS), `${name}.png`));
   }
 
-  /** The window's paste handler, given `text` as a paste would (see the header). */
+  /** Puts `text` on the real X clipboard, as a file manager's "Copy" does (xclip keeps
+   * serving it in the background until something else takes the clipboard). */
+  function setClipboard(text) {
+    execFileSync("xclip", ["-selection", "clipboard", "-i"], { input: text, stdio: ["pipe", "ignore", "ignore"] });
+  }
+
+  /** Copies `paths` to the clipboard, then pastes (Ctrl+V's event) into the window: Rust reads
+   * the clipboard itself (see the header). */
   async function pastePaths(paths) {
-    await browser.execute((text) => {
-      const data = new DataTransfer();
-      data.setData("text/plain", text);
-      document.body.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true }));
-    }, paths.join("\n"));
+    setClipboard(paths.join("\n"));
+    await browser.execute(() => {
+      document.body.dispatchEvent(new ClipboardEvent("paste", { clipboardData: new DataTransfer(), bubbles: true, cancelable: true }));
+    });
   }
 
   async function historyItems() {
@@ -488,6 +494,35 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
       "no thumbnail loaded",
     );
     await pageHasNoSecret();
+  });
+
+  it("refuses paths the page names itself, on the queue, the watches and the clipboard", async () => {
+    const secret = join(tmp, "in", "id_ed25519");
+    await writeFile(secret, "-----BEGIN OPENSSH PRIVATE KEY-----\nnot really\n");
+    const invoke = (cmd, args) =>
+      browser.executeAsync((cmd, args, done) => {
+        window.__TAURI_INTERNALS__.invoke(cmd, args).then(
+          (value) => done({ ok: true, value }),
+          (err) => done({ ok: false, err }),
+        );
+      }, cmd, args);
+    const destination = { profile: "sandbox", folder: null, tags: null };
+    const queued = await invoke("enqueue_files", { request: { paths: [secret], destination, keep_structure: false } });
+    assert.equal(queued.ok, false, JSON.stringify(queued));
+    assert.equal(queued.err.kind, "not_chosen", JSON.stringify(queued));
+    const watched = await invoke("add_watch", {
+      watch: { path: join(tmp, "in"), profile: "sandbox", folder: null, tags: null, recursive: true },
+    });
+    assert.equal(watched.ok, false, JSON.stringify(watched));
+    assert.equal(watched.err.kind, "not_chosen");
+    const copied = await invoke("copy_text", { text: secret });
+    assert.equal(copied.ok, false, JSON.stringify(copied));
+    // The plugins the page used to reach directly are not granted any more.
+    const dialog = await invoke("plugin:dialog|open", { options: {} });
+    assert.equal(dialog.ok, false);
+    const clipboard = await invoke("plugin:clipboard-manager|write_text", { text: secret });
+    assert.equal(clipboard.ok, false);
+    assert.ok(!(await queueStates())["id_ed25519"], "the key file was queued");
   });
 
   it("sets a key in Settings: the keychain holds it and the page shows only that it is set", async () => {
@@ -626,13 +661,7 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
     // Upload the clipboard: put a path on the real clipboard, then the tray's command.
     const clip = join(tmp, "in", "from-clipboard.png");
     await writeFile(clip, makePng(48, [90, 200, 120], [20, 120, 90]));
-    // What the window's "Copy" does: the clipboard plugin's write_text, the one the UI is granted.
-    const written = await browser.executeAsync((text, done) => {
-      window.__TAURI_INTERNALS__
-        .invoke("plugin:clipboard-manager|write_text", { text })
-        .then(() => done(null), (err) => done(String(err)));
-    }, clip);
-    assert.equal(written, null, `write_text failed: ${written}`);
+    setClipboard(clip);
     await go("upload");
     await browser.$('[data-testid="paste-clipboard"]').click();
     await eventually(

@@ -50,3 +50,24 @@ pub async fn delete_upload(
 pub async fn copy_last_url(app: AppHandle) -> Result<Option<String>, AppError> {
     actions::copy_last_url(&app).await
 }
+
+/// Puts text on the clipboard (History's Copy). Never a file path: the clipboard's paths are
+/// the user's (`upload_clipboard` trusts them), so the page may not put one there.
+#[tauri::command]
+#[specta::specta]
+pub async fn copy_text(app: AppHandle, text: String) -> Result<(), AppError> {
+    use tauri_plugin_clipboard_manager::ClipboardExt as _;
+    if text.len() > MAX_COPY {
+        return Err(AppError::input("that is too much text to copy"));
+    }
+    if !actions::paths_in_text(&text).is_empty() {
+        return Err(AppError::input(
+            "the text holds a file path; Dropkey copies links, not paths",
+        ));
+    }
+    app.clipboard()
+        .write_text(text)
+        .map_err(|err| AppError::new("clipboard", format!("cannot write the clipboard: {err}")))
+}
+
+const MAX_COPY: usize = 64 * 1024;

@@ -1,12 +1,13 @@
 //! Profiles and their keys.
 
 use secrecy::SecretString;
-use tauri::State;
+use tauri::{AppHandle, State};
 
 use super::blocking;
 use crate::core::AppState;
 use crate::error::AppError;
 use crate::models::{ConnectionCheck, ProfileInput, ProfileView, SecretSource};
+use crate::native;
 
 /// Every profile (the built-in sandbox first) and whether its secret is set.
 #[tauri::command]
@@ -25,13 +26,38 @@ pub async fn profile_settings(
     blocking(&state, move |core| core.profile_settings(&name)).await
 }
 
-/// Adds or changes a profile in the config file; answers the profiles as they now are.
+/// Adds or changes a profile in the config file; answers the profiles as they now are. A new
+/// address for the key, tokens or files (not the provider's own, not the profile's before) is
+/// saved only after the user confirms it in a native dialog: the page alone cannot redirect a
+/// key.
 #[tauri::command]
 #[specta::specta]
 pub async fn save_profile(
+    app: AppHandle,
     state: State<'_, AppState>,
     profile: ProfileInput,
 ) -> Result<Vec<ProfileView>, AppError> {
+    let new_hosts = state.core().await?.endpoint_hosts_to_confirm(&profile);
+    if !new_hosts.is_empty() {
+        let message = format!(
+            "Profile \u{201c}{}\u{201d} will send its private key, upload tokens or files to:\n\n{}\n\nContinue only if you typed this address yourself and trust it.",
+            profile.name,
+            new_hosts.join("\n")
+        );
+        if !native::confirm(
+            &app,
+            "Send the key to a new address?",
+            message,
+            "Use this address",
+        )
+        .await?
+        {
+            return Err(AppError::input(format!(
+                "not saved: the new address {} was not confirmed",
+                new_hosts.join(", ")
+            )));
+        }
+    }
     blocking(&state, move |core| core.save_profile(profile)).await
 }
 

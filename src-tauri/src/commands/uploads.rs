@@ -8,7 +8,9 @@ use crate::actions;
 use crate::core::AppState;
 use crate::error::AppError;
 use crate::events::UiChannel;
+use crate::grants::Grants;
 use crate::models::{Destination, EnqueueRequest, EnqueueResult, JobView, UiEvent};
+use crate::native;
 
 /// Registers the window's channel for queue changes, progress, new uploads, watch status and
 /// tray notices (batched, at most ten messages a second).
@@ -30,14 +32,51 @@ pub async fn queue(state: State<'_, AppState>) -> Result<Vec<JobView>, AppError>
     blocking(&state, |core| core.queue()).await
 }
 
-/// Queues files and folders (dropped, picked or pasted) for one destination.
+/// Queues files and folders the user dropped or picked, for one destination. Any other path
+/// is refused: the page holds the paths, but only Rust grants them (see `grants`).
 #[tauri::command]
 #[specta::specta]
 pub async fn enqueue_files(
     state: State<'_, AppState>,
+    grants: State<'_, Grants>,
     request: EnqueueRequest,
 ) -> Result<EnqueueResult, AppError> {
+    if let Some(path) = grants.first_refused(request.paths.iter().map(String::as_str)) {
+        return Err(not_chosen(path));
+    }
     blocking(&state, move |core| core.enqueue_files(&request, "app")).await
+}
+
+pub fn not_chosen(path: &str) -> AppError {
+    AppError::new(
+        "not_chosen",
+        format!("{path} was not dropped on or picked in Dropkey's window: it uploads and watches only what you choose there"),
+    )
+}
+
+/// The system file picker (shown by Rust, so its answer is the user's); the chosen files, none
+/// when cancelled.
+#[tauri::command]
+#[specta::specta]
+pub async fn pick_files(
+    app: AppHandle,
+    grants: State<'_, Grants>,
+) -> Result<Vec<String>, AppError> {
+    let picked = native::pick(&app, false).await?;
+    grants.grant(picked.iter().cloned());
+    Ok(picked.iter().map(|p| p.display().to_string()).collect())
+}
+
+/// The system folder picker; the chosen folder, or none when cancelled.
+#[tauri::command]
+#[specta::specta]
+pub async fn pick_folder(
+    app: AppHandle,
+    grants: State<'_, Grants>,
+) -> Result<Option<String>, AppError> {
+    let picked = native::pick(&app, true).await?;
+    grants.grant(picked.iter().cloned());
+    Ok(picked.first().map(|p| p.display().to_string()))
 }
 
 /// Uploads what the clipboard holds (files it names, or an image); the tray's action too.
@@ -47,7 +86,7 @@ pub async fn upload_clipboard(
     app: AppHandle,
     destination: Destination,
 ) -> Result<EnqueueResult, AppError> {
-    actions::upload_clipboard(&app, Some(destination)).await
+    actions::upload_clipboard(&app, Some(destination), false).await
 }
 
 #[tauri::command]

@@ -6,6 +6,7 @@ use super::blocking;
 use crate::actions;
 use crate::core::AppState;
 use crate::error::AppError;
+use crate::grants::Grants;
 use crate::models::{WatchInput, WatchView};
 
 #[tauri::command]
@@ -35,10 +36,18 @@ pub async fn set_watching_paused(app: AppHandle, paused: bool) -> Result<(), App
     actions::set_watching_paused(&app, paused).await
 }
 
-/// Adds a `[[watch]]` to the config file and starts watching the folder.
+/// Adds a `[[watch]]` to the config file and starts watching the folder, which the user must
+/// have picked (`pick_folder`) or dropped.
 #[tauri::command]
 #[specta::specta]
-pub async fn add_watch(state: State<'_, AppState>, watch: WatchInput) -> Result<(), AppError> {
+pub async fn add_watch(
+    state: State<'_, AppState>,
+    grants: State<'_, Grants>,
+    watch: WatchInput,
+) -> Result<(), AppError> {
+    if !grants.allows(std::path::Path::new(&watch.path)) {
+        return Err(super::uploads::not_chosen(&watch.path));
+    }
     blocking(&state, move |core| core.add_watch(watch)).await
 }
 

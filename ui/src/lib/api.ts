@@ -6,8 +6,6 @@
  * with a fake and every backend failure reaches the screen as a typed {@link AppError}.
  */
 import { Channel, isTauri } from "@tauri-apps/api/core";
-import { writeText } from "@tauri-apps/plugin-clipboard-manager";
-import { open } from "@tauri-apps/plugin-dialog";
 import { openUrl } from "@tauri-apps/plugin-opener";
 
 import { commands } from "./bindings";
@@ -227,17 +225,15 @@ export function createTauriApi(available: () => boolean = isTauri): Api {
     setLaunchAtLogin: call((enabled: boolean) => commands.setLaunchAtLogin(enabled)),
     appReady: call(() => commands.appReady()),
 
-    pickFiles: plugin(async () => {
-      const picked = await open({ multiple: true, directory: false, title: "Choose files to upload" });
-      return picked === null ? null : Array.isArray(picked) ? picked : [picked];
+    // The pickers run in Rust: only paths the user chose there (or dropped) may be queued.
+    pickFiles: call(async () => {
+      const picked = await commands.pickFiles();
+      return picked.status === "ok" ? { status: "ok" as const, data: picked.data.length > 0 ? picked.data : null } : picked;
     }),
-    pickFolder: plugin(async () => {
-      const picked = await open({ multiple: false, directory: true, title: "Choose a folder" });
-      return Array.isArray(picked) ? (picked[0] ?? null) : picked;
-    }),
-    copyText: plugin(async (text: string) => {
-      await writeText(text);
-      return null;
+    pickFolder: call(() => commands.pickFolder()),
+    copyText: call(async (text: string) => {
+      const copied = await commands.copyText(text);
+      return copied.status === "ok" ? { status: "ok" as const, data: null } : copied;
     }),
     openUrl: plugin(async (url: string) => {
       await openUrl(url);

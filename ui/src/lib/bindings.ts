@@ -8,7 +8,12 @@ export const commands = {
 	listProfiles: () => typedError<ProfileView_Serialize[], AppError>(__TAURI_INVOKE("list_profiles")),
 	/**  A profile's settings for the edit form (public settings only: never the key). */
 	profileSettings: (name: string) => typedError<ProfileInput_Serialize, AppError>(__TAURI_INVOKE("profile_settings", { name })),
-	/**  Adds or changes a profile in the config file; answers the profiles as they now are. */
+	/**
+	 *  Adds or changes a profile in the config file; answers the profiles as they now are. A new
+	 *  address for the key, tokens or files (not the provider's own, not the profile's before) is
+	 *  saved only after the user confirms it in a native dialog: the page alone cannot redirect a
+	 *  key.
+	 */
 	saveProfile: (profile: ProfileInput_Deserialize) => typedError<ProfileView_Serialize[], AppError>(__TAURI_INVOKE("save_profile", { profile })),
 	/**  Removes a profile from the config file (and its key from the keychain with `with_key`). */
 	removeProfile: (name: string, withKey: boolean) => typedError<ProfileView_Serialize[], AppError>(__TAURI_INVOKE("remove_profile", { name, withKey })),
@@ -31,10 +36,20 @@ export const commands = {
 	 *  finished since the app started.
 	 */
 	queue: () => typedError<JobView_Serialize[], AppError>(__TAURI_INVOKE("queue")),
-	/**  Queues files and folders (dropped, picked or pasted) for one destination. */
+	/**
+	 *  Queues files and folders the user dropped or picked, for one destination. Any other path
+	 *  is refused: the page holds the paths, but only Rust grants them (see `grants`).
+	 */
 	enqueueFiles: (request: EnqueueRequest_Deserialize) => typedError<EnqueueResult, AppError>(__TAURI_INVOKE("enqueue_files", { request })),
 	/**  Uploads what the clipboard holds (files it names, or an image); the tray's action too. */
 	uploadClipboard: (destination: Destination_Deserialize) => typedError<EnqueueResult, AppError>(__TAURI_INVOKE("upload_clipboard", { destination })),
+	/**
+	 *  The system file picker (shown by Rust, so its answer is the user's); the chosen files, none
+	 *  when cancelled.
+	 */
+	pickFiles: () => typedError<string[], AppError>(__TAURI_INVOKE("pick_files")),
+	/**  The system folder picker; the chosen folder, or none when cancelled. */
+	pickFolder: () => typedError<string | null, AppError>(__TAURI_INVOKE("pick_folder")),
 	cancelJob: (id: number) => typedError<null, AppError>(__TAURI_INVOKE("cancel_job", { id })),
 	retryJob: (id: number) => typedError<null, AppError>(__TAURI_INVOKE("retry_job", { id })),
 	/**  Pauses (true) or resumes (false) every upload. */
@@ -52,12 +67,20 @@ export const commands = {
 	 *  it; none when nothing was uploaded yet.
 	 */
 	copyLastUrl: () => typedError<string | null, AppError>(__TAURI_INVOKE("copy_last_url")),
+	/**
+	 *  Puts text on the clipboard (History's Copy). Never a file path: the clipboard's paths are
+	 *  the user's (`upload_clipboard` trusts them), so the page may not put one there.
+	 */
+	copyText: (text: string) => typedError<null, AppError>(__TAURI_INVOKE("copy_text", { text })),
 	listWatches: () => typedError<WatchView_Serialize[], AppError>(__TAURI_INVOKE("list_watches")),
 	/**  Pauses or resumes one watched folder. */
 	setWatchPaused: (key: string, paused: boolean) => typedError<null, AppError>(__TAURI_INVOKE("set_watch_paused", { key, paused })),
 	/**  Pauses or resumes every watched folder (the tray's "Pause watching"). */
 	setWatchingPaused: (paused: boolean) => typedError<null, AppError>(__TAURI_INVOKE("set_watching_paused", { paused })),
-	/**  Adds a `[[watch]]` to the config file and starts watching the folder. */
+	/**
+	 *  Adds a `[[watch]]` to the config file and starts watching the folder, which the user must
+	 *  have picked (`pick_folder`) or dropped.
+	 */
 	addWatch: (watch: WatchInput_Deserialize) => typedError<null, AppError>(__TAURI_INVOKE("add_watch", { watch })),
 	/**  Stops watching a folder and removes it from the config file. */
 	removeWatch: (key: string) => typedError<null, AppError>(__TAURI_INVOKE("remove_watch", { key })),

@@ -51,11 +51,15 @@ def cpu_seconds(pid):
 
 
 def start_sandbox(env, listen, root):
-    p = subprocess.Popen(
-        [DK, "sandbox", "--listen", listen, "--root", root],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
+    with open(os.path.join(os.path.dirname(root), "sandbox.err"), "a") as err:
+        p = subprocess.Popen(
+            [DK, "sandbox", "--listen", listen, "--root", root],
+            env=env, stdout=subprocess.PIPE, stderr=err, text=True,
+        )
     first = p.stdout.readline()
+    if not first:
+        with open(os.path.join(os.path.dirname(root), "sandbox.err")) as f:
+            sys.exit(f"the sandbox did not start: {f.read()}")
     return p, json.loads(first)["listen"]
 
 
@@ -78,6 +82,7 @@ def one_run(n):
         sroot = os.path.join(work, "sandbox")
         inbox = os.path.join(work, "in")
         os.makedirs(inbox)
+        open(env["DROPKEY_CONFIG"], "w").close()
         sandbox, addr = start_sandbox(env, "127.0.0.1:0", sroot)
         with open(env["DROPKEY_CONFIG"], "w") as f:
             f.write(f'[sandbox]\nlisten = "{addr}"\n')

@@ -12,8 +12,9 @@ APT_PACKAGES=(
   build-essential pkg-config libwebkit2gtk-4.1-dev libayatana-appindicator3-dev libdbus-1-dev
   # run and test headless: X server, session bus, a real Secret Service, WebDriver, screenshots
   xvfb xauth dbus-daemon dbus-x11 gnome-keyring libsecret-tools webkit2gtk-driver imagemagick
-  # the end-to-end test copies paths the way a file manager does: onto the X clipboard
-  xclip
+  # the end-to-end test copies paths the way a file manager does (onto the X clipboard) and
+  # answers native dialogs with the keyboard
+  xclip xdotool
   # the browser test of team mode (doc 000's client flow in headless Chromium)
   chromium
 )

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use tauri::{AppHandle, Runtime};
+use tauri::{AppHandle, Manager as _, Runtime};
 use tauri_plugin_dialog::{DialogExt as _, MessageDialogButtons, MessageDialogKind};
 
 use crate::error::AppError;
@@ -16,7 +16,7 @@ pub async fn confirm<R: Runtime>(
     message: String,
     yes: &str,
 ) -> Result<bool, AppError> {
-    let builder = app
+    let mut builder = app
         .dialog()
         .message(message)
         .title(title)
@@ -25,6 +25,10 @@ pub async fn confirm<R: Runtime>(
             yes.to_owned(),
             "Cancel".to_owned(),
         ));
+    // Over Dropkey's window (the window manager keeps it on top), when the window exists.
+    if let Some(window) = app.get_webview_window("main") {
+        builder = builder.parent(&window);
+    }
     tauri::async_runtime::spawn_blocking(move || builder.blocking_show())
         .await
         .map_err(AppError::internal)
@@ -62,4 +66,19 @@ pub fn list_files(paths: &[String]) -> String {
         text.push(format!("… and {} more", paths.len() - SHOWN));
     }
     text.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_file_lists_are_cut_with_a_count() {
+        let paths: Vec<String> = (0..11).map(|i| format!("/in/{i}.png")).collect();
+        let listed = list_files(&paths);
+        assert_eq!(listed.lines().count(), 9);
+        assert!(listed.starts_with("/in/0.png\n"));
+        assert!(listed.ends_with("… and 3 more"));
+        assert_eq!(list_files(&paths[..1]), "/in/0.png");
+    }
 }

@@ -525,6 +525,49 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
     assert.ok(!(await queueStates())["id_ed25519"], "the key file was queued");
   });
 
+  it("saves a new address for a profile's key only after a native confirmation", async () => {
+    const configPath = join(tmp, "config.toml");
+    const before = await readFile(configPath, "utf8");
+    const profile = {
+      name: "ik", provider: "imagekit", auth: "v2", public_key: "public_e2e",
+      url_endpoint: "https://ik.imagekit.io/e2e", upload_url: null,
+      api_url: "https://media.example.com", token_url: null,
+      folder: "/uploads/chat", tags: ["chat", "media"], cloud_name: null, api_key: null, private: false,
+    };
+    const save = () =>
+      browser.executeAsync((profile, done) => {
+        window.__TAURI_INTERNALS__.invoke("save_profile", { profile }).then(
+          () => done({ ok: true }),
+          (err) => done({ ok: false, err }),
+        );
+      }, profile);
+    /** The native dialog's X window, answered with `key` (Escape cancels, Return confirms). */
+    const answer = async (key) => {
+      const id = await eventually(() => {
+        try {
+          return execFileSync("xdotool", ["search", "--name", "Send the key to a new address"], { encoding: "utf8" }).trim().split("\n")[0];
+        } catch {
+          return "";
+        }
+      }, "no native confirmation dialog");
+      if (SHOTS) execFileSync("import", ["-window", "root", join(resolve(SHOTS), "confirm-address.png")]);
+      execFileSync("xdotool", ["windowfocus", "--sync", id, "key", "--clearmodifiers", key]);
+    };
+    // Cancelled: nothing changes.
+    let [result] = await Promise.all([save(), answer("Escape")]);
+    assert.equal(result.ok, false, JSON.stringify(result));
+    assert.match(result.err.message, /not saved: the new address https:\/\/media\.example\.com was not confirmed/);
+    assert.equal(await readFile(configPath, "utf8"), before, "config.toml changed without confirmation");
+    // Confirmed: saved.
+    [result] = await Promise.all([save(), answer("Return")]);
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.match(await readFile(configPath, "utf8"), /api_url = "https:\/\/media\.example\.com"/);
+    // The same address again needs no new question; back to the provider's own address.
+    profile.api_url = null;
+    result = await save();
+    assert.equal(result.ok, true, JSON.stringify(result));
+  });
+
   it("sets a key in Settings: the keychain holds it and the page shows only that it is set", async () => {
     await go("settings");
     const card = browser.$('[data-testid="profile-item"][data-profile="ik"]');

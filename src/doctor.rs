@@ -1,6 +1,7 @@
 //! Environment checks behind `dropkey doctor` (and, later, the app's status view): is a
 //! keychain service reachable, does the config load, where does each profile's secret come
-//! from, and is the clock plausible. Each check says what to fix.
+//! from, can the hosts uploads go to be reached, and is the clock plausible. Each check says
+//! what to fix.
 
 use serde::Serialize;
 
@@ -35,7 +36,13 @@ pub struct Report {
 /// rejected as expired.
 const PLAUSIBLE_EPOCH: i64 = 1_704_067_200;
 
-pub fn check(paths: &Paths, config: Result<&Config, &ConfigError>, now: i64) -> Report {
+/// `network`: probe every profile's upload host even when no upload waits.
+pub fn check(
+    paths: &Paths,
+    config: Result<&Config, &ConfigError>,
+    now: i64,
+    network: bool,
+) -> Report {
     let mut checks = Vec::new();
     let secrets = Secrets::new(&paths.data_dir);
 
@@ -105,6 +112,13 @@ pub fn check(paths: &Paths, config: Result<&Config, &ConfigError>, now: i64) -> 
         }),
     }
 
+    // The network is asked only when it matters (uploads wait) or when asked to: a plain
+    // `doctor` on a fresh machine sends nothing anywhere.
+    let waiting = crate::engine::store::Store::count_waiting(&paths.data_dir).unwrap_or(0);
+    if let (Ok(config), true) = (config, network || waiting > 0) {
+        checks.extend(reach_checks(config, waiting));
+    }
+
     checks.push(if now < PLAUSIBLE_EPOCH {
         Check {
             name: "clock".into(),
@@ -127,4 +141,99 @@ fn ok(name: &str, detail: &str) -> Check {
         detail: detail.into(),
         fix: None,
     }
+}
+
+/// How long `doctor` waits for all upload hosts together.
+const REACH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Where each configured profile's uploads go first: the upload host, or the token server of a
+/// remote profile. The built-in sandbox is left out: Dropkey starts it on demand.
+fn upload_origins(config: &Config) -> Vec<(String, url::Url)> {
+    use crate::config::{ImageKitAuth, Provider};
+    let mut origins: Vec<(String, url::Url)> = Vec::new();
+    for profile in config.profiles.values().filter(|p| !p.builtin) {
+        let url = match &profile.provider {
+            Provider::ImageKit(ik) if ik.auth == ImageKitAuth::Remote => ik.token_url.clone(),
+            Provider::ImageKit(ik) => Some(ik.upload_url.clone()),
+            Provider::Cloudinary(cl) => Some(cl.api_url.clone()),
+        };
+        if let Some(url) = url {
+            if !origins.iter().any(|(_, u)| u.origin() == url.origin()) {
+                origins.push((profile.name.clone(), url));
+            }
+        }
+    }
+    origins
+}
+
+/// One TCP connection to each upload host, all at once, within [`REACH_DEADLINE`]: a host that
+/// cannot be reached is a warning (uploads wait for it and go on by themselves), with how many
+/// uploads wait.
+fn reach_checks(config: &Config, waiting: u64) -> Vec<Check> {
+    use std::net::{TcpStream, ToSocketAddrs as _};
+    let origins = upload_origins(config);
+    if origins.is_empty() {
+        return Vec::new();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (i, (_, url)) in origins.iter().enumerate() {
+        let (host, port) = (
+            url.host_str()
+                .unwrap_or_default()
+                .trim_matches(['[', ']'])
+                .to_owned(),
+            url.port_or_known_default().unwrap_or(443),
+        );
+        let tx = tx.clone();
+        // Detached: a resolver that hangs must not hold doctor past its deadline.
+        std::thread::spawn(move || {
+            let answer = (host.as_str(), port)
+                .to_socket_addrs()
+                .map_err(|e| format!("cannot resolve {host}: {e}"))
+                .and_then(|addrs| {
+                    let mut last = format!("{host} has no address");
+                    for addr in addrs {
+                        match TcpStream::connect_timeout(&addr, REACH_DEADLINE) {
+                            Ok(_) => return Ok(()),
+                            Err(e) => last = format!("{addr}: {e}"),
+                        }
+                    }
+                    Err(last)
+                });
+            let _ = tx.send((i, answer));
+        });
+    }
+    drop(tx);
+    let deadline = std::time::Instant::now() + REACH_DEADLINE;
+    let mut answers: Vec<Option<Result<(), String>>> = vec![None; origins.len()];
+    while let Ok((i, answer)) =
+        rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+    {
+        answers[i] = Some(answer);
+    }
+    origins
+        .iter()
+        .zip(answers)
+        .map(|((profile, url), answer)| {
+            let origin = url.origin().ascii_serialization();
+            let name = format!("network {origin}");
+            match answer {
+                Some(Ok(())) => ok(&name, &format!("reachable (profile {profile})")),
+                failed => Check {
+                    name,
+                    status: Status::Warn,
+                    detail: format!(
+                        "offline — {waiting} waiting: cannot reach {origin} (profile {profile}): {}",
+                        match failed {
+                            Some(Err(e)) => e,
+                            _ => format!("no answer within {} s", REACH_DEADLINE.as_secs()),
+                        }
+                    ),
+                    fix: Some(
+                        "check the network or the profile's address; queued uploads go on by themselves when it answers (`dropkey watch`, `dropkey resume` or the app)".into(),
+                    ),
+                },
+            }
+        })
+        .collect()
 }

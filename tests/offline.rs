@@ -353,3 +353,57 @@ fn heavy_transient_faults_end_no_job_within_the_budget() {
     assert!(ledger(down.root()).is_empty());
     rt.block_on(down.shutdown());
 }
+
+/// `doctor` says when an upload host cannot be reached, and how many uploads wait for it.
+#[test]
+fn doctor_says_offline_with_what_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dead_port();
+    let live = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let live_addr = live.local_addr().unwrap();
+    let config = format!(
+        "{}\n[profiles.cl]\nprovider = \"cloudinary\"\ncloud_name = \"demo\"\napi_key = \"1\"\napi_url = \"http://{live_addr}\"\n",
+        ik_profile(&format!("http://{dead}/api/v1/files/upload"))
+    );
+    std::fs::write(dir.path().join("config.toml"), config).unwrap();
+    let out = dropkey(dir.path())
+        .args(["doctor", "--json", "--network"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = |origin: String| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == format!("network {origin}"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no check for {origin}: {report}"))
+    };
+    let down = check(format!("http://{dead}"));
+    assert_eq!(down["status"], "warn", "{down}");
+    let detail = down["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(&format!(
+            "offline — 0 waiting: cannot reach http://{dead} (profile ik)"
+        )),
+        "{detail}"
+    );
+    let up = check(format!("http://{live_addr}"));
+    assert_eq!(up["status"], "ok", "{up}");
+    drop(live);
+    // With nothing waiting and no --network, doctor sends nothing anywhere.
+    let out = dropkey(dir.path())
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        !report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"].as_str().unwrap().starts_with("network")),
+        "{report}"
+    );
+}

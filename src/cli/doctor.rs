@@ -14,12 +14,15 @@ pub struct DoctorArgs {
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
+    /// Also check that every profile's upload host answers (done anyway while uploads wait).
+    #[arg(long)]
+    network: bool,
 }
 
 pub fn run(cli: &Cli, args: &DoctorArgs) -> Result<(), Error> {
     let paths = Paths::resolve(cli.config.clone(), cli.data_dir.clone())?;
     let config = Config::load(&paths);
-    let report = doctor::check(&paths, config.as_ref(), crate::unix_now());
+    let report = doctor::check(&paths, config.as_ref(), crate::unix_now(), args.network);
     if args.json {
         output::json_line(&serde_json::to_value(&report).unwrap_or_default());
     } else {

@@ -114,6 +114,24 @@ const COLUMNS: &str = "id, profile, path, file_name, size, params, state, attemp
     remote_id, url, response, upload_id, bytes_acked, source, created_at, finished_at";
 
 impl Store {
+    /// Jobs queued or running in `data_dir`'s database, read without creating or changing
+    /// anything (for `doctor`); `None` when there is no database or it cannot be read.
+    pub fn count_waiting(data_dir: &Path) -> Option<u64> {
+        let path = data_dir.join("dropkey.db");
+        if !path.is_file() {
+            return None;
+        }
+        let conn =
+            Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+        conn.query_row(
+            "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .ok()
+        .map(|n| n.max(0) as u64)
+    }
+
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let dir_err = |source| StoreError::DataDir {
             path: data_dir.to_path_buf(),

@@ -18,6 +18,7 @@
 pub mod body;
 pub mod clock;
 pub mod fault;
+pub mod identity;
 pub mod job;
 pub mod provider;
 pub mod retry;
@@ -543,7 +544,12 @@ pub fn prepare_job(
     if !meta.is_file() {
         return Err(pre("is not a regular file".into()));
     }
-    std::fs::File::open(path).map_err(|err| pre(format!("cannot open it: {err}")))?;
+    // The identity every attempt checks is the one of the file opened here.
+    let file = std::fs::File::open(path).map_err(|err| pre(format!("cannot open it: {err}")))?;
+    let identity = file
+        .metadata()
+        .map(|m| identity::FileIdentity::of(&m, false))
+        .map_err(|err| pre(format!("cannot read it: {err}")))?;
     if meta.len() > max_file_size {
         return Err(pre(format!(
             "is {} bytes, over this profile's limit of {max_file_size} bytes",
@@ -571,9 +577,10 @@ pub fn prepare_job(
         profile: profile.name.clone(),
         path: path.to_path_buf(),
         file_name,
-        size: meta.len(),
+        size: identity.size,
         params,
         source: source.to_owned(),
+        file: Some(identity),
     })
 }
 

@@ -223,7 +223,8 @@ pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
         .unwrap_or(0)
 }
 
-fn dev_ino(meta: &std::fs::Metadata) -> (u64, u64) {
+/// Device and inode of `meta` (`(0, 0)` on Windows).
+pub fn dev_ino(meta: &std::fs::Metadata) -> (u64, u64) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt as _;

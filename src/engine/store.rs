@@ -119,7 +119,14 @@ pub struct JournalEntry {
     pub job_id: Option<JobId>,
     /// The after-upload action (move, delete) has been applied.
     pub action_done: bool,
+    /// Device and inode of the file its job queued (read from the job; not written here).
+    pub file_inode: Option<(u64, u64)>,
 }
+
+/// Journal entries with their job's device and inode.
+const JOURNAL_SELECT: &str = "SELECT j.watch, j.rel_path, j.size, j.mtime_ns, j.sha256, j.job_id,
+    j.action_done, jobs.file_dev, jobs.file_ino
+    FROM watch_journal j LEFT JOIN jobs ON jobs.id = j.job_id";
 
 const COLUMNS: &str = "id, profile, path, file_name, size, params, state, attempts, error, \
     remote_id, url, response, upload_id, bytes_acked, source, created_at, finished_at, \
@@ -231,8 +238,7 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT watch, rel_path, size, mtime_ns, sha256, job_id, action_done
-                 FROM watch_journal WHERE watch = ?1 AND rel_path = ?2",
+                &format!("{JOURNAL_SELECT} WHERE j.watch = ?1 AND j.rel_path = ?2"),
                 params![watch, rel_path],
                 row_to_journal,
             )
@@ -247,10 +253,9 @@ impl Store {
         size: u64,
         sha256: &str,
     ) -> Result<Vec<JournalEntry>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT watch, rel_path, size, mtime_ns, sha256, job_id, action_done
-             FROM watch_journal WHERE watch = ?1 AND size = ?2 AND sha256 = ?3 LIMIT 32",
-        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{JOURNAL_SELECT} WHERE j.watch = ?1 AND j.size = ?2 AND j.sha256 = ?3 LIMIT 32"
+        ))?;
         let rows = stmt
             .query_map(params![watch, size as i64, sha256], row_to_journal)?
             .collect::<Result<Vec<_>, _>>()?;
@@ -261,8 +266,7 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT watch, rel_path, size, mtime_ns, sha256, job_id, action_done
-                 FROM watch_journal WHERE job_id = ?1",
+                &format!("{JOURNAL_SELECT} WHERE j.job_id = ?1"),
                 [job.0],
                 row_to_journal,
             )
@@ -288,11 +292,9 @@ impl Store {
 
     /// Entries whose upload is done but whose after-upload action has not run yet.
     pub fn journal_pending_actions(&self, watch: &str) -> Result<Vec<JournalEntry>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT j.watch, j.rel_path, j.size, j.mtime_ns, j.sha256, j.job_id, j.action_done
-             FROM watch_journal j JOIN jobs ON jobs.id = j.job_id
-             WHERE j.watch = ?1 AND j.action_done = 0 AND jobs.state = 'done'",
-        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{JOURNAL_SELECT} WHERE j.watch = ?1 AND j.action_done = 0 AND jobs.state = 'done'"
+        ))?;
         let rows = stmt
             .query_map([watch], row_to_journal)?
             .collect::<Result<Vec<_>, _>>()?;
@@ -315,11 +317,9 @@ impl Store {
         &self,
         watch: &str,
     ) -> Result<Vec<(JournalEntry, JobRecord)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT j.watch, j.rel_path, j.size, j.mtime_ns, j.sha256, j.job_id, j.action_done
-             FROM watch_journal j JOIN jobs ON jobs.id = j.job_id
-             WHERE j.watch = ?1 AND jobs.state = 'failed'",
-        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{JOURNAL_SELECT} WHERE j.watch = ?1 AND jobs.state = 'failed'"
+        ))?;
         let entries = stmt
             .query_map([watch], row_to_journal)?
             .collect::<Result<Vec<_>, _>>()?;
@@ -559,6 +559,10 @@ fn row_to_journal(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
         sha256: row.get(4)?,
         job_id: row.get::<_, Option<i64>>(5)?.map(JobId),
         action_done: row.get::<_, i64>(6)? != 0,
+        file_inode: match (row.get::<_, Option<i64>>(7)?, row.get::<_, Option<i64>>(8)?) {
+            (Some(dev), Some(ino)) => Some((dev as u64, ino as u64)),
+            _ => None,
+        },
     })
 }
 
@@ -629,6 +633,7 @@ mod tests {
             sha256: "x".into(),
             job_id: None,
             action_done: false,
+            file_inode: None,
         };
         let id = store.enqueue_watched(&job("a"), &entry, 1).unwrap();
         assert_eq!(synchronous(&store), 2, "after enqueue_watched");
@@ -686,6 +691,7 @@ mod tests {
             sha256: "x".into(),
             job_id: None,
             action_done: false,
+            file_inode: None,
         };
         store.enqueue_watched(&job("scan.pdf"), &entry, 1).unwrap();
         assert!(store.journal_get("w", "scan.pdf").unwrap().is_some());

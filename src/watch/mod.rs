@@ -470,8 +470,7 @@ impl WatchTask {
                 .with_store(|s| s.journal_get(&self.key, &rel))
                 .ok()
                 .flatten();
-            let mtime = mtime_ns(&meta);
-            if known.is_some_and(|k| k.size == meta.len() && k.mtime_ns == mtime) {
+            if known.is_some_and(|k| unchanged(&k, &meta)) {
                 continue;
             }
             // Unknown or changed: it must hold still like any other candidate (it may be
@@ -492,10 +491,8 @@ impl WatchTask {
             return Ok(());
         }
         let known = self.engine.with_store(|s| s.journal_get(&self.key, &rel))?;
-        if let Some(k) = &known {
-            if k.size == meta.len() && k.mtime_ns == mtime_ns(&meta) {
-                return Ok(());
-            }
+        if known.as_ref().is_some_and(|k| unchanged(k, &meta)) {
+            return Ok(());
         }
         // Opened below the root without following any link, then identified and hashed on
         // that handle: the identity the job carries is the file's that was hashed.
@@ -578,6 +575,7 @@ impl WatchTask {
             sha256,
             job_id: None,
             action_done: false,
+            file_inode: None,
         };
         self.engine.enqueue_watched(&job, &entry)?;
         Ok(())
@@ -727,8 +725,14 @@ impl WatchTask {
                     .with_store(|s| s.journal_remove(&entry.watch, &entry.rel_path));
             }
             Ok(Acted::Changed(why)) => {
-                tracing::warn!("after upload: {} left in place: {why}", path.display());
-                let _ = self.engine.with_store(done);
+                // The uploaded file is no longer at this path: what is there now is a new file.
+                tracing::warn!(
+                    "after upload: {} left in place: {why}; it is not the file that was uploaded, so it counts as a new file",
+                    path.display()
+                );
+                let _ = self
+                    .engine
+                    .with_store(|s| s.journal_remove(&entry.watch, &entry.rel_path));
             }
             // Left for the next start to try again.
             Err(err) => tracing::warn!("after upload of {}: {err}", path.display()),
@@ -861,6 +865,17 @@ fn move_free_name(path: &Path, dir: &Path, name: &std::ffi::OsStr) -> std::io::R
         dir.display(),
         name.to_string_lossy()
     )))
+}
+
+/// Whether the file `meta` describes is still the journaled one, without reading it: same size
+/// and mtime, and the same inode as queued (another file put in its place with the same size and
+/// mtime is not the journaled file).
+fn unchanged(entry: &JournalEntry, meta: &std::fs::Metadata) -> bool {
+    entry.size == meta.len()
+        && entry.mtime_ns == mtime_ns(meta)
+        && entry
+            .file_inode
+            .is_none_or(|inode| inode == identity::dev_ino(meta))
 }
 
 /// Whether every folder between `root` and `path`'s parent is a real folder, not a link.

@@ -65,7 +65,15 @@ impl Rig {
             .arg(self.dir.path().join("data"))
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(if std::env::var_os("WATCH_TEST_STDERR").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            });
+        // Debugging aid: WATCH_TEST_STDERR=1 shows the watcher's debug log.
+        if std::env::var_os("WATCH_TEST_STDERR").is_some() {
+            cmd.env("DROPKEY_LOG", "dropkey=debug");
+        }
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -792,4 +800,31 @@ after_upload = "delete"
             .unwrap();
         assert_eq!(left, 0, "{point}: a deleted file leaves the journal");
     }
+}
+
+/// Files written into folders the moment they are created: notify adds its inotify watch on a
+/// new folder only after it forwarded the folder's event, and a file written in between must
+/// still be found.
+#[test]
+fn files_in_a_burst_of_new_folders_all_upload() {
+    let rig = Rig::new(AD_HOC);
+    let inbox = rig.inbox();
+    let (child, rx) = rig.spawn(&["watch", "sandbox", inbox.to_str().unwrap()], &[]);
+    std::fs::write(inbox.join("marker.txt"), b"ready").unwrap();
+    assert_eq!(next(&rx)["ok"], true);
+    let n = 150;
+    for i in 0..n {
+        let dir = inbox.join(format!("d{i:03}"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("f.txt"), format!("file in folder {i}")).unwrap();
+    }
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < n {
+        let line = rx
+            .recv_timeout(DEADLINE)
+            .unwrap_or_else(|_| panic!("{} of {n} files uploaded", seen.len()));
+        assert_eq!(line["ok"], true, "{line}");
+        seen.insert(line["path"].as_str().unwrap().to_owned());
+    }
+    stop(child);
 }

@@ -291,7 +291,7 @@ impl WatchTask {
                                 Ok(()) if root_removed => return Leave::Missing(format!("{} was replaced", self.watch.path.display())),
                                 Ok(()) => {}
                             }
-                            self.on_event(&event, &mut pending);
+                            self.on_event(&event, &mut watcher, &mut pending);
                         }
                         Err(err) => {
                             tracing::warn!("watch {}: {err}; rescanning", self.watch.path.display());
@@ -325,7 +325,12 @@ impl WatchTask {
         }
     }
 
-    fn on_event(&self, event: &notify::Event, pending: &mut HashMap<PathBuf, Pending>) {
+    fn on_event(
+        &self,
+        event: &notify::Event,
+        watcher: &mut notify::RecommendedWatcher,
+        pending: &mut HashMap<PathBuf, Pending>,
+    ) {
         let finished_signal = matches!(
             event.kind,
             EventKind::Access(AccessKind::Close(AccessMode::Write))
@@ -361,6 +366,19 @@ impl WatchTask {
             if meta.is_dir() {
                 // A folder moved or copied in: its files may come with no events of their own.
                 if renamed || matches!(event.kind, EventKind::Create(_)) {
+                    // notify's inotify backend adds its watch on a new folder only after it has
+                    // forwarded the folder's event: a file written in between has no events and
+                    // is missed by a walk made before it exists (seen under load). Watching the
+                    // folder here, before the walk, closes the gap: what the walk misses, the
+                    // watch reports. Other backends watch whole trees and have no such gap.
+                    #[cfg(any(target_os = "linux", target_os = "android"))]
+                    if self.watch.recursive {
+                        if let Err(err) = watcher.watch(path, RecursiveMode::Recursive) {
+                            tracing::debug!("watch {}: {err}", path.display());
+                        }
+                    }
+                    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+                    let _ = &watcher;
                     for (file, meta) in walk(path, self.watch.recursive) {
                         self.consider(&file, &meta, false, pending);
                     }
@@ -501,6 +519,10 @@ impl WatchTask {
             let mut file = identity::open_beneath(&root, &rel2)?;
             let mut id = FileIdentity::of(&file.metadata()?, true);
             id.sha256 = Some(identity::sha256_of(&mut file)?);
+            // Written to while it was hashed: not finished after all; its next event decides.
+            if id.difference(&file.metadata()?).is_some() {
+                return Err(std::io::Error::other("changed while it was hashed"));
+            }
             Ok::<_, std::io::Error>(id)
         })
         .await;

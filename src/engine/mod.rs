@@ -544,16 +544,21 @@ pub fn prepare_job(
     if !meta.is_file() {
         return Err(pre("is not a regular file".into()));
     }
-    // The identity every attempt checks is the one of the file opened here.
-    let file = std::fs::File::open(path).map_err(|err| pre(format!("cannot open it: {err}")))?;
-    let identity = file
+    // The identity every attempt checks is the one of the file opened here (without blocking,
+    // should a FIFO have been put at the path since the check above).
+    let file =
+        identity::open_file(path, false).map_err(|err| pre(format!("cannot open it: {err}")))?;
+    let opened = file
         .metadata()
-        .map(|m| identity::FileIdentity::of(&m, false))
         .map_err(|err| pre(format!("cannot read it: {err}")))?;
-    if meta.len() > max_file_size {
+    if !opened.is_file() {
+        return Err(pre("is not a regular file".into()));
+    }
+    let identity = identity::FileIdentity::of(&opened, false);
+    if identity.size > max_file_size {
         return Err(pre(format!(
             "is {} bytes, over this profile's limit of {max_file_size} bytes",
-            meta.len()
+            identity.size
         )));
     }
     let file_name = match overrides.get("fileName") {

@@ -100,6 +100,8 @@ CREATE TABLE IF NOT EXISTS watch_journal (
     job_id      INTEGER,
     action_done INTEGER NOT NULL DEFAULT 0,
     recorded_at INTEGER NOT NULL,
+    file_dev    INTEGER,
+    file_ino    INTEGER,
     PRIMARY KEY (watch, rel_path)
 );
 CREATE INDEX IF NOT EXISTS journal_by_content ON watch_journal(watch, size, sha256);
@@ -119,13 +121,14 @@ pub struct JournalEntry {
     pub job_id: Option<JobId>,
     /// The after-upload action (move, delete) has been applied.
     pub action_done: bool,
-    /// Device and inode of the file its job queued (read from the job; not written here).
+    /// Device and inode of the file, as last seen (to tell a file replaced with the same size
+    /// and mtime without reading it).
     pub file_inode: Option<(u64, u64)>,
 }
 
-/// Journal entries with their job's device and inode.
+/// Journal entries (joined with their job, for conditions on its state).
 const JOURNAL_SELECT: &str = "SELECT j.watch, j.rel_path, j.size, j.mtime_ns, j.sha256, j.job_id,
-    j.action_done, jobs.file_dev, jobs.file_ino
+    j.action_done, j.file_dev, j.file_ino
     FROM watch_journal j LEFT JOIN jobs ON jobs.id = j.job_id";
 
 const COLUMNS: &str = "id, profile, path, file_name, size, params, state, attempts, error, \
@@ -133,12 +136,14 @@ const COLUMNS: &str = "id, profile, path, file_name, size, params, state, attemp
     file_dev, file_ino, file_mtime_ns, file_sha256, file_nofollow";
 
 /// Columns added after the first release, for databases created before them.
-const ADDED_COLUMNS: &[(&str, &str)] = &[
-    ("file_dev", "INTEGER"),
-    ("file_ino", "INTEGER"),
-    ("file_mtime_ns", "INTEGER"),
-    ("file_sha256", "TEXT"),
-    ("file_nofollow", "INTEGER NOT NULL DEFAULT 0"),
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("jobs", "file_dev", "INTEGER"),
+    ("jobs", "file_ino", "INTEGER"),
+    ("jobs", "file_mtime_ns", "INTEGER"),
+    ("jobs", "file_sha256", "TEXT"),
+    ("jobs", "file_nofollow", "INTEGER NOT NULL DEFAULT 0"),
+    ("watch_journal", "file_dev", "INTEGER"),
+    ("watch_journal", "file_ino", "INTEGER"),
 ];
 
 const INSERT_JOB: &str = "INSERT INTO jobs (profile, path, file_name, size, params, state, source,
@@ -214,8 +219,9 @@ impl Store {
         let id = insert_job(&tx, job, now)?;
         tx.execute(
             "INSERT OR REPLACE INTO watch_journal
-                 (watch, rel_path, size, mtime_ns, sha256, job_id, action_done, recorded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
+                 (watch, rel_path, size, mtime_ns, sha256, job_id, action_done, recorded_at,
+                  file_dev, file_ino)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9)",
             params![
                 entry.watch,
                 entry.rel_path,
@@ -223,7 +229,9 @@ impl Store {
                 entry.mtime_ns,
                 entry.sha256,
                 id.0,
-                now
+                now,
+                entry.file_inode.map(|(dev, _)| dev as i64),
+                entry.file_inode.map(|(_, ino)| ino as i64),
             ],
         )?;
         tx.commit()?;
@@ -281,11 +289,21 @@ impl Store {
         new_rel: &str,
         size: u64,
         mtime_ns: i64,
+        file_inode: Option<(u64, u64)>,
     ) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE OR REPLACE watch_journal SET rel_path = ?3, size = ?4, mtime_ns = ?5
+            "UPDATE OR REPLACE watch_journal SET rel_path = ?3, size = ?4, mtime_ns = ?5,
+                 file_dev = ?6, file_ino = ?7
              WHERE watch = ?1 AND rel_path = ?2",
-            params![watch, old_rel, new_rel, size as i64, mtime_ns],
+            params![
+                watch,
+                old_rel,
+                new_rel,
+                size as i64,
+                mtime_ns,
+                file_inode.map(|(dev, _)| dev as i64),
+                file_inode.map(|(_, ino)| ino as i64),
+            ],
         )?;
         Ok(())
     }
@@ -538,13 +556,14 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
 }
 
 fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
-    let existing = conn
-        .prepare("SELECT name FROM pragma_table_info('jobs')")?
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<Result<Vec<_>, _>>()?;
-    for (name, kind) in ADDED_COLUMNS {
-        if !existing.iter().any(|e| e == name) {
-            conn.execute_batch(&format!("ALTER TABLE jobs ADD COLUMN {name} {kind};"))?;
+    for (table, name, kind) in ADDED_COLUMNS {
+        let exists: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            params![table, name],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {name} {kind};"))?;
         }
     }
     Ok(())
@@ -658,6 +677,11 @@ mod tests {
                  state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, error TEXT, remote_id TEXT,
                  url TEXT, response TEXT, upload_id TEXT, bytes_acked INTEGER NOT NULL DEFAULT 0,
                  source TEXT NOT NULL, created_at INTEGER NOT NULL, finished_at INTEGER);
+                 CREATE TABLE watch_journal (watch TEXT NOT NULL, rel_path TEXT NOT NULL,
+                 size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL,
+                 job_id INTEGER, action_done INTEGER NOT NULL DEFAULT 0,
+                 recorded_at INTEGER NOT NULL, PRIMARY KEY (watch, rel_path));
+                 INSERT INTO watch_journal VALUES ('w', 'old.txt', 3, 1, 'x', 1, 0, 1);
                  INSERT INTO jobs (profile, path, file_name, size, params, state, source, created_at)
                  VALUES ('p', '/tmp/old', 'old', 3, '{}', 'queued', 'cli', 1);",
             )
@@ -666,6 +690,13 @@ mod tests {
         let mut store = Store::open(dir.path()).unwrap();
         let old = store.claim_next(&[]).unwrap().unwrap();
         assert_eq!(old.file, None);
+        let entry = store.journal_get("w", "old.txt").unwrap().unwrap();
+        assert_eq!(entry.file_inode, None);
+        store
+            .journal_update("w", "old.txt", "old.txt", 3, 2, Some((7, 42)))
+            .unwrap();
+        let entry = store.journal_get("w", "old.txt").unwrap().unwrap();
+        assert_eq!((entry.mtime_ns, entry.file_inode), (2, Some((7, 42))));
         let mut new = job("new");
         new.file = Some(FileIdentity {
             dev: 7,

@@ -15,7 +15,7 @@
 //! (device, inode, size, mtime, SHA-256) and the engine uploads only that file.
 //!
 //! Exactly once: the journal (in the engine's SQLite store) is keyed by the watch and the
-//! relative path and remembers size, mtime and SHA-256. A file already journaled with the same
+//! relative path and remembers size, mtime, device, inode and SHA-256. A file already journaled with the same
 //! content is never queued again; a journaled content under a new path whose old path is gone is
 //! a rename, not a new file. A catch-up scan at start (and after an event-queue overflow, a
 //! periodic safety-net rescan, and the folder coming back after it vanished) finds what appeared
@@ -539,6 +539,7 @@ impl WatchTask {
             _ => return Ok(()),
         };
         let (size, mtime) = (file_id.size, file_id.mtime_ns);
+        let inode = Some((file_id.dev, file_id.ino));
         let sha256 = file_id.sha256.clone().unwrap_or_default();
         if let Some(k) = &known {
             if k.sha256 == sha256 || self.watch.on_change == OnChange::Ignore {
@@ -546,7 +547,7 @@ impl WatchTask {
                 // metadata so it is not hashed again.
                 let (key, rel2) = (self.key.clone(), rel.clone());
                 self.engine
-                    .with_store(|s| s.journal_update(&key, &rel2, &rel2, size, mtime))?;
+                    .with_store(|s| s.journal_update(&key, &rel2, &rel2, size, mtime, inode))?;
                 if k.sha256 != sha256 {
                     tracing::info!(
                         "{} changed after its upload; on_change = \"ignore\"",
@@ -566,8 +567,9 @@ impl WatchTask {
                 .find(|e| !self.watch.path.join(&e.rel_path).exists())
             {
                 let key = self.key.clone();
-                self.engine
-                    .with_store(|s| s.journal_update(&key, &old.rel_path, &rel, size, mtime))?;
+                self.engine.with_store(|s| {
+                    s.journal_update(&key, &old.rel_path, &rel, size, mtime, inode)
+                })?;
                 tracing::info!(
                     "{} was renamed from {}; not uploading again",
                     rel,
@@ -597,7 +599,7 @@ impl WatchTask {
             sha256,
             job_id: None,
             action_done: false,
-            file_inode: None,
+            file_inode: inode,
         };
         self.engine.enqueue_watched(&job, &entry)?;
         Ok(())

@@ -15,9 +15,10 @@
 //! (device, inode, size, mtime, SHA-256) and the engine uploads only that file.
 //!
 //! Exactly once: the journal (in the engine's SQLite store) is keyed by the watch and the
-//! relative path and remembers size, mtime, device, inode and SHA-256. A file already journaled with the same
-//! content is never queued again; a journaled content under a new path whose old path is gone is
-//! a rename, not a new file. A catch-up scan at start (and after an event-queue overflow, a
+//! relative path and remembers size, mtime, device, inode and SHA-256. A file already journaled
+//! with the same content is never queued again; a journaled content under a new path whose old
+//! path is gone is a rename, not a new file; a file deleted or moved by `after_upload` leaves the
+//! journal, so a new file at its path is new. A catch-up scan at start (and after an event-queue overflow, a
 //! periodic safety-net rescan, and the folder coming back after it vanished) finds what appeared
 //! while no events were seen. Retries, concurrency and crash safety are the engine's.
 

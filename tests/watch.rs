@@ -65,7 +65,15 @@ impl Rig {
             .arg(self.dir.path().join("data"))
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(if std::env::var_os("WATCH_TEST_STDERR").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            });
+        // Debugging aid: WATCH_TEST_STDERR=1 shows the watcher's debug log.
+        if std::env::var_os("WATCH_TEST_STDERR").is_some() {
+            cmd.env("DROPKEY_LOG", "dropkey=debug");
+        }
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -85,13 +93,45 @@ impl Rig {
         (child, rx)
     }
 
+    /// The sandbox's ledger. The sandbox appends to it while tests read it (from another
+    /// thread, or beside another build), so only complete, newline-terminated records count.
     fn ledger(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.sandbox.as_ref().unwrap().ledger_path())
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        read_records(&self.sandbox.as_ref().unwrap().ledger_path())
     }
+
+    fn data_db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open_with_flags(
+            self.dir.path().join("data/dropkey.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap()
+    }
+
+    /// Paths of every job in the data dir's database.
+    fn job_paths(&self) -> Vec<String> {
+        let db = self.data_db();
+        let mut stmt = db.prepare("SELECT path FROM jobs").unwrap();
+        let paths = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        paths
+    }
+}
+
+/// The JSON records of a JSON-lines file another thread or process may be appending to: a
+/// trailing line without its newline is still being written and is not read.
+fn read_records(path: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..=end],
+        None => "",
+    };
+    complete
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
 }
 
 impl Drop for Rig {
@@ -105,6 +145,27 @@ impl Drop for Rig {
 fn next(rx: &mpsc::Receiver<Value>) -> Value {
     rx.recv_timeout(DEADLINE)
         .expect("an upload line within the deadline")
+}
+
+/// Waits until `child` exits by itself (a fault point aborted it).
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the process did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until `cond` holds.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn stop(mut child: Child) {
@@ -367,5 +428,403 @@ fn a_folder_deleted_and_recreated_is_watched_again() {
         line["path"].as_str().unwrap().ends_with("second.txt"),
         "{line}"
     );
+    stop(child);
+}
+
+#[test]
+fn a_half_written_ledger_line_is_not_read() {
+    // What the kill -9 test saw beside another build: the sandbox mid-append.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.jsonl");
+    std::fs::write(
+        &path,
+        "{\"name\":\"a\"}\n{\"name\":\"b\"}\n{\"name\":\"c\",\"sha2",
+    )
+    .unwrap();
+    let records = read_records(&path);
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[1]["name"], "b");
+    std::fs::write(&path, "{\"name\":").unwrap();
+    assert!(read_records(&path).is_empty());
+}
+
+/// Links into a shared drop folder must not make the owner upload files from elsewhere: not
+/// through the catch-up scan, not through events, not through a linked folder, and a link to a
+/// file inside the folder is not a second copy either.
+#[cfg(unix)]
+#[test]
+fn symlinks_are_never_followed_out_of_the_root_or_inside_it() {
+    use std::os::unix::fs::symlink;
+    let rig = Rig::new(AD_HOC);
+    let inbox = rig.inbox();
+    let outside = rig.dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let secret = b"the owner's private file".to_vec();
+    std::fs::write(outside.join("secret.txt"), &secret).unwrap();
+    // Present before the start: for the catch-up scan.
+    std::fs::write(inbox.join("real.txt"), b"a real file").unwrap();
+    symlink(outside.join("secret.txt"), inbox.join("pre-link.txt")).unwrap();
+    symlink(&outside, inbox.join("pre-linkdir")).unwrap();
+    symlink(inbox.join("real.txt"), inbox.join("alias.txt")).unwrap();
+
+    let (child, rx) = rig.spawn(&["watch", "sandbox", inbox.to_str().unwrap()], &[]);
+    let line = next(&rx);
+    assert!(
+        line["path"].as_str().unwrap().ends_with("/real.txt"),
+        "{line}"
+    );
+    // While watching: links renamed into place (a finished-file signal), a linked folder, and
+    // a file written into the folder behind that link.
+    symlink(outside.join("secret.txt"), inbox.join("link.tmp")).unwrap();
+    std::fs::rename(inbox.join("link.tmp"), inbox.join("link.txt")).unwrap();
+    symlink(&outside, inbox.join("linkdir.tmp")).unwrap();
+    std::fs::rename(inbox.join("linkdir.tmp"), inbox.join("linkdir")).unwrap();
+    let more_secret = b"written behind the linked folder".to_vec();
+    std::fs::write(outside.join("more.txt"), &more_secret).unwrap();
+    // A marker kept open (no close event) is finished only once it held still: later than any
+    // of the above would have been.
+    let mut marker = std::fs::File::create(inbox.join("marker.txt")).unwrap();
+    marker.write_all(b"marker").unwrap();
+    let line = next(&rx);
+    assert!(
+        line["path"].as_str().unwrap().ends_with("/marker.txt"),
+        "{line}"
+    );
+    drop(marker);
+    stop(child);
+
+    let shas: Vec<String> = rig
+        .ledger()
+        .iter()
+        .map(|l| l["sha256"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        !shas.contains(&sha(&secret)),
+        "a file outside the root was uploaded"
+    );
+    assert!(
+        !shas.contains(&sha(&more_secret)),
+        "a file behind a linked folder was uploaded"
+    );
+    assert_eq!(
+        shas.iter().filter(|s| **s == sha(b"a real file")).count(),
+        1,
+        "the link inside the root is not a second copy"
+    );
+    let jobs = rig.job_paths();
+    assert!(
+        jobs.iter()
+            .all(|p| !p.contains("link") && !p.contains("alias")),
+        "a link was queued: {jobs:?}"
+    );
+}
+
+#[test]
+fn after_delete_a_new_file_with_the_same_name_is_uploaded() {
+    let rig = Rig::new(
+        r#"
+[[watch]]
+path = "{IN}"
+profile = "sandbox"
+after_upload = "delete"
+"#,
+    );
+    let inbox = rig.inbox();
+    let (child, rx) = rig.spawn(&["watch"], &[]);
+    std::fs::write(inbox.join("scan.pdf"), b"first scan").unwrap();
+    assert!(next(&rx)["path"].as_str().unwrap().ends_with("/scan.pdf"));
+    wait_until("the first scan is deleted", || {
+        !inbox.join("scan.pdf").exists()
+    });
+    std::fs::write(inbox.join("scan.pdf"), b"the second scan").unwrap();
+    let line = next(&rx);
+    assert!(
+        line["path"].as_str().unwrap().ends_with("/scan.pdf"),
+        "{line}"
+    );
+    assert_eq!(line["response"]["size"], b"the second scan".len());
+    wait_until("the second scan is deleted", || {
+        !inbox.join("scan.pdf").exists()
+    });
+    stop(child);
+    let shas: Vec<Value> = rig.ledger().iter().map(|l| l["sha256"].clone()).collect();
+    assert_eq!(shas, vec![sha(b"first scan"), sha(b"the second scan")]);
+}
+
+#[test]
+fn move_never_overwrites_an_archived_file() {
+    let rig = Rig::new(
+        r#"
+[[watch]]
+path = "{IN}"
+profile = "sandbox"
+after_upload = "move:done"
+on_change = "upload"
+"#,
+    );
+    let inbox = rig.inbox();
+    let (child, rx) = rig.spawn(&["watch"], &[]);
+    std::fs::write(inbox.join("a.jpg"), b"version one").unwrap();
+    assert!(next(&rx)["path"].as_str().unwrap().ends_with("/a.jpg"));
+    wait_until("a.jpg is archived", || inbox.join("done/a.jpg").exists());
+    std::fs::write(inbox.join("a.jpg"), b"version two").unwrap();
+    assert!(next(&rx)["path"].as_str().unwrap().ends_with("/a.jpg"));
+    wait_until("the second a.jpg is archived", || {
+        inbox.join("done/a (1).jpg").exists()
+    });
+    stop(child);
+    assert_eq!(
+        std::fs::read(inbox.join("done/a.jpg")).unwrap(),
+        b"version one"
+    );
+    assert_eq!(
+        std::fs::read(inbox.join("done/a (1).jpg")).unwrap(),
+        b"version two"
+    );
+    assert!(!inbox.join("a.jpg").exists());
+    assert_eq!(rig.ledger().len(), 2);
+}
+
+/// The file is hashed when queued; another file put at its path before the upload starts is
+/// not sent as the old job. The watcher queues it as the new file it is.
+#[test]
+fn a_file_swapped_after_queueing_is_not_uploaded_as_the_old_job() {
+    use dropkey::config::{Config, Paths};
+    use dropkey::engine::{Engine, EngineSettings, Event, JobState};
+    use dropkey::watch::Watcher;
+
+    let rig = Rig::new(
+        r#"
+[[watch]]
+path = "{IN}"
+profile = "sandbox"
+"#,
+    );
+    let inbox = rig.inbox();
+    // The engine runs in this process; the key comes the way CI passes keys.
+    std::env::set_var("DROPKEY_SECRET_SANDBOX", KEY);
+    let paths = Paths::resolve(
+        Some(rig.dir.path().join("config.toml")),
+        Some(rig.dir.path().join("data")),
+    )
+    .unwrap();
+    let config = Config::load(&paths).unwrap();
+    let settings = EngineSettings::new(&paths.data_dir, &config.upload);
+    let watches = config.watches.clone();
+    rig.runtime.block_on(async {
+        let engine = Engine::start(
+            config,
+            dropkey::secrets::Secrets::new(&paths.data_dir),
+            settings,
+        )
+        .unwrap();
+        // Nothing starts uploading until the swap is done.
+        engine.pause_all();
+        let mut events = engine.subscribe();
+        let watcher = Watcher::start(engine.clone(), watches);
+        std::fs::write(inbox.join("photo.jpg"), b"the photo that was checked").unwrap();
+        let first = loop {
+            if let Event::Queued { job, .. } = next_event(&mut events).await {
+                break job;
+            }
+        };
+        // Another file (another inode) renamed over it, as a sync tool or an attacker would.
+        std::fs::write(inbox.join(".photo.new"), b"a different photo!").unwrap();
+        std::fs::rename(inbox.join(".photo.new"), inbox.join("photo.jpg")).unwrap();
+        engine.resume_all();
+        let mut first_outcome = None;
+        let mut second = None;
+        while second.is_none() {
+            if let Event::Finished(f) = next_event(&mut events).await {
+                if f.job == first {
+                    first_outcome = Some(f);
+                } else {
+                    assert_eq!(f.state, JobState::Done, "{:?}", f.error);
+                    second = Some(f);
+                }
+            }
+        }
+        let first_outcome = first_outcome.expect("the first job finished before the second");
+        assert_eq!(first_outcome.state, JobState::Failed);
+        let error = first_outcome.error.unwrap();
+        assert!(
+            error.contains("no longer the file that was queued"),
+            "{error}"
+        );
+        watcher.shutdown().await;
+        engine.shutdown().await;
+    });
+    let shas: Vec<Value> = rig.ledger().iter().map(|l| l["sha256"].clone()).collect();
+    assert_eq!(
+        shas,
+        vec![sha(b"a different photo!")],
+        "only the file now there, once"
+    );
+}
+
+async fn next_event(
+    events: &mut tokio::sync::broadcast::Receiver<dropkey::engine::Event>,
+) -> dropkey::engine::Event {
+    tokio::time::timeout(DEADLINE, events.recv())
+        .await
+        .expect("an engine event within the deadline")
+        .unwrap()
+}
+
+/// A crash between the upload and `after_upload`: the action runs at the next start, and only
+/// on the file that was uploaded. One swapped in with the same size and mtime is not deleted
+/// unseen: it is a new file, uploaded (and then deleted) in its own right.
+#[cfg(feature = "fault-points")]
+#[test]
+fn after_upload_never_deletes_a_file_swapped_in_before_it_acts() {
+    let rig = Rig::new(
+        r#"
+[[watch]]
+path = "{IN}"
+profile = "sandbox"
+after_upload = "delete"
+"#,
+    );
+    let inbox = rig.inbox();
+    let doc = inbox.join("doc.txt");
+    std::fs::write(&doc, b"uploaded text!").unwrap();
+    let (mut child, _rx) = rig.spawn(&["watch"], &[("DROPKEY_FAULT_POINT", "done")]);
+    assert!(
+        !wait_exit(&mut child).success(),
+        "crashed after marking the job done"
+    );
+    assert_eq!(rig.ledger().len(), 1);
+    assert!(doc.exists(), "the crash came before the delete");
+    // Same size, same mtime, another inode and other bytes.
+    let mtime = std::fs::metadata(&doc).unwrap().modified().unwrap();
+    let swapped = inbox.join(".doc.new");
+    std::fs::write(&swapped, b"someone's text").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&swapped)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    std::fs::rename(&swapped, &doc).unwrap();
+    let (child, rx) = rig.spawn(&["watch"], &[]);
+    let line = next(&rx);
+    assert!(
+        line["path"].as_str().unwrap().ends_with("/doc.txt"),
+        "{line}"
+    );
+    wait_until("the new doc.txt is deleted after its upload", || {
+        !doc.exists()
+    });
+    stop(child);
+    let shas: Vec<Value> = rig.ledger().iter().map(|l| l["sha256"].clone()).collect();
+    assert_eq!(shas, vec![sha(b"uploaded text!"), sha(b"someone's text")]);
+}
+
+/// kill -9 at every transition of a watched file: the database is intact and says exactly
+/// what happened, and a restart finishes the work (after_upload included) without losing the
+/// file or sending it more than the in-flight resend.
+#[cfg(feature = "fault-points")]
+#[test]
+fn a_kill_at_each_transition_leaves_the_database_telling_the_truth() {
+    for (point, state, landed) in [
+        ("enqueued", "queued", 0),
+        ("claimed", "running", 0),
+        ("acknowledged", "running", 1),
+        ("done", "done", 1),
+    ] {
+        let rig = Rig::new(
+            r#"
+[[watch]]
+path = "{IN}"
+profile = "sandbox"
+after_upload = "delete"
+"#,
+        );
+        let inbox = rig.inbox();
+        let file = inbox.join("f.txt");
+        let body = format!("killed at {point}");
+        std::fs::write(&file, &body).unwrap();
+        let (mut child, _rx) = rig.spawn(&["watch"], &[("DROPKEY_FAULT_POINT", point)]);
+        assert!(
+            !wait_exit(&mut child).success(),
+            "{point}: the process crashed"
+        );
+
+        let db = rig.data_db();
+        let check: String = db
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok", "{point}");
+        let (job, got_state, url): (i64, String, Option<String>) = db
+            .query_row("SELECT id, state, url FROM jobs", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(got_state, state, "{point}");
+        assert_eq!(url.is_some(), state == "done", "{point}");
+        let (job_id, sha256, action_done): (i64, String, bool) = db
+            .query_row(
+                "SELECT job_id, sha256, action_done FROM watch_journal WHERE rel_path = 'f.txt'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (job_id, sha256.as_str(), action_done),
+            (job, sha(body.as_bytes()).as_str(), false),
+            "{point}"
+        );
+        drop(db);
+        assert_eq!(rig.ledger().len(), landed, "{point}");
+
+        let (child, _rx) = rig.spawn(&["watch"], &[]);
+        wait_until("the file is uploaded and deleted", || !file.exists());
+        stop(child);
+        let ledger = rig.ledger();
+        assert!(
+            (1..=2).contains(&ledger.len()) && (point == "acknowledged" || ledger.len() == 1),
+            "{point}: {} uploads",
+            ledger.len()
+        );
+        let db = rig.data_db();
+        let states: Vec<String> = db
+            .prepare("SELECT state FROM jobs")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(states, vec!["done".to_owned()], "{point}");
+        let left: i64 = db
+            .query_row("SELECT COUNT(*) FROM watch_journal", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0, "{point}: a deleted file leaves the journal");
+    }
+}
+
+/// Files written into folders the moment they are created: notify adds its inotify watch on a
+/// new folder only after it forwarded the folder's event, and a file written in between must
+/// still be found.
+#[test]
+fn files_in_a_burst_of_new_folders_all_upload() {
+    let rig = Rig::new(AD_HOC);
+    let inbox = rig.inbox();
+    let (child, rx) = rig.spawn(&["watch", "sandbox", inbox.to_str().unwrap()], &[]);
+    std::fs::write(inbox.join("marker.txt"), b"ready").unwrap();
+    assert_eq!(next(&rx)["ok"], true);
+    let n = 150;
+    for i in 0..n {
+        let dir = inbox.join(format!("d{i:03}"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("f.txt"), format!("file in folder {i}")).unwrap();
+    }
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < n {
+        let line = rx
+            .recv_timeout(DEADLINE)
+            .unwrap_or_else(|_| panic!("{} of {n} files uploaded", seen.len()));
+        assert_eq!(line["ok"], true, "{line}");
+        seen.insert(line["path"].as_str().unwrap().to_owned());
+    }
     stop(child);
 }

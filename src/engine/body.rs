@@ -19,7 +19,6 @@
 
 use std::io::{Read as _, Seek as _};
 use std::ops::Range;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -29,15 +28,15 @@ use futures_util::StreamExt as _;
 /// Frames waiting in the channel: enough to hide disk latency, few enough to stay small.
 const CHANNEL_DEPTH: usize = 4;
 
-/// A body of `range` of the file at `path`, read in `frame`-byte frames. `sent` grows as frames
-/// are handed to the connection.
+/// A body of `range` of `file`, read in `frame`-byte frames. `sent` grows as frames are handed
+/// to the connection. The caller opens the file (and checks it is the job's file: see
+/// [`super::identity::open_verified`]); the body reads from that very handle.
 pub fn file_body(
-    path: &Path,
+    mut file: std::fs::File,
     range: Range<u64>,
     frame: usize,
     sent: Arc<AtomicU64>,
 ) -> std::io::Result<reqwest::Body> {
-    let mut file = std::fs::File::open(path)?;
     let len = range.end.saturating_sub(range.start);
     if range.start > 0 {
         file.seek(std::io::SeekFrom::Start(range.start))?;
@@ -159,11 +158,23 @@ mod tests {
         let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &data).unwrap();
         let sent = Arc::new(AtomicU64::new(0));
-        let body = file_body(&path, 10..90_010, 4096, sent.clone()).unwrap();
+        let body = file_body(
+            std::fs::File::open(&path).unwrap(),
+            10..90_010,
+            4096,
+            sent.clone(),
+        )
+        .unwrap();
         assert_eq!(collect(body).await, data[10..90_010]);
         assert_eq!(sent.load(Ordering::Relaxed), 90_000);
         // One-frame bodies take the short path.
-        let body = file_body(&path, 0..5, 4096, Arc::new(AtomicU64::new(0))).unwrap();
+        let body = file_body(
+            std::fs::File::open(&path).unwrap(),
+            0..5,
+            4096,
+            Arc::new(AtomicU64::new(0)),
+        )
+        .unwrap();
         assert_eq!(collect(body).await, data[..5]);
     }
 
@@ -171,7 +182,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, vec![1u8; 10_000]).unwrap();
-        let body = file_body(&path, 0..20_000, 1024, Arc::new(AtomicU64::new(0))).unwrap();
+        let body = file_body(
+            std::fs::File::open(&path).unwrap(),
+            0..20_000,
+            1024,
+            Arc::new(AtomicU64::new(0)),
+        )
+        .unwrap();
         use http_body_util::BodyExt as _;
         assert!(body.collect().await.is_err());
     }

@@ -90,6 +90,8 @@ pub struct NewJob {
     pub params: Params,
     /// Who asked: `cli`, `app`, `watch:<path>`.
     pub source: String,
+    /// The file as it was checked when queued; every attempt uploads only that file.
+    pub file: Option<super::identity::FileIdentity>,
 }
 
 /// What the provider said about a finished upload.

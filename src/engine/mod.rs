@@ -18,6 +18,7 @@
 pub mod body;
 pub mod clock;
 pub mod fault;
+pub mod identity;
 pub mod job;
 pub mod provider;
 pub mod reach;
@@ -569,11 +570,21 @@ pub fn prepare_job(
     if !meta.is_file() {
         return Err(pre("is not a regular file".into()));
     }
-    std::fs::File::open(path).map_err(|err| pre(format!("cannot open it: {err}")))?;
-    if meta.len() > max_file_size {
+    // The identity every attempt checks is the one of the file opened here (without blocking,
+    // should a FIFO have been put at the path since the check above).
+    let file =
+        identity::open_file(path, false).map_err(|err| pre(format!("cannot open it: {err}")))?;
+    let opened = file
+        .metadata()
+        .map_err(|err| pre(format!("cannot read it: {err}")))?;
+    if !opened.is_file() {
+        return Err(pre("is not a regular file".into()));
+    }
+    let identity = identity::FileIdentity::of(&opened, false);
+    if identity.size > max_file_size {
         return Err(pre(format!(
             "is {} bytes, over this profile's limit of {max_file_size} bytes",
-            meta.len()
+            identity.size
         )));
     }
     let file_name = match overrides.get("fileName") {
@@ -597,9 +608,10 @@ pub fn prepare_job(
         profile: profile.name.clone(),
         path: path.to_path_buf(),
         file_name,
-        size: meta.len(),
+        size: identity.size,
         params,
         source: source.to_owned(),
+        file: Some(identity),
     })
 }
 

@@ -12,6 +12,7 @@ use url::Url;
 
 use super::body::file_body;
 use super::clock::SkewClock;
+use super::identity::{open_verified, IdentityError};
 use super::job::Uploaded;
 use super::retry::{classify_status, classify_transport, Failure};
 use super::store::JobRecord;
@@ -96,15 +97,18 @@ async fn sandbox_identity(profile: &Profile, secret: &SecretString) -> Result<()
 
 fn file_part(attempt: &Attempt<'_>, range: std::ops::Range<u64>) -> Result<Part, Failure> {
     let len = range.end - range.start;
-    let body = file_body(
-        &attempt.job.path,
-        range,
-        attempt.transfer.frame,
-        attempt.sent.clone(),
-    )
-    .map_err(|err| {
-        Failure::permanent(format!("cannot read {}: {err}", attempt.job.path.display()))
+    let path = &attempt.job.path;
+    // Opened once and checked on the handle the body then reads: what is sent is the file that
+    // was queued. The hash (watched files) is checked when an attempt reads from byte 0; later
+    // chunks of a chunked upload check device, inode, size and mtime.
+    let file = open_verified(path, attempt.job.file.as_ref(), range.start == 0).map_err(|err| {
+        if matches!(err, IdentityError::Changed(_)) {
+            tracing::warn!(job = attempt.job.id.0, "{}: {err}", path.display());
+        }
+        Failure::permanent(format!("{}: {err}", path.display()))
     })?;
+    let body = file_body(file, range, attempt.transfer.frame, attempt.sent.clone())
+        .map_err(|err| Failure::permanent(format!("cannot read {}: {err}", path.display())))?;
     let mime = mime_guess::from_path(&attempt.job.file_name).first_or_octet_stream();
     Part::stream_with_length(body, len)
         .file_name(attempt.job.file_name.clone())

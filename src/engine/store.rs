@@ -1,9 +1,11 @@
 //! The durable queue and history: one SQLite database (`<data dir>/dropkey.db`, WAL mode).
 //!
 //! A job is written `queued` before its upload starts and `done` (with the provider's id, URL
-//! and response) after the provider acknowledged it. Nothing else needs to be durable: a job
-//! that was `running` when the process died is simply `queued` again at the next start, which
-//! is why only in-flight jobs can ever be sent twice. Cloudinary chunked uploads also record
+//! and response) after the provider acknowledged it, each commit at `synchronous=FULL`, so both
+//! survive power loss, not only a killed process. A job that was `running` when the process
+//! died is simply `queued` again at the next start, which is why only in-flight jobs can ever be
+//! sent twice. A job also records its file's identity (device, inode, size, mtime, and the
+//! watcher's SHA-256), which every attempt checks before it sends a byte. Cloudinary chunked uploads also record
 //! their upload id and the bytes the provider acknowledged, so they resume mid-file.
 
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use super::identity::FileIdentity;
 use super::job::{JobId, JobState, NewJob};
 use crate::sign::Params;
 
@@ -52,6 +55,9 @@ pub struct JobRecord {
     pub source: String,
     pub created_at: i64,
     pub finished_at: Option<i64>,
+    /// The file as checked when queued (none for jobs queued by older versions).
+    #[serde(skip)]
+    pub file: Option<FileIdentity>,
 }
 
 pub struct Store {
@@ -76,7 +82,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     bytes_acked INTEGER NOT NULL DEFAULT 0,
     source      TEXT NOT NULL,
     created_at  INTEGER NOT NULL,
-    finished_at INTEGER
+    finished_at INTEGER,
+    file_dev      INTEGER,
+    file_ino      INTEGER,
+    file_mtime_ns INTEGER,
+    file_sha256   TEXT,
+    file_nofollow INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, id);
 CREATE INDEX IF NOT EXISTS jobs_by_finish ON jobs(finished_at);
@@ -89,6 +100,8 @@ CREATE TABLE IF NOT EXISTS watch_journal (
     job_id      INTEGER,
     action_done INTEGER NOT NULL DEFAULT 0,
     recorded_at INTEGER NOT NULL,
+    file_dev    INTEGER,
+    file_ino    INTEGER,
     PRIMARY KEY (watch, rel_path)
 );
 CREATE INDEX IF NOT EXISTS journal_by_content ON watch_journal(watch, size, sha256);
@@ -108,10 +121,53 @@ pub struct JournalEntry {
     pub job_id: Option<JobId>,
     /// The after-upload action (move, delete) has been applied.
     pub action_done: bool,
+    /// Device and inode of the file, as last seen (to tell a file replaced with the same size
+    /// and mtime without reading it).
+    pub file_inode: Option<(u64, u64)>,
 }
 
+/// Journal entries (joined with their job, for conditions on its state).
+const JOURNAL_SELECT: &str = "SELECT j.watch, j.rel_path, j.size, j.mtime_ns, j.sha256, j.job_id,
+    j.action_done, j.file_dev, j.file_ino
+    FROM watch_journal j LEFT JOIN jobs ON jobs.id = j.job_id";
+
 const COLUMNS: &str = "id, profile, path, file_name, size, params, state, attempts, error, \
-    remote_id, url, response, upload_id, bytes_acked, source, created_at, finished_at";
+    remote_id, url, response, upload_id, bytes_acked, source, created_at, finished_at, \
+    file_dev, file_ino, file_mtime_ns, file_sha256, file_nofollow";
+
+/// Columns added after the first release, for databases created before them.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("jobs", "file_dev", "INTEGER"),
+    ("jobs", "file_ino", "INTEGER"),
+    ("jobs", "file_mtime_ns", "INTEGER"),
+    ("jobs", "file_sha256", "TEXT"),
+    ("jobs", "file_nofollow", "INTEGER NOT NULL DEFAULT 0"),
+    ("watch_journal", "file_dev", "INTEGER"),
+    ("watch_journal", "file_ino", "INTEGER"),
+];
+
+const INSERT_JOB: &str = "INSERT INTO jobs (profile, path, file_name, size, params, state, source,
+        created_at, file_dev, file_ino, file_mtime_ns, file_sha256, file_nofollow)
+    VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+
+fn insert_job(tx: &rusqlite::Transaction<'_>, job: &NewJob, now: i64) -> rusqlite::Result<JobId> {
+    let file = job.file.as_ref();
+    tx.prepare_cached(INSERT_JOB)?.execute(params![
+        job.profile,
+        job.path.to_string_lossy(),
+        job.file_name,
+        job.size as i64,
+        serde_json::to_string(&job.params).unwrap_or_default(),
+        job.source,
+        now,
+        file.map(|f| f.dev as i64),
+        file.map(|f| f.ino as i64),
+        file.map(|f| f.mtime_ns),
+        file.and_then(|f| f.sha256.clone()),
+        file.is_some_and(|f| f.no_follow),
+    ])?;
+    Ok(JobId(tx.last_insert_rowid()))
+}
 
 impl Store {
     /// Jobs queued or running in `data_dir`'s database, read without creating or changing
@@ -161,43 +217,27 @@ impl Store {
         let conn = Connection::open(&path).map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(open_err)?;
-        // WAL: readers (the app's history view) never block the writer. `synchronous=NORMAL`
-        // survives a killed process; enqueues switch to FULL so queued work survives power loss.
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+        // WAL: readers (the app's history view) never block the writer. `synchronous=FULL`:
+        // every commit (queued, done, a journal entry leaving) reaches the disk before the
+        // call returns, so power loss can neither drop queued work nor bring back a done job.
+        // NORMAL would survive a killed process but not power loss. The cost is one WAL fsync per
+        // transaction; a batch enqueue is one transaction.
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
             .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
+        add_missing_columns(&conn).map_err(open_err)?;
         Ok(Self { conn })
     }
 
     /// Records new jobs as `queued`, all in one durable transaction.
     pub fn enqueue(&mut self, jobs: &[NewJob], now: i64) -> Result<Vec<JobId>, StoreError> {
-        self.conn.execute_batch("PRAGMA synchronous=FULL;")?;
-        let result = (|| {
-            let tx = self.conn.transaction()?;
-            let mut ids = Vec::with_capacity(jobs.len());
-            {
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO jobs (profile, path, file_name, size, params, state, source, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7)",
-                )?;
-                for job in jobs {
-                    insert.execute(params![
-                        job.profile,
-                        job.path.to_string_lossy(),
-                        job.file_name,
-                        job.size as i64,
-                        serde_json::to_string(&job.params).unwrap_or_default(),
-                        job.source,
-                        now,
-                    ])?;
-                    ids.push(JobId(tx.last_insert_rowid()));
-                }
-            }
-            tx.commit()?;
-            Ok(ids)
-        })();
-        self.conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
-        result
+        let tx = self.conn.transaction()?;
+        let mut ids = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            ids.push(insert_job(&tx, job, now)?);
+        }
+        tx.commit()?;
+        Ok(ids)
     }
 
     /// Queues a watched file and records it in the journal in one transaction, so a crash can
@@ -210,24 +250,12 @@ impl Store {
         now: i64,
     ) -> Result<JobId, StoreError> {
         let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT INTO jobs (profile, path, file_name, size, params, state, source, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7)",
-            params![
-                job.profile,
-                job.path.to_string_lossy(),
-                job.file_name,
-                job.size as i64,
-                serde_json::to_string(&job.params).unwrap_or_default(),
-                job.source,
-                now,
-            ],
-        )?;
-        let id = JobId(tx.last_insert_rowid());
+        let id = insert_job(&tx, job, now)?;
         tx.execute(
             "INSERT OR REPLACE INTO watch_journal
-                 (watch, rel_path, size, mtime_ns, sha256, job_id, action_done, recorded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
+                 (watch, rel_path, size, mtime_ns, sha256, job_id, action_done, recorded_at,
+                  file_dev, file_ino)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9)",
             params![
                 entry.watch,
                 entry.rel_path,
@@ -235,7 +263,9 @@ impl Store {
                 entry.mtime_ns,
                 entry.sha256,
                 id.0,
-                now
+                now,
+                entry.file_inode.map(|(dev, _)| dev as i64),
+                entry.file_inode.map(|(_, ino)| ino as i64),
             ],
         )?;
         tx.commit()?;
@@ -250,8 +280,7 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT watch, rel_path, size, mtime_ns, sha256, job_id, action_done
-                 FROM watch_journal WHERE watch = ?1 AND rel_path = ?2",
+                &format!("{JOURNAL_SELECT} WHERE j.watch = ?1 AND j.rel_path = ?2"),
                 params![watch, rel_path],
                 row_to_journal,
             )
@@ -266,10 +295,9 @@ impl Store {
         size: u64,
         sha256: &str,
     ) -> Result<Vec<JournalEntry>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT watch, rel_path, size, mtime_ns, sha256, job_id, action_done
-             FROM watch_journal WHERE watch = ?1 AND size = ?2 AND sha256 = ?3 LIMIT 32",
-        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{JOURNAL_SELECT} WHERE j.watch = ?1 AND j.size = ?2 AND j.sha256 = ?3 LIMIT 32"
+        ))?;
         let rows = stmt
             .query_map(params![watch, size as i64, sha256], row_to_journal)?
             .collect::<Result<Vec<_>, _>>()?;
@@ -280,8 +308,7 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT watch, rel_path, size, mtime_ns, sha256, job_id, action_done
-                 FROM watch_journal WHERE job_id = ?1",
+                &format!("{JOURNAL_SELECT} WHERE j.job_id = ?1"),
                 [job.0],
                 row_to_journal,
             )
@@ -296,26 +323,66 @@ impl Store {
         new_rel: &str,
         size: u64,
         mtime_ns: i64,
+        file_inode: Option<(u64, u64)>,
     ) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE OR REPLACE watch_journal SET rel_path = ?3, size = ?4, mtime_ns = ?5
+            "UPDATE OR REPLACE watch_journal SET rel_path = ?3, size = ?4, mtime_ns = ?5,
+                 file_dev = ?6, file_ino = ?7
              WHERE watch = ?1 AND rel_path = ?2",
-            params![watch, old_rel, new_rel, size as i64, mtime_ns],
+            params![
+                watch,
+                old_rel,
+                new_rel,
+                size as i64,
+                mtime_ns,
+                file_inode.map(|(dev, _)| dev as i64),
+                file_inode.map(|(_, ino)| ino as i64),
+            ],
         )?;
         Ok(())
     }
 
     /// Entries whose upload is done but whose after-upload action has not run yet.
     pub fn journal_pending_actions(&self, watch: &str) -> Result<Vec<JournalEntry>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT j.watch, j.rel_path, j.size, j.mtime_ns, j.sha256, j.job_id, j.action_done
-             FROM watch_journal j JOIN jobs ON jobs.id = j.job_id
-             WHERE j.watch = ?1 AND j.action_done = 0 AND jobs.state = 'done'",
-        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{JOURNAL_SELECT} WHERE j.watch = ?1 AND j.action_done = 0 AND jobs.state = 'done'"
+        ))?;
         let rows = stmt
             .query_map([watch], row_to_journal)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    /// Forgets the entry at `rel_path` (its file was deleted or moved away after its upload):
+    /// a new file at that path is a new file.
+    pub fn journal_remove(&mut self, watch: &str, rel_path: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "DELETE FROM watch_journal WHERE watch = ?1 AND rel_path = ?2",
+            params![watch, rel_path],
+        )?;
+        Ok(())
+    }
+
+    /// Entries of `watch` whose upload failed, with their job (to notice a file that was
+    /// replaced between queueing and uploading).
+    pub fn journal_failed(
+        &self,
+        watch: &str,
+    ) -> Result<Vec<(JournalEntry, JobRecord)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{JOURNAL_SELECT} WHERE j.watch = ?1 AND jobs.state = 'failed'"
+        ))?;
+        let entries = stmt
+            .query_map([watch], row_to_journal)?
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(stmt);
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if let Some(job) = entry.job_id {
+                out.push((entry, self.get(job)?));
+            }
+        }
+        Ok(out)
     }
 
     pub fn journal_action_done(&mut self, watch: &str, rel_path: &str) -> Result<(), StoreError> {
@@ -505,7 +572,35 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
         source: row.get(14)?,
         created_at: row.get(15)?,
         finished_at: row.get(16)?,
+        file: match (
+            row.get::<_, Option<i64>>(17)?,
+            row.get::<_, Option<i64>>(18)?,
+        ) {
+            (Some(dev), Some(ino)) => Some(FileIdentity {
+                dev: dev as u64,
+                ino: ino as u64,
+                size: row.get::<_, i64>(4)?.max(0) as u64,
+                mtime_ns: row.get::<_, Option<i64>>(19)?.unwrap_or(0),
+                sha256: row.get(20)?,
+                no_follow: row.get::<_, i64>(21)? != 0,
+            }),
+            _ => None,
+        },
     })
+}
+
+fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
+    for (table, name, kind) in ADDED_COLUMNS {
+        let exists: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            params![table, name],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {name} {kind};"))?;
+        }
+    }
+    Ok(())
 }
 
 fn row_to_journal(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
@@ -517,6 +612,10 @@ fn row_to_journal(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
         sha256: row.get(4)?,
         job_id: row.get::<_, Option<i64>>(5)?.map(JobId),
         action_done: row.get::<_, i64>(6)? != 0,
+        file_inode: match (row.get::<_, Option<i64>>(7)?, row.get::<_, Option<i64>>(8)?) {
+            (Some(dev), Some(ino)) => Some((dev as u64, ino as u64)),
+            _ => None,
+        },
     })
 }
 
@@ -532,6 +631,7 @@ mod tests {
             size: 3,
             params: Params::new(),
             source: "test".into(),
+            file: None,
         }
     }
 
@@ -581,6 +681,107 @@ mod tests {
         }
         let mode = std::fs::metadata(&data).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
+    }
+
+    /// `synchronous` as the store's connection has it now.
+    fn synchronous(store: &Store) -> i64 {
+        store
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn queued_and_done_commit_at_synchronous_full() {
+        // FULL (2): a commit is on disk, WAL included, before the call returns. NORMAL (1)
+        // loses the last commits on power loss.
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(synchronous(&store), 2);
+        let entry = JournalEntry {
+            watch: "w".into(),
+            rel_path: "a".into(),
+            size: 3,
+            mtime_ns: 1,
+            sha256: "x".into(),
+            job_id: None,
+            action_done: false,
+            file_inode: None,
+        };
+        let id = store.enqueue_watched(&job("a"), &entry, 1).unwrap();
+        assert_eq!(synchronous(&store), 2, "after enqueue_watched");
+        store.enqueue(&[job("b")], 1).unwrap();
+        assert_eq!(synchronous(&store), 2, "after enqueue");
+        store.claim_next(&[]).unwrap();
+        store
+            .mark_done(id, "rid", "http://x/a", &serde_json::json!({}), 2)
+            .unwrap();
+        assert_eq!(synchronous(&store), 2, "after mark_done");
+    }
+
+    #[test]
+    fn identity_round_trips_and_old_databases_gain_the_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A database from before the identity columns.
+            let conn = Connection::open(dir.path().join("dropkey.db")).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE jobs (id INTEGER PRIMARY KEY, profile TEXT NOT NULL, path TEXT NOT NULL,
+                 file_name TEXT NOT NULL, size INTEGER NOT NULL, params TEXT NOT NULL,
+                 state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, error TEXT, remote_id TEXT,
+                 url TEXT, response TEXT, upload_id TEXT, bytes_acked INTEGER NOT NULL DEFAULT 0,
+                 source TEXT NOT NULL, created_at INTEGER NOT NULL, finished_at INTEGER);
+                 CREATE TABLE watch_journal (watch TEXT NOT NULL, rel_path TEXT NOT NULL,
+                 size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL,
+                 job_id INTEGER, action_done INTEGER NOT NULL DEFAULT 0,
+                 recorded_at INTEGER NOT NULL, PRIMARY KEY (watch, rel_path));
+                 INSERT INTO watch_journal VALUES ('w', 'old.txt', 3, 1, 'x', 1, 0, 1);
+                 INSERT INTO jobs (profile, path, file_name, size, params, state, source, created_at)
+                 VALUES ('p', '/tmp/old', 'old', 3, '{}', 'queued', 'cli', 1);",
+            )
+            .unwrap();
+        }
+        let mut store = Store::open(dir.path()).unwrap();
+        let old = store.claim_next(&[]).unwrap().unwrap();
+        assert_eq!(old.file, None);
+        let entry = store.journal_get("w", "old.txt").unwrap().unwrap();
+        assert_eq!(entry.file_inode, None);
+        store
+            .journal_update("w", "old.txt", "old.txt", 3, 2, Some((7, 42)))
+            .unwrap();
+        let entry = store.journal_get("w", "old.txt").unwrap().unwrap();
+        assert_eq!((entry.mtime_ns, entry.file_inode), (2, Some((7, 42))));
+        let mut new = job("new");
+        new.file = Some(FileIdentity {
+            dev: 7,
+            ino: 42,
+            size: 3,
+            mtime_ns: 123,
+            sha256: Some("abc".into()),
+            no_follow: true,
+        });
+        let id = store.enqueue(&[new.clone()], 2).unwrap()[0];
+        assert_eq!(store.get(id).unwrap().file, new.file);
+    }
+
+    #[test]
+    fn a_removed_journal_entry_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let entry = JournalEntry {
+            watch: "w".into(),
+            rel_path: "scan.pdf".into(),
+            size: 3,
+            mtime_ns: 1,
+            sha256: "x".into(),
+            job_id: None,
+            action_done: false,
+            file_inode: None,
+        };
+        store.enqueue_watched(&job("scan.pdf"), &entry, 1).unwrap();
+        assert!(store.journal_get("w", "scan.pdf").unwrap().is_some());
+        store.journal_remove("w", "scan.pdf").unwrap();
+        assert!(store.journal_get("w", "scan.pdf").unwrap().is_none());
     }
 
     #[test]

@@ -19,7 +19,8 @@ const TEMP_SUFFIXES: &[&str] = &[
     ".swo",
     "~",
 ];
-const TEMP_PREFIXES: &[&str] = &["~$", ".#", ".~lock."];
+/// `.dropkey-`: the name a file has for an instant while `after_upload = "delete"` checks it.
+const TEMP_PREFIXES: &[&str] = &["~$", ".#", ".~lock.", ".dropkey-"];
 
 #[derive(Debug, Clone)]
 pub struct Filter {

@@ -7,10 +7,18 @@
 //!   writing, renamed into place, or size and mtime stable for [`STABLE_FOR`]), and hands it to
 //!   the engine together with its journal entry in one transaction.
 //!
+//! Symbolic links are never followed, at any depth, on the event path and in scans alike:
+//! candidates are looked at with `lstat`, every folder between the root and a file must be a
+//! real folder, and the file is opened component by component with `O_NOFOLLOW`
+//! ([`identity::open_beneath`]). A link pointing inside the root is skipped too: the file it
+//! points to is uploaded under its own path, once. The job records the file's identity
+//! (device, inode, size, mtime, SHA-256) and the engine uploads only that file.
+//!
 //! Exactly once: the journal (in the engine's SQLite store) is keyed by the watch and the
-//! relative path and remembers size, mtime and SHA-256. A file already journaled with the same
-//! content is never queued again; a journaled content under a new path whose old path is gone is
-//! a rename, not a new file. A catch-up scan at start (and after an event-queue overflow, a
+//! relative path and remembers size, mtime, device, inode and SHA-256. A file already journaled
+//! with the same content is never queued again; a journaled content under a new path whose old
+//! path is gone is a rename, not a new file; a file deleted or moved by `after_upload` leaves the
+//! journal, so a new file at its path is new. A catch-up scan at start (and after an event-queue overflow, a
 //! periodic safety-net rescan, and the folder coming back after it vanished) finds what appeared
 //! while no events were seen. Retries, concurrency and crash safety are the engine's.
 
@@ -29,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{AfterUpload, OnChange, Profile, Watch};
+use crate::engine::identity::{self, mtime_ns, FileIdentity};
 use crate::engine::store::JournalEntry;
 use crate::engine::{Engine, EngineError, Event, JobId, JobState};
 use crate::sign::Params;
@@ -208,9 +217,14 @@ impl WatchTask {
     async fn watch_folder(&mut self) -> Leave {
         let (tx, mut rx) = mpsc::unbounded_channel();
         // The handler only forwards: a handler that blocks overflows the kernel queue.
-        let watcher = notify::recommended_watcher(move |res| {
-            let _ = tx.send(res);
-        });
+        // Never descend into a linked folder: its events would carry paths inside the root
+        // for files outside it.
+        let watcher = notify::RecommendedWatcher::new(
+            move |res| {
+                let _ = tx.send(res);
+            },
+            notify::Config::default().with_follow_symlinks(false),
+        );
         let mut watcher = match watcher {
             Ok(w) => w,
             Err(err) => return Leave::Missing(format!("cannot watch: {err}")),
@@ -233,6 +247,7 @@ impl WatchTask {
             WatchStatus::Watching
         });
         self.apply_pending_actions().await;
+        self.recheck_failed(None, &mut pending).await;
         if !paused {
             self.scan(&mut pending).await;
         }
@@ -277,7 +292,7 @@ impl WatchTask {
                                 Ok(()) if root_removed => return Leave::Missing(format!("{} was replaced", self.watch.path.display())),
                                 Ok(()) => {}
                             }
-                            self.on_event(&event, &mut pending);
+                            self.on_event(&event, &mut watcher, &mut pending);
                         }
                         Err(err) => {
                             tracing::warn!("watch {}: {err}; rescanning", self.watch.path.display());
@@ -298,8 +313,12 @@ impl WatchTask {
                 }
                 event = events.recv() => {
                     if let Ok(Event::Finished(finished)) = event {
-                        if finished.state == JobState::Done {
-                            self.after_upload(finished.job, finished.uploaded.as_ref().map(|u| u.url.clone())).await;
+                        match finished.state {
+                            JobState::Done => {
+                                self.after_upload(finished.job, finished.uploaded.as_ref().map(|u| u.url.clone())).await;
+                            }
+                            JobState::Failed => self.recheck_failed(Some(finished.job), &mut pending).await,
+                            _ => {}
                         }
                     }
                 }
@@ -307,7 +326,12 @@ impl WatchTask {
         }
     }
 
-    fn on_event(&self, event: &notify::Event, pending: &mut HashMap<PathBuf, Pending>) {
+    fn on_event(
+        &self,
+        event: &notify::Event,
+        watcher: &mut notify::RecommendedWatcher,
+        pending: &mut HashMap<PathBuf, Pending>,
+    ) {
         let finished_signal = matches!(
             event.kind,
             EventKind::Access(AccessKind::Close(AccessMode::Write))
@@ -335,13 +359,27 @@ impl WatchTask {
             event.paths.iter().collect()
         };
         for path in paths {
-            let Ok(meta) = std::fs::metadata(path) else {
+            // `lstat`: a symlink is not a file or a folder to look into.
+            let Ok(meta) = std::fs::symlink_metadata(path) else {
                 pending.remove(path);
                 continue;
             };
             if meta.is_dir() {
                 // A folder moved or copied in: its files may come with no events of their own.
                 if renamed || matches!(event.kind, EventKind::Create(_)) {
+                    // notify's inotify backend adds its watch on a new folder only after it has
+                    // forwarded the folder's event: a file written in between has no events and
+                    // is missed by a walk made before it exists (seen under load). Watching the
+                    // folder here, before the walk, closes the gap: what the walk misses, the
+                    // watch reports. Other backends watch whole trees and have no such gap.
+                    #[cfg(any(target_os = "linux", target_os = "android"))]
+                    if self.watch.recursive {
+                        if let Err(err) = watcher.watch(path, RecursiveMode::Recursive) {
+                            tracing::debug!("watch {}: {err}", path.display());
+                        }
+                    }
+                    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+                    let _ = &watcher;
                     for (file, meta) in walk(path, self.watch.recursive) {
                         self.consider(&file, &meta, false, pending);
                     }
@@ -359,13 +397,20 @@ impl WatchTask {
         closed: bool,
         pending: &mut HashMap<PathBuf, Pending>,
     ) {
-        if !meta.is_file() {
-            return;
-        }
         let Some(rel) = relative(&self.watch.path, path) else {
             return;
         };
         if !self.filter.accepts(&rel) {
+            return;
+        }
+        if meta.file_type().is_symlink() {
+            tracing::info!(
+                "watch {}: {rel} is a symbolic link: not followed, not uploaded",
+                self.watch.path.display()
+            );
+            return;
+        }
+        if !meta.is_file() || !real_folders_between(&self.watch.path, path) {
             return;
         }
         let size = meta.len();
@@ -393,7 +438,7 @@ impl WatchTask {
             if !p.closed && now.duration_since(p.since) < STABLE_FOR {
                 return true;
             }
-            let Ok(meta) = std::fs::metadata(path) else {
+            let Ok(meta) = std::fs::symlink_metadata(path) else {
                 return false;
             };
             let size = meta.len();
@@ -444,8 +489,7 @@ impl WatchTask {
                 .with_store(|s| s.journal_get(&self.key, &rel))
                 .ok()
                 .flatten();
-            let mtime = mtime_ns(&meta);
-            if known.is_some_and(|k| k.size == meta.len() && k.mtime_ns == mtime) {
+            if known.is_some_and(|k| unchanged(&k, &meta)) {
                 continue;
             }
             // Unknown or changed: it must hold still like any other candidate (it may be
@@ -459,30 +503,52 @@ impl WatchTask {
         let Some(rel) = relative(&self.watch.path, path) else {
             return Ok(());
         };
-        let Ok(meta) = std::fs::metadata(path) else {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
             return Ok(());
         };
-        let size = meta.len();
-        let mtime = mtime_ns(&meta);
+        if !meta.is_file() {
+            return Ok(());
+        }
         let known = self.engine.with_store(|s| s.journal_get(&self.key, &rel))?;
-        if let Some(k) = &known {
-            if k.size == size && k.mtime_ns == mtime {
+        if known.as_ref().is_some_and(|k| unchanged(k, &meta)) {
+            return Ok(());
+        }
+        // Opened below the root without following any link, then identified and hashed on
+        // that handle: the identity the job carries is the file's that was hashed.
+        let (root, rel2) = (self.watch.path.clone(), rel.clone());
+        let checked = tokio::task::spawn_blocking(move || {
+            let mut file = identity::open_beneath(&root, &rel2)?;
+            let mut id = FileIdentity::of(&file.metadata()?, true);
+            id.sha256 = Some(identity::sha256_of(&mut file)?);
+            // Written to while it was hashed: not finished after all; its next event decides.
+            if id.difference(&file.metadata()?).is_some() {
+                return Err(std::io::Error::other("changed while it was hashed"));
+            }
+            Ok::<_, std::io::Error>(id)
+        })
+        .await;
+        let file_id = match checked {
+            Ok(Ok(id)) if id.size == meta.len() && id.mtime_ns == mtime_ns(&meta) => id,
+            Ok(Err(err)) if err.raw_os_error().is_some_and(is_link_refusal) => {
+                tracing::info!(
+                    "watch {}: {rel} is reached through a symbolic link: not followed, not uploaded",
+                    self.watch.path.display()
+                );
                 return Ok(());
             }
-        }
-        let hashed = path.to_path_buf();
-        let sha256 = match tokio::task::spawn_blocking(move || sha256_file(&hashed)).await {
-            Ok(Ok(hash)) => hash,
-            // Vanished or unreadable between the event and now: the next event will tell.
+            // Vanished, unreadable, or changed while hashed: the next event will tell.
             _ => return Ok(()),
         };
+        let (size, mtime) = (file_id.size, file_id.mtime_ns);
+        let inode = Some((file_id.dev, file_id.ino));
+        let sha256 = file_id.sha256.clone().unwrap_or_default();
         if let Some(k) = &known {
             if k.sha256 == sha256 || self.watch.on_change == OnChange::Ignore {
                 // Same content touched, or a rewrite this watch ignores: remember the new
                 // metadata so it is not hashed again.
                 let (key, rel2) = (self.key.clone(), rel.clone());
                 self.engine
-                    .with_store(|s| s.journal_update(&key, &rel2, &rel2, size, mtime))?;
+                    .with_store(|s| s.journal_update(&key, &rel2, &rel2, size, mtime, inode))?;
                 if k.sha256 != sha256 {
                     tracing::info!(
                         "{} changed after its upload; on_change = \"ignore\"",
@@ -502,8 +568,9 @@ impl WatchTask {
                 .find(|e| !self.watch.path.join(&e.rel_path).exists())
             {
                 let key = self.key.clone();
-                self.engine
-                    .with_store(|s| s.journal_update(&key, &old.rel_path, &rel, size, mtime))?;
+                self.engine.with_store(|s| {
+                    s.journal_update(&key, &old.rel_path, &rel, size, mtime, inode)
+                })?;
                 tracing::info!(
                     "{} was renamed from {}; not uploading again",
                     rel,
@@ -517,12 +584,14 @@ impl WatchTask {
             None => return Ok(()),
         };
         let overrides = self.overrides(&profile, &rel);
-        let job = self.engine.prepare(
+        let mut job = self.engine.prepare(
             &profile,
             path,
             &overrides,
             &format!("watch:{}", self.watch.path.display()),
         )?;
+        job.size = size;
+        job.file = Some(file_id);
         let entry = JournalEntry {
             watch: self.key.clone(),
             rel_path: rel,
@@ -531,6 +600,7 @@ impl WatchTask {
             sha256,
             job_id: None,
             action_done: false,
+            file_inode: inode,
         };
         self.engine.enqueue_watched(&job, &entry)?;
         Ok(())
@@ -567,43 +637,300 @@ impl WatchTask {
             state.info.uploads += 1;
             state.info.last_upload = url;
         }
-        self.apply_action(&entry);
+        self.apply_action(&entry).await;
     }
 
     async fn apply_pending_actions(&mut self) {
         let key = self.key.clone();
         if let Ok(entries) = self.engine.with_store(|s| s.journal_pending_actions(&key)) {
             for entry in entries {
-                self.apply_action(&entry);
+                self.apply_action(&entry).await;
             }
         }
     }
 
-    /// Moves or deletes an uploaded file, only if it is still what was uploaded.
-    fn apply_action(&self, entry: &JournalEntry) {
-        let path = self.watch.path.join(&entry.rel_path);
-        let unchanged = std::fs::metadata(&path)
-            .map(|m| m.len() == entry.size && mtime_ns(&m) == entry.mtime_ns)
-            .unwrap_or(false);
-        let result = match (&self.watch.after_upload, unchanged) {
-            (AfterUpload::Keep, _) | (_, false) => Ok(()),
-            (AfterUpload::Delete, true) => std::fs::remove_file(&path),
-            (AfterUpload::Move(dir), true) => {
-                let target = self.watch.path.join(dir).join(&entry.rel_path);
-                target
-                    .parent()
-                    .map_or(Ok(()), std::fs::create_dir_all)
-                    .and_then(|()| std::fs::rename(&path, &target))
-            }
+    /// A watched upload failed (`job`, or at start every failed one): if its file is no longer
+    /// the one that was queued (the engine refused to send it), the journal forgets the old
+    /// entry and the file at that path is a candidate again, as a new file.
+    async fn recheck_failed(
+        &mut self,
+        job: Option<JobId>,
+        pending: &mut HashMap<PathBuf, Pending>,
+    ) {
+        let key = self.key.clone();
+        let failed = match job {
+            Some(job) => self.engine.with_store(|s| {
+                Ok(match s.journal_by_job(job)? {
+                    Some(entry) if entry.watch == key => vec![(entry, s.get(job)?)],
+                    _ => Vec::new(),
+                })
+            }),
+            None => self.engine.with_store(|s| s.journal_failed(&key)),
         };
-        match result {
-            Ok(()) => {
+        for (entry, record) in failed.unwrap_or_default() {
+            let Some(expected) = record.file else {
+                continue;
+            };
+            let path = self.watch.path.join(&entry.rel_path);
+            let now = std::fs::symlink_metadata(&path);
+            let mut changed = match &now {
+                Ok(meta) => expected.difference(meta),
+                Err(_) => Some("gone".into()),
+            };
+            if changed.is_none() && job.is_some() {
+                // Same inode, size and mtime: only the content can tell (one file, on failure).
+                let (root, rel, sha) = (
+                    self.watch.path.clone(),
+                    entry.rel_path.clone(),
+                    expected.sha256.clone(),
+                );
+                let same = tokio::task::spawn_blocking(move || {
+                    let mut file = identity::open_beneath(&root, &rel)?;
+                    Ok::<_, std::io::Error>(Some(identity::sha256_of(&mut file)?) == sha)
+                })
+                .await;
+                if matches!(same, Ok(Ok(false))) {
+                    changed = Some("rewritten in place".into());
+                }
+            }
+            let Some(why) = changed else {
+                // Failed for another reason (a refusal by the provider): the user decides.
+                continue;
+            };
+            let _ = self
+                .engine
+                .with_store(|s| s.journal_remove(&entry.watch, &entry.rel_path));
+            tracing::warn!(
+                "watch {}: {} was replaced after it was queued ({why}); job {} did not upload it, and the file now there is queued as a new file",
+                self.watch.path.display(),
+                entry.rel_path,
+                record.id
+            );
+            if let Ok(meta) = now {
+                self.consider(&path, &meta, true, pending);
+            }
+        }
+    }
+
+    /// Moves or deletes an uploaded file, only if it is still the file that was uploaded (same
+    /// device and inode as queued, same SHA-256). A file deleted or moved away leaves the
+    /// journal: a new file at its path is a new file.
+    async fn apply_action(&self, entry: &JournalEntry) {
+        let done = |store: &mut crate::engine::store::Store| {
+            store.journal_action_done(&entry.watch, &entry.rel_path)
+        };
+        if self.watch.after_upload == AfterUpload::Keep {
+            let _ = self.engine.with_store(done);
+            return;
+        }
+        let expected = entry
+            .job_id
+            .and_then(|id| self.engine.job(id).ok())
+            .and_then(|job| job.file);
+        let (root, entry2, action) = (
+            self.watch.path.clone(),
+            entry.clone(),
+            self.watch.after_upload.clone(),
+        );
+        let acted =
+            tokio::task::spawn_blocking(move || act(&root, &entry2, expected.as_ref(), &action))
+                .await
+                .unwrap_or_else(|err| Err(std::io::Error::other(err.to_string())));
+        let path = self.watch.path.join(&entry.rel_path);
+        match acted {
+            Ok(Acted::Done(what)) => {
+                tracing::info!("after upload: {} {what}", path.display());
                 let _ = self
                     .engine
-                    .with_store(|s| s.journal_action_done(&entry.watch, &entry.rel_path));
+                    .with_store(|s| s.journal_remove(&entry.watch, &entry.rel_path));
             }
+            Ok(Acted::Gone) => {
+                let _ = self
+                    .engine
+                    .with_store(|s| s.journal_remove(&entry.watch, &entry.rel_path));
+            }
+            Ok(Acted::Changed(why)) => {
+                // The uploaded file is no longer at this path: what is there now is a new file.
+                tracing::warn!(
+                    "after upload: {} left in place: {why}; it is not the file that was uploaded, so it counts as a new file",
+                    path.display()
+                );
+                let _ = self
+                    .engine
+                    .with_store(|s| s.journal_remove(&entry.watch, &entry.rel_path));
+            }
+            // Left for the next start to try again.
             Err(err) => tracing::warn!("after upload of {}: {err}", path.display()),
         }
+    }
+}
+
+enum Acted {
+    /// Deleted, or moved to the path given.
+    Done(String),
+    /// Nothing at the path any more.
+    Gone,
+    /// Not the uploaded file any more: left alone.
+    Changed(String),
+}
+
+/// Deletes or moves the file of `entry` if it is still the uploaded one. Each step renames
+/// first (never over an existing name) and checks that what it renamed is the inode it
+/// verified, undoing the rename otherwise, so a file swapped in meanwhile is never destroyed or
+/// archived in place of the uploaded one.
+fn act(
+    root: &Path,
+    entry: &JournalEntry,
+    expected: Option<&FileIdentity>,
+    action: &AfterUpload,
+) -> std::io::Result<Acted> {
+    let path = root.join(&entry.rel_path);
+    let mut file = match identity::open_beneath(root, &entry.rel_path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Acted::Gone),
+        Err(err) if err.raw_os_error().is_some_and(is_link_refusal) => {
+            return Ok(Acted::Changed("a symbolic link is in its place".into()))
+        }
+        Err(err) => return Err(err),
+    };
+    let meta = file.metadata()?;
+    if let Some(expected) = expected {
+        if !identity::same_inode_as(expected, &meta) {
+            return Ok(Acted::Changed("another file was put at its path".into()));
+        }
+    }
+    if meta.len() != entry.size || identity::sha256_of(&mut file)? != entry.sha256 {
+        return Ok(Acted::Changed(
+            "its content changed after the upload".into(),
+        ));
+    }
+    drop(file);
+    let parent = path.parent().unwrap_or(root);
+    let name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    let (target, what) = match action {
+        AfterUpload::Keep => return Ok(Acted::Gone),
+        AfterUpload::Delete => {
+            let hidden = parent.join(format!(
+                ".dropkey-deleting-{}",
+                uuid::Uuid::new_v4().simple()
+            ));
+            (hidden, None)
+        }
+        AfterUpload::Move(dir) => {
+            let rel_dir = entry.rel_path.rsplit_once('/').map_or("", |(d, _)| d);
+            let target_dir = root.join(dir).join(rel_dir);
+            std::fs::create_dir_all(&target_dir)?;
+            if !real_folders_between(root, &target_dir.join("x")) {
+                return Err(std::io::Error::other(format!(
+                    "{} is or passes through a symbolic link: not moving files there",
+                    target_dir.display()
+                )));
+            }
+            let target = move_free_name(&path, &target_dir, &name)?;
+            (target.clone(), Some(target))
+        }
+    };
+    if what.is_none() {
+        identity::rename_no_replace(&path, &target)?;
+    }
+    // What was renamed must be the inode checked above; anything else goes back.
+    let moved = std::fs::symlink_metadata(&target)?;
+    if !identity::same_inode(&moved, &meta) {
+        let undo = identity::rename_no_replace(&target, &path);
+        return Ok(Acted::Changed(format!(
+            "it was replaced while being {}{}",
+            if what.is_some() { "moved" } else { "deleted" },
+            match undo {
+                Ok(()) => String::new(),
+                Err(err) => format!(
+                    "; the file now at {} could not be put back: {err}",
+                    target.display()
+                ),
+            }
+        )));
+    }
+    match what {
+        Some(target) => Ok(Acted::Done(format!("moved to {}", target.display()))),
+        None => {
+            std::fs::remove_file(&target)?;
+            Ok(Acted::Done("deleted".into()))
+        }
+    }
+}
+
+/// Moves `path` into `dir` under `name`, or `stem (1).ext`, `stem (2).ext`, ... when taken:
+/// never over an existing file.
+fn move_free_name(path: &Path, dir: &Path, name: &std::ffi::OsStr) -> std::io::Result<PathBuf> {
+    let as_path = Path::new(name);
+    let stem = as_path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = as_path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    for n in 0..10_000u32 {
+        let candidate = if n == 0 {
+            dir.join(name)
+        } else {
+            dir.join(format!("{stem} ({n}){ext}"))
+        };
+        match identity::rename_no_replace(path, &candidate) {
+            Ok(()) => return Ok(candidate),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(err) => return Err(err),
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "{} holds 10,000 files named like {}: clear it out",
+        dir.display(),
+        name.to_string_lossy()
+    )))
+}
+
+/// Whether the file `meta` describes is still the journaled one, without reading it: same size
+/// and mtime, and the same inode as queued (another file put in its place with the same size and
+/// mtime is not the journaled file).
+fn unchanged(entry: &JournalEntry, meta: &std::fs::Metadata) -> bool {
+    entry.size == meta.len()
+        && entry.mtime_ns == mtime_ns(meta)
+        && entry
+            .file_inode
+            .is_none_or(|inode| inode == identity::dev_ino(meta))
+}
+
+/// Whether every folder between `root` and `path`'s parent is a real folder, not a link.
+fn real_folders_between(root: &Path, path: &Path) -> bool {
+    let Some(rel) = path.parent().and_then(|p| p.strip_prefix(root).ok()) else {
+        return false;
+    };
+    let mut dir = root.to_path_buf();
+    for part in rel.components() {
+        dir.push(part);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// The errors `openat` gives for a symlink it was told not to follow (`ELOOP`), or a link where
+/// a folder was expected (`ENOTDIR`).
+fn is_link_refusal(code: i32) -> bool {
+    #[cfg(unix)]
+    {
+        code == rustix::io::Errno::LOOP.raw_os_error()
+            || code == rustix::io::Errno::NOTDIR.raw_os_error()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = code;
+        false
     }
 }
 
@@ -651,14 +978,6 @@ fn root_state(path: &Path, root_id: Option<(u64, u64)>) -> Result<(), &'static s
     }
 }
 
-fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
-    meta.modified()
-        .ok()
-        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
-
 /// Every regular file below `root` (not following symlinks).
 fn walk(root: &Path, recursive: bool) -> Vec<(PathBuf, std::fs::Metadata)> {
     let mut out = Vec::new();
@@ -684,22 +1003,6 @@ fn walk(root: &Path, recursive: bool) -> Vec<(PathBuf, std::fs::Metadata)> {
         }
     }
     out
-}
-
-fn sha256_file(path: &Path) -> std::io::Result<String> {
-    use sha2::Digest as _;
-    use std::io::Read as _;
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1024 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Renders a `remote_path` template for the file at `rel`, dated `now` (UTC).

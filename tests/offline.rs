@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use dropkey::sandbox::{self, Faults, SandboxConfig, SandboxHandle};
 use secrecy::SecretString;
 use serde_json::Value;
@@ -33,11 +35,7 @@ fn sandbox_at(rt: &tokio::runtime::Runtime, listen: SocketAddr, root: &Path) -> 
 }
 
 fn ledger(root: &Path) -> Vec<Value> {
-    std::fs::read_to_string(root.join("ledger.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::read_records(&root.join("ledger.jsonl"))
 }
 
 /// A loopback port nobody listens on (bound, read, released).

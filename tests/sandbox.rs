@@ -2,6 +2,8 @@
 //! refuse, its storage across restarts, its fault injection, and `dropkey sandbox` itself.
 //! Tests wait on responses and process events, never on sleeps.
 
+mod common;
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -96,10 +98,7 @@ impl Sandbox {
     }
 
     fn ledger(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(self.handle().ledger_path()).unwrap();
-        text.lines()
-            .map(|l| serde_json::from_str(l).expect("each ledger line is JSON"))
-            .collect()
+        common::read_records(&self.handle().ledger_path())
     }
 
     fn stored_blobs(&self) -> usize {

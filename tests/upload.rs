@@ -112,12 +112,7 @@ tags = ["kyc"]
     }
 
     fn ledger(&self) -> Vec<Value> {
-        let path = self.sandbox.as_ref().unwrap().ledger_path();
-        std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        common::read_records(&self.sandbox.as_ref().unwrap().ledger_path())
     }
 }
 

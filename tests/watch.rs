@@ -9,6 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::read_records;
+
 use dropkey::sandbox::{self, SandboxConfig, SandboxHandle};
 use secrecy::SecretString;
 use serde_json::Value;
@@ -118,20 +121,6 @@ impl Rig {
             .unwrap();
         paths
     }
-}
-
-/// The JSON records of a JSON-lines file another thread or process may be appending to: a
-/// trailing line without its newline is still being written and is not read.
-fn read_records(path: &std::path::Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let complete = match text.rfind('\n') {
-        Some(end) => &text[..=end],
-        None => "",
-    };
-    complete
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
 }
 
 impl Drop for Rig {

@@ -152,3 +152,17 @@ pub fn keychain_available() -> bool {
         }
     }
 }
+
+/// The JSON lines of a file another thread or process may be appending to (the sandbox's
+/// ledger): only complete, newline-terminated lines, so a line being written is never parsed.
+pub fn read_records(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..=end],
+        None => "",
+    };
+    complete
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}

@@ -227,6 +227,53 @@ impl Reach {
 mod tests {
     use super::*;
 
+    /// A loopback address nobody listens on (bound, read, released).
+    fn dead_addr() -> std::net::SocketAddr {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    }
+
+    struct Rig {
+        reach: Arc<Reach>,
+        events: broadcast::Receiver<Event>,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+    }
+
+    /// A `Reach` probing every `first` ms, backing off to `max` ms.
+    fn rig(first: u64, max: u64) -> Rig {
+        let (events, rx) = broadcast::channel(64);
+        let tracker = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let reach = Arc::new(Reach::new(
+            ProbePolicy {
+                first: Duration::from_millis(first),
+                max: Duration::from_millis(max),
+                timeout: Duration::from_secs(2),
+            },
+            reqwest::Client::new(),
+            events,
+            tracker.clone(),
+            shutdown.clone(),
+        ));
+        Rig {
+            reach,
+            events: rx,
+            tracker,
+            shutdown,
+        }
+    }
+
+    impl Rig {
+        async fn stop(self) {
+            self.shutdown.cancel();
+            self.tracker.close();
+            tokio::time::timeout(Duration::from_secs(5), self.tracker.wait())
+                .await
+                .expect("the probers ended");
+        }
+    }
+
     #[test]
     fn origins_keep_scheme_host_and_port() {
         let o = |u: &str| origin(&reqwest::Url::parse(u).unwrap());
@@ -244,23 +291,9 @@ mod tests {
     #[tokio::test]
     async fn a_gate_opens_when_the_host_answers_and_not_before() {
         // A port nobody listens on, then a listener on it.
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = probe.local_addr().unwrap();
-        drop(probe);
-        let (events, mut rx) = broadcast::channel(64);
-        let tracker = TaskTracker::new();
-        let shutdown = CancellationToken::new();
-        let reach = Arc::new(Reach::new(
-            ProbePolicy {
-                first: Duration::from_millis(20),
-                max: Duration::from_millis(100),
-                timeout: Duration::from_secs(2),
-            },
-            reqwest::Client::new(),
-            events,
-            tracker.clone(),
-            shutdown.clone(),
-        ));
+        let addr = dead_addr();
+        let mut rig = rig(20, 100);
+        let reach = rig.reach.clone();
         let origin = format!("http://{addr}");
         let waiter = {
             let reach = reach.clone();
@@ -274,7 +307,7 @@ mod tests {
         // Offline is announced with the parked job, and probes keep failing.
         let mut offline_seen = 0;
         while offline_seen < 3 {
-            if let Event::Offline { hosts } = rx.recv().await.unwrap() {
+            if let Event::Offline { hosts } = rig.events.recv().await.unwrap() {
                 assert_eq!(hosts.len(), 1);
                 assert_eq!(hosts[0].origin, origin);
                 assert!(hosts[0].next_probe_secs <= 1);
@@ -298,85 +331,49 @@ mod tests {
         });
         assert!(waiter.await.unwrap(), "the parked job wakes");
         loop {
-            if let Event::Online { origin: o, .. } = rx.recv().await.unwrap() {
+            if let Event::Online { origin: o, .. } = rig.events.recv().await.unwrap() {
                 assert_eq!(o, origin);
                 break;
             }
         }
         assert!(reach.offline().is_empty());
-        shutdown.cancel();
-        tracker.close();
-        tracker.wait().await;
+        rig.stop().await;
     }
 
     #[tokio::test]
     async fn a_host_nobody_waits_for_is_no_longer_probed() {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = probe.local_addr().unwrap();
-        drop(probe);
-        let (events, mut rx) = broadcast::channel(64);
-        let tracker = TaskTracker::new();
-        let shutdown = CancellationToken::new();
-        let reach = Arc::new(Reach::new(
-            ProbePolicy {
-                first: Duration::from_millis(20),
-                max: Duration::from_millis(40),
-                timeout: Duration::from_secs(2),
-            },
-            reqwest::Client::new(),
-            events,
-            tracker.clone(),
-            shutdown.clone(),
-        ));
+        let mut rig = rig(20, 40);
         let cancel = CancellationToken::new();
         cancel.cancel();
         let far = Instant::now() + Duration::from_secs(60);
-        assert!(
-            reach
-                .wait_for(&format!("http://{addr}"), "refused", far, &cancel)
-                .await
-        );
+        let origin = format!("http://{}", dead_addr());
+        assert!(rig.reach.wait_for(&origin, "refused", far, &cancel).await);
         // The prober sees nobody parked at its next failed probe and retires the gate.
         loop {
-            if let Event::Offline { hosts } = rx.recv().await.unwrap() {
+            if let Event::Offline { hosts } = rig.events.recv().await.unwrap() {
                 if hosts.is_empty() {
                     break;
                 }
             }
         }
-        assert!(reach.offline().is_empty());
-        tracker.close();
-        tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+        assert!(rig.reach.offline().is_empty());
+        // It ended by itself: no shutdown needed.
+        rig.tracker.close();
+        tokio::time::timeout(Duration::from_secs(5), rig.tracker.wait())
             .await
             .expect("the prober ended");
     }
 
     #[tokio::test]
     async fn a_deadline_ends_the_wait() {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = probe.local_addr().unwrap();
-        drop(probe);
-        let tracker = TaskTracker::new();
-        let shutdown = CancellationToken::new();
-        let reach = Arc::new(Reach::new(
-            ProbePolicy::default(),
-            reqwest::Client::new(),
-            broadcast::channel(8).0,
-            tracker.clone(),
-            shutdown.clone(),
-        ));
+        let rig = rig(500, 5000);
         let deadline = Instant::now() + Duration::from_millis(50);
-        let answered = reach
-            .wait_for(
-                &format!("http://{addr}"),
-                "refused",
-                deadline,
-                &CancellationToken::new(),
-            )
+        let origin = format!("http://{}", dead_addr());
+        let answered = rig
+            .reach
+            .wait_for(&origin, "refused", deadline, &CancellationToken::new())
             .await;
         assert!(!answered);
-        shutdown.cancel();
-        tracker.close();
-        tracker.wait().await;
+        rig.stop().await;
     }
 }

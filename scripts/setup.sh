@@ -39,7 +39,7 @@ setup_apt() {
 
 setup_npm() {
   command -v npm >/dev/null || { echo "error: npm is missing: install Node.js 20+ (apt-get install nodejs npm)" >&2; exit 2; }
-  for dir in ui tests/e2e tests/browser; do
+  for dir in ui tests/e2e tests/browser tests/sdk; do
     # `npm ci` rejects a lock written on one platform on another; `install` honours the lock.
     log "npm: $dir"
     (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)

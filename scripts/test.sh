@@ -31,4 +31,5 @@ timeout 1200 xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- bash -eu
   cargo test "$@"
   DROPKEY_APP="$PWD/target/debug/dropkey-app" node --test tests/e2e/
   DROPKEY_BIN="$PWD/target/debug/dropkey" node --test tests/browser/
+  DROPKEY_BIN="$PWD/target/debug/dropkey" node --test tests/sdk/
 ' _ "${FEATURES[@]}"

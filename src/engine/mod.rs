@@ -795,6 +795,9 @@ async fn attempts(shared: &Arc<Shared>, job: &mut JobRecord, control: &Control) 
     let mut attempt_no = 0;
     // Transient failures since the host last answered: the backoff's exponent.
     let mut streak = 0;
+    // Connect failures in a row: a host that answers the probe but not the upload (a proxy
+    // in between, a port that differs) must not be retried at the probe's pace.
+    let mut unreachable = 0;
     loop {
         attempt_no += 1;
         tracing::info!(job = job.id.0, path = %job.path.display(), attempt = attempt_no, "upload started");
@@ -866,11 +869,20 @@ async fn attempts(shared: &Arc<Shared>, job: &mut JobRecord, control: &Control) 
                     ));
                 }
                 streak = 0;
+                unreachable += 1;
+                if unreachable > 1 {
+                    tokio::select! {
+                        _ = tokio::time::sleep(policy.backoff(unreachable - 1)) => {}
+                        _ = control.token.cancelled() => return Outcome::Stopped(stopped()),
+                    }
+                }
+                continue;
             }
             Failure::Transient {
                 reason,
                 retry_after,
             } => {
+                unreachable = 0;
                 streak += 1;
                 let delay = match retry_after {
                     Some(wait) => wait,

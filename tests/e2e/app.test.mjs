@@ -774,9 +774,21 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
     const text = await banner.getText();
     assert.match(text, /^offline — \d+ waiting, next try in \d+ s \(cannot reach http:\/\/127\.0\.0\.1:\d+\)$/, text);
     await shot("offline");
-    // The file waits: no give-up while offline.
-    assert.equal((await queueStates())["offline-report.pdf"], "running");
-    // Nobody waits once it is cancelled: the banner goes.
+    // The file waits: no give-up while offline. The queue is a virtual list: its newest rows
+    // (this file) are rendered once it is scrolled to the end, as a user would.
+    await browser.execute(() => {
+      const list = document.querySelector('[data-testid="queue-list"]');
+      if (list) list.scrollTop = list.scrollHeight;
+    });
+    await eventually(
+      async () => (await queueStates())["offline-report.pdf"] === "running",
+      "the file waiting for the network is not shown as running",
+    );
+    // Nobody waits once it is cancelled: the banner goes. (The "queued" toast is closed first:
+    // it sits over the queue's last rows.)
+    await browser.execute(() => {
+      for (const close of document.querySelectorAll('[data-testid="toast"] button')) close.click();
+    });
     await browser.$('[data-testid="queue-item"][data-name="offline-report.pdf"] button[aria-label^="Cancel"]').click();
     await eventually(async () => !(await banner.isExisting()), "the banner stayed after the only waiting file was cancelled");
     await browser.$('[data-testid="dest-profile"]').selectByAttribute("value", "sandbox");

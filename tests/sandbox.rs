@@ -1380,6 +1380,121 @@ async fn cloudinary_destroy_removes_an_asset_once() {
 // -------------------------------------------------------------------------------------------
 // Faults and the ledger
 
+/// A raw HTTP/1.1 response: status, lowercase headers, body (Content-Length framed).
+async fn read_raw_response(
+    reader: &mut tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
+) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _};
+    let mut line = String::new();
+    if reader.read_line(&mut line).await? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let status = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).await?;
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+    }
+    let length = headers
+        .iter()
+        .find(|(name, _)| name == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0usize);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).await?;
+    Ok((status, headers, body))
+}
+
+#[tokio::test]
+async fn a_chunked_body_whose_terminator_comes_late_keeps_the_connection_alive() {
+    use tokio::io::AsyncWriteExt as _;
+    let sb = Sandbox::new().await;
+    let (fields, _) = cl_fields(&[("public_id", "late/end")], now(), Algorithm::Sha1);
+    let boundary = "dropkeyboundary7MA4YWxk";
+    let mut body = Vec::new();
+    for (name, value) in &fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"notes.txt\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+            .as_bytes(),
+    );
+    body.extend_from_slice(b"late terminator\n");
+    body.extend_from_slice(format!("\r\n--{boundary}--").as_bytes());
+
+    let stream = tokio::net::TcpStream::connect(sb.handle().addr())
+        .await
+        .unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (read, mut write) = stream.into_split();
+    let mut reader = tokio::io::BufReader::new(read);
+    let head = format!(
+        "POST /v1_1/sandbox/raw/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        body.len()
+    );
+    write.write_all(head.as_bytes()).await.unwrap();
+    write.write_all(&body).await.unwrap();
+    write.write_all(b"\r\n").await.unwrap();
+    write.flush().await.unwrap();
+    // The whole multipart body is in: once the upload is in the ledger, the handler is done
+    // with the body, and only then does the chunked terminator follow, as Node sends it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sb.ledger().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the upload never reached the ledger"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    write.write_all(b"0\r\n\r\n").await.unwrap();
+    write.flush().await.unwrap();
+    let (status, headers, first) = read_raw_response(&mut reader).await.unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&first));
+    let first: Value = serde_json::from_slice(&first).unwrap();
+    assert_eq!(first["public_id"], "late/end");
+    assert!(
+        !headers
+            .iter()
+            .any(|(n, v)| n == "connection" && v.eq_ignore_ascii_case("close")),
+        "{headers:?}"
+    );
+
+    // The same socket takes the next request.
+    let nonce = "0123456789abcdef0123456789abcdef";
+    write
+        .write_all(
+            format!(
+                "GET {}?nonce={nonce} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                sandbox::IDENTITY_PATH
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let (status, _, proof) = read_raw_response(&mut reader)
+        .await
+        .expect("the keep-alive connection answers a second request");
+    assert_eq!(status, 200);
+    assert_eq!(
+        String::from_utf8(proof).unwrap(),
+        sandbox::identity_proof(&secret(), nonce)
+    );
+}
+
 #[tokio::test]
 async fn fail_rate_one_faults_every_upload_and_the_ledger_stays_empty() {
     let mut sb = Sandbox::with(|c| {

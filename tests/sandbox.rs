@@ -1496,6 +1496,24 @@ async fn a_chunked_body_whose_terminator_comes_late_keeps_the_connection_alive()
 }
 
 #[tokio::test]
+async fn cloudinary_context_values_lose_the_sdks_escapes() {
+    let sb = Sandbox::new().await;
+    // What the Node SDK's `encode_context` makes of {alt: "plain", caption: "a=b", note: "x|y"}.
+    let (status, body) = sb
+        .cl_upload(
+            "raw",
+            &[("context", r"alt=plain|caption=a\=b|note=x\|y")],
+            ("notes.txt", b"context".to_vec()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["context"]["custom"],
+        json!({"alt": "plain", "caption": "a=b", "note": "x|y"})
+    );
+}
+
+#[tokio::test]
 async fn fail_rate_one_faults_every_upload_and_the_ledger_stays_empty() {
     let mut sb = Sandbox::with(|c| {
         c.faults = Faults {

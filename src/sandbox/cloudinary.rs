@@ -306,19 +306,57 @@ fn parse_tags(raw: &str) -> Result<Vec<String>, ApiError> {
     Ok(tags)
 }
 
-/// `key=value|key2=value2`, Cloudinary's contextual metadata.
+/// `key=value|key2=value2`, Cloudinary's contextual metadata. The SDKs escape `=` and `|`
+/// inside values with a backslash (`caption=a\=b`), and Cloudinary stores them unescaped; a
+/// backslash before any other character is an ordinary character.
 fn parse_context(raw: &str) -> Result<BTreeMap<String, String>, ApiError> {
     let mut context = BTreeMap::new();
-    for pair in raw.split('|') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for pair in split_unescaped(raw, '|') {
+        let halves = split_unescaped(&pair, '=');
+        let (key, value) = match halves.split_first() {
+            Some((key, value)) => (unescape_context(key), unescape_context(&value.join("="))),
+            None => (String::new(), String::new()),
+        };
         if key.trim().is_empty() {
             return Err(bad_request(format!(
                 "Invalid context {raw}: write it as key=value|key2=value2"
             )));
         }
-        context.insert(key.trim().to_owned(), value.to_owned());
+        context.insert(key.trim().to_owned(), value);
     }
     Ok(context)
+}
+
+/// `text` split at each `separator` not right after a backslash; the pieces keep their escapes.
+/// (The SDKs escape only `=` and `|`, never the backslash, so a backslash right before a
+/// separator always escapes it.)
+fn split_unescaped(text: &str, separator: char) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut piece = String::new();
+    let mut escaped = false;
+    for c in text.chars() {
+        if c == separator && !escaped {
+            pieces.push(std::mem::take(&mut piece));
+        } else {
+            piece.push(c);
+        }
+        escaped = c == '\\';
+    }
+    pieces.push(piece);
+    pieces
+}
+
+/// Undoes the SDKs' `\\=` and `\\|`.
+fn unescape_context(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' && matches!(chars.peek(), Some('=' | '|')) {
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Which resource type a file is stored as: `auto` picks by MIME type; `image` and `video`
@@ -1375,6 +1413,19 @@ mod tests {
         assert_eq!(p.delivery_type, "private");
         assert!(p.use_filename);
         assert_eq!(p.context.unwrap()["k"], "v=w");
+        // The SDKs' escapes (`encode_context`) are undone.
+        let p = UploadParams::parse(&params(&[(
+            "context",
+            r"alt=plain|caption=a\=b|note=x\|y|path=c:\dir|odd=a\\=b",
+        )]))
+        .unwrap();
+        let context = p.context.unwrap();
+        assert_eq!(context.len(), 5, "{context:?}");
+        assert_eq!(context["alt"], "plain");
+        assert_eq!(context["caption"], "a=b");
+        assert_eq!(context["note"], "x|y");
+        assert_eq!(context["path"], r"c:\dir");
+        assert_eq!(context["odd"], r"a\=b");
         for bad in [
             vec![("type", "public")],
             vec![("overwrite", "yes")],

@@ -1513,6 +1513,154 @@ async fn cloudinary_context_values_lose_the_sdks_escapes() {
     );
 }
 
+/// A 1x1 PNG.
+const PNG_1X1: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xff\xff?\0\x05\xfe\x02\xfe\xa7\x35\x81\x84\0\0\0\0IEND\xaeB`\x82";
+
+#[tokio::test]
+async fn cloudinary_reads_the_type_from_the_bytes_and_the_name_only_as_a_fallback() {
+    let sb = Sandbox::new().await;
+    // A PNG with no extension (the SDKs' `upload_stream` names every file `file`).
+    let (status, body) = sb.cl_upload("image", &[], ("file", PNG_1X1.to_vec())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["format"], "png");
+    // `auto` stores it as an image, not raw.
+    let (status, body) = sb
+        .cl_upload("auto", &[], ("upload", PNG_1X1.to_vec()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["resource_type"], "image");
+    assert_eq!(body["format"], "png");
+    let served = sb.get(body["secure_url"].as_str().unwrap()).await;
+    assert_eq!(served.headers()["content-type"], "image/png");
+    assert_eq!(served.bytes().await.unwrap(), PNG_1X1);
+    // The bytes win over a misleading name.
+    let mut jpeg = b"\xff\xd8\xff\xe0\0\x10JFIF\0".to_vec();
+    jpeg.extend_from_slice(&data(1000, 1));
+    let (status, body) = sb.cl_upload("auto", &[], ("photo.txt", jpeg)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["resource_type"], "image");
+    assert_eq!(body["format"], "jpg");
+    // Bytes that are no known format: the name decides.
+    let (status, body) = sb
+        .cl_upload("auto", &[], ("notes", b"plain text".to_vec()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["resource_type"], "raw");
+    let (status, body) = sb
+        .cl_upload("image", &[], ("notes", b"plain text".to_vec()))
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "Invalid image file");
+}
+
+#[tokio::test]
+async fn cloudinary_raw_files_take_an_extension_only_from_their_name() {
+    let sb = Sandbox::new().await;
+    let (fields, _) = cl_fields(&[], now(), Algorithm::Sha1);
+    let refs = as_refs(&fields);
+    let part = || {
+        Part::bytes(b"no extension here".to_vec())
+            .file_name("blob")
+            .mime_str("application/octet-stream")
+            .unwrap()
+    };
+    let mut form = Form::new().part("file", part());
+    for (name, value) in &refs {
+        form = form.text(name.to_string(), value.to_string());
+    }
+    let r = sb
+        .client
+        .post(sb.url("/v1_1/sandbox/raw/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    let public_id = body["public_id"].as_str().unwrap();
+    assert!(!public_id.contains('.'), "{public_id}");
+    assert!(body.get("format").is_none(), "{body}");
+    // A chunked upload (`upload_large` strips the extension from the name it sends).
+    let whole = data(30_000, 3);
+    let upload_id = "raw-no-extension";
+    for (start, end, total) in [(0, 14_999, "-1"), (15_000, 29_999, "30000")] {
+        let (fields, _) = cl_fields(&[], now(), Algorithm::Sha1);
+        let mut form = Form::new();
+        for (name, value) in &fields {
+            form = form.text(name.clone(), value.clone());
+        }
+        form = form.part(
+            "file",
+            Part::bytes(whole[start..=end].to_vec())
+                .file_name("big")
+                .mime_str("application/octet-stream")
+                .unwrap(),
+        );
+        let r = sb
+            .client
+            .post(sb.url("/v1_1/sandbox/raw/upload"))
+            .header("X-Unique-Upload-Id", upload_id)
+            .header("Content-Range", format!("bytes {start}-{end}/{total}"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.unwrap();
+        if total != "-1" {
+            let public_id = body["public_id"].as_str().unwrap();
+            assert!(!public_id.contains('.'), "{public_id}");
+            assert_eq!(body["resource_type"], "raw");
+        }
+    }
+    // With an extension in the name, the public id keeps it.
+    let (status, body) = sb
+        .cl_upload("raw", &[], ("report.CSV", b"a,b".to_vec()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body["public_id"].as_str().unwrap().ends_with(".csv"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn cloudinary_chunked_uploads_are_typed_by_the_first_chunk() {
+    let sb = Sandbox::new().await;
+    let mut whole = PNG_1X1.to_vec();
+    whole.extend_from_slice(&data(20_000, 5));
+    let total = whole.len();
+    let half = total / 2;
+    let upload_id = "png-in-two";
+    let mut last = Value::Null;
+    for (start, end, total_text) in [
+        (0, half - 1, "-1".to_owned()),
+        (half, total - 1, total.to_string()),
+    ] {
+        let (fields, _) = cl_fields(&[], now(), Algorithm::Sha1);
+        let mut form = Form::new();
+        for (name, value) in &fields {
+            form = form.text(name.clone(), value.clone());
+        }
+        form = form.part(
+            "file",
+            Part::bytes(whole[start..=end].to_vec()).file_name("photo"),
+        );
+        let r = sb
+            .client
+            .post(sb.url("/v1_1/sandbox/image/upload"))
+            .header("X-Unique-Upload-Id", upload_id)
+            .header("Content-Range", format!("bytes {start}-{end}/{total_text}"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        last = r.json().await.unwrap();
+    }
+    assert_eq!(last["resource_type"], "image", "{last}");
+    assert_eq!(last["format"], "png", "{last}");
+    assert_eq!(last["bytes"], total);
+}
+
 #[tokio::test]
 async fn fail_rate_one_faults_every_upload_and_the_ledger_stays_empty() {
     let mut sb = Sandbox::with(|c| {

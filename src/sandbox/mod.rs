@@ -21,6 +21,7 @@
 //! # Layout
 //! - `imagekit`, `cloudinary`: each provider's endpoints and their checks.
 //! - `form`: reading multipart bodies, streaming the file to disk.
+//! - `sniff`: what a file is from its first bytes (both providers decide by content).
 //! - `store`: files, metadata, the index, used tokens, chunk partials, the ledger.
 //! - `faults`: which requests fail, and how.
 //! - `conn`: connections a handler can reset (for the connection-reset fault).
@@ -40,6 +41,7 @@ mod error;
 mod faults;
 mod form;
 mod imagekit;
+mod sniff;
 mod store;
 mod time;
 

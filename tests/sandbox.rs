@@ -1496,6 +1496,35 @@ async fn a_chunked_body_whose_terminator_comes_late_keeps_the_connection_alive()
 }
 
 #[tokio::test]
+async fn a_request_refused_before_its_body_does_not_invite_an_expected_body() {
+    use tokio::io::AsyncWriteExt as _;
+    let sb = Sandbox::new().await;
+    let stream = tokio::net::TcpStream::connect(sb.handle().addr())
+        .await
+        .unwrap();
+    let (read, mut write) = stream.into_split();
+    let mut reader = tokio::io::BufReader::new(read);
+    // Not multipart: refused from the head alone. The client waits for `100 Continue` before
+    // sending its 10 MiB, so the answer must come without it, and close the connection.
+    write
+        .write_all(
+            b"POST /v1_1/sandbox/raw/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: 10485760\r\nExpect: 100-continue\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let (status, headers, body) = read_raw_response(&mut reader).await.unwrap();
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert!(message(&body).contains("multipart/form-data"), "{body}");
+    assert!(
+        headers
+            .iter()
+            .any(|(n, v)| n == "connection" && v.eq_ignore_ascii_case("close")),
+        "{headers:?}"
+    );
+}
+
+#[tokio::test]
 async fn cloudinary_context_values_lose_the_sdks_escapes() {
     let sb = Sandbox::new().await;
     // What the Node SDK's `encode_context` makes of {alt: "plain", caption: "a=b", note: "x|y"}.

@@ -34,7 +34,15 @@ const DRAIN_TIME: Duration = Duration::from_secs(10);
 /// handler drops it unfinished.
 struct ReturnedOnDrop {
     inner: Option<Body>,
-    back: Option<oneshot::Sender<Body>>,
+    back: Option<oneshot::Sender<Unread>>,
+    /// Whether the handler ever asked for the body.
+    polled: bool,
+}
+
+/// What the handler left of a body.
+struct Unread {
+    body: Body,
+    polled: bool,
 }
 
 impl HttpBody for ReturnedOnDrop {
@@ -45,6 +53,7 @@ impl HttpBody for ReturnedOnDrop {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        self.polled = true;
         match self.inner.as_mut() {
             Some(body) => Pin::new(body).poll_frame(cx),
             None => Poll::Ready(None),
@@ -67,7 +76,10 @@ impl Drop for ReturnedOnDrop {
         if let (Some(body), Some(back)) = (self.inner.take(), self.back.take()) {
             if !body.is_end_stream() {
                 // Nobody waiting means the middleware has already answered; nothing to do.
-                let _ = back.send(body);
+                let _ = back.send(Unread {
+                    body,
+                    polled: self.polled,
+                });
             }
         }
     }
@@ -75,18 +87,27 @@ impl Drop for ReturnedOnDrop {
 
 /// The middleware: runs the handler, then reads what it left of the body.
 pub(crate) async fn read_to_end(req: Request, next: Next) -> Response {
+    // A client that sent `Expect: 100-continue` has not sent the body yet: if the handler
+    // answered without asking for it, reading it now would invite the whole upload only to
+    // throw it away. hyper then closes the connection, and the header says so.
+    let expects_continue = req
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let (back, mut returned) = oneshot::channel();
     let req = req.map(|body| {
         Body::new(ReturnedOnDrop {
             inner: Some(body),
             back: Some(back),
+            polled: false,
         })
     });
     let mut response = next.run(req).await;
     // Empty: the handler still holds the body somewhere (then it is not ours to read); closed:
     // it was read to the end.
     if let Ok(rest) = returned.try_recv() {
-        if !drain(rest).await {
+        let never_sent = expects_continue && !rest.polled;
+        if never_sent || !drain(rest.body).await {
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -1380,6 +1380,316 @@ async fn cloudinary_destroy_removes_an_asset_once() {
 // -------------------------------------------------------------------------------------------
 // Faults and the ledger
 
+/// A raw HTTP/1.1 response: status, lowercase headers, body (Content-Length framed).
+async fn read_raw_response(
+    reader: &mut tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
+) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _};
+    let mut line = String::new();
+    if reader.read_line(&mut line).await? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let status = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).await?;
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+    }
+    let length = headers
+        .iter()
+        .find(|(name, _)| name == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0usize);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).await?;
+    Ok((status, headers, body))
+}
+
+#[tokio::test]
+async fn a_chunked_body_whose_terminator_comes_late_keeps_the_connection_alive() {
+    use tokio::io::AsyncWriteExt as _;
+    let sb = Sandbox::new().await;
+    let (fields, _) = cl_fields(&[("public_id", "late/end")], now(), Algorithm::Sha1);
+    let boundary = "dropkeyboundary7MA4YWxk";
+    let mut body = Vec::new();
+    for (name, value) in &fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"notes.txt\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+            .as_bytes(),
+    );
+    body.extend_from_slice(b"late terminator\n");
+    body.extend_from_slice(format!("\r\n--{boundary}--").as_bytes());
+
+    let stream = tokio::net::TcpStream::connect(sb.handle().addr())
+        .await
+        .unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (read, mut write) = stream.into_split();
+    let mut reader = tokio::io::BufReader::new(read);
+    let head = format!(
+        "POST /v1_1/sandbox/raw/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        body.len()
+    );
+    write.write_all(head.as_bytes()).await.unwrap();
+    write.write_all(&body).await.unwrap();
+    write.write_all(b"\r\n").await.unwrap();
+    write.flush().await.unwrap();
+    // The whole multipart body is in: once the upload is in the ledger, the handler is done
+    // with the body, and only then does the chunked terminator follow, as Node sends it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sb.ledger().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the upload never reached the ledger"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    write.write_all(b"0\r\n\r\n").await.unwrap();
+    write.flush().await.unwrap();
+    let (status, headers, first) = read_raw_response(&mut reader).await.unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&first));
+    let first: Value = serde_json::from_slice(&first).unwrap();
+    assert_eq!(first["public_id"], "late/end");
+    assert!(
+        !headers
+            .iter()
+            .any(|(n, v)| n == "connection" && v.eq_ignore_ascii_case("close")),
+        "{headers:?}"
+    );
+
+    // The same socket takes the next request.
+    let nonce = "0123456789abcdef0123456789abcdef";
+    write
+        .write_all(
+            format!(
+                "GET {}?nonce={nonce} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                sandbox::IDENTITY_PATH
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let (status, _, proof) = read_raw_response(&mut reader)
+        .await
+        .expect("the keep-alive connection answers a second request");
+    assert_eq!(status, 200);
+    assert_eq!(
+        String::from_utf8(proof).unwrap(),
+        sandbox::identity_proof(&secret(), nonce)
+    );
+}
+
+#[tokio::test]
+async fn a_request_refused_before_its_body_does_not_invite_an_expected_body() {
+    use tokio::io::AsyncWriteExt as _;
+    let sb = Sandbox::new().await;
+    let stream = tokio::net::TcpStream::connect(sb.handle().addr())
+        .await
+        .unwrap();
+    let (read, mut write) = stream.into_split();
+    let mut reader = tokio::io::BufReader::new(read);
+    // Not multipart: refused from the head alone. The client waits for `100 Continue` before
+    // sending its 10 MiB, so the answer must come without it, and close the connection.
+    write
+        .write_all(
+            b"POST /v1_1/sandbox/raw/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: 10485760\r\nExpect: 100-continue\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let (status, headers, body) = read_raw_response(&mut reader).await.unwrap();
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert!(message(&body).contains("multipart/form-data"), "{body}");
+    assert!(
+        headers
+            .iter()
+            .any(|(n, v)| n == "connection" && v.eq_ignore_ascii_case("close")),
+        "{headers:?}"
+    );
+}
+
+#[tokio::test]
+async fn cloudinary_context_values_lose_the_sdks_escapes() {
+    let sb = Sandbox::new().await;
+    // What the Node SDK's `encode_context` makes of {alt: "plain", caption: "a=b", note: "x|y"}.
+    let (status, body) = sb
+        .cl_upload(
+            "raw",
+            &[("context", r"alt=plain|caption=a\=b|note=x\|y")],
+            ("notes.txt", b"context".to_vec()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["context"]["custom"],
+        json!({"alt": "plain", "caption": "a=b", "note": "x|y"})
+    );
+}
+
+/// A 1x1 PNG.
+const PNG_1X1: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xff\xff?\0\x05\xfe\x02\xfe\xa7\x35\x81\x84\0\0\0\0IEND\xaeB`\x82";
+
+#[tokio::test]
+async fn cloudinary_reads_the_type_from_the_bytes_and_the_name_only_as_a_fallback() {
+    let sb = Sandbox::new().await;
+    // A PNG with no extension (the SDKs' `upload_stream` names every file `file`).
+    let (status, body) = sb.cl_upload("image", &[], ("file", PNG_1X1.to_vec())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["format"], "png");
+    // `auto` stores it as an image, not raw.
+    let (status, body) = sb
+        .cl_upload("auto", &[], ("upload", PNG_1X1.to_vec()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["resource_type"], "image");
+    assert_eq!(body["format"], "png");
+    let served = sb.get(body["secure_url"].as_str().unwrap()).await;
+    assert_eq!(served.headers()["content-type"], "image/png");
+    assert_eq!(served.bytes().await.unwrap(), PNG_1X1);
+    // The bytes win over a misleading name.
+    let mut jpeg = b"\xff\xd8\xff\xe0\0\x10JFIF\0".to_vec();
+    jpeg.extend_from_slice(&data(1000, 1));
+    let (status, body) = sb.cl_upload("auto", &[], ("photo.txt", jpeg)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["resource_type"], "image");
+    assert_eq!(body["format"], "jpg");
+    // Bytes that are no known format: the name decides.
+    let (status, body) = sb
+        .cl_upload("auto", &[], ("notes", b"plain text".to_vec()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["resource_type"], "raw");
+    let (status, body) = sb
+        .cl_upload("image", &[], ("notes", b"plain text".to_vec()))
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "Invalid image file");
+}
+
+#[tokio::test]
+async fn cloudinary_raw_files_take_an_extension_only_from_their_name() {
+    let sb = Sandbox::new().await;
+    let (fields, _) = cl_fields(&[], now(), Algorithm::Sha1);
+    let refs = as_refs(&fields);
+    let part = || {
+        Part::bytes(b"no extension here".to_vec())
+            .file_name("blob")
+            .mime_str("application/octet-stream")
+            .unwrap()
+    };
+    let mut form = Form::new().part("file", part());
+    for (name, value) in &refs {
+        form = form.text(name.to_string(), value.to_string());
+    }
+    let r = sb
+        .client
+        .post(sb.url("/v1_1/sandbox/raw/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    let public_id = body["public_id"].as_str().unwrap();
+    assert!(!public_id.contains('.'), "{public_id}");
+    assert!(body.get("format").is_none(), "{body}");
+    // A chunked upload (`upload_large` strips the extension from the name it sends).
+    let whole = data(30_000, 3);
+    let upload_id = "raw-no-extension";
+    for (start, end, total) in [(0, 14_999, "-1"), (15_000, 29_999, "30000")] {
+        let (fields, _) = cl_fields(&[], now(), Algorithm::Sha1);
+        let mut form = Form::new();
+        for (name, value) in &fields {
+            form = form.text(name.clone(), value.clone());
+        }
+        form = form.part(
+            "file",
+            Part::bytes(whole[start..=end].to_vec())
+                .file_name("big")
+                .mime_str("application/octet-stream")
+                .unwrap(),
+        );
+        let r = sb
+            .client
+            .post(sb.url("/v1_1/sandbox/raw/upload"))
+            .header("X-Unique-Upload-Id", upload_id)
+            .header("Content-Range", format!("bytes {start}-{end}/{total}"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.unwrap();
+        if total != "-1" {
+            let public_id = body["public_id"].as_str().unwrap();
+            assert!(!public_id.contains('.'), "{public_id}");
+            assert_eq!(body["resource_type"], "raw");
+        }
+    }
+    // With an extension in the name, the public id keeps it.
+    let (status, body) = sb
+        .cl_upload("raw", &[], ("report.CSV", b"a,b".to_vec()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body["public_id"].as_str().unwrap().ends_with(".csv"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn cloudinary_chunked_uploads_are_typed_by_the_first_chunk() {
+    let sb = Sandbox::new().await;
+    let mut whole = PNG_1X1.to_vec();
+    whole.extend_from_slice(&data(20_000, 5));
+    let total = whole.len();
+    let half = total / 2;
+    let upload_id = "png-in-two";
+    let mut last = Value::Null;
+    for (start, end, total_text) in [
+        (0, half - 1, "-1".to_owned()),
+        (half, total - 1, total.to_string()),
+    ] {
+        let (fields, _) = cl_fields(&[], now(), Algorithm::Sha1);
+        let mut form = Form::new();
+        for (name, value) in &fields {
+            form = form.text(name.clone(), value.clone());
+        }
+        form = form.part(
+            "file",
+            Part::bytes(whole[start..=end].to_vec()).file_name("photo"),
+        );
+        let r = sb
+            .client
+            .post(sb.url("/v1_1/sandbox/image/upload"))
+            .header("X-Unique-Upload-Id", upload_id)
+            .header("Content-Range", format!("bytes {start}-{end}/{total_text}"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        last = r.json().await.unwrap();
+    }
+    assert_eq!(last["resource_type"], "image", "{last}");
+    assert_eq!(last["format"], "png", "{last}");
+    assert_eq!(last["bytes"], total);
+}
+
 #[tokio::test]
 async fn fail_rate_one_faults_every_upload_and_the_ledger_stays_empty() {
     let mut sb = Sandbox::with(|c| {

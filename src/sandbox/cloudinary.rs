@@ -23,6 +23,7 @@ use super::conn::ConnHandle;
 use super::error::{ApiError, Flavor};
 use super::faults::{self, Fault};
 use super::form::{self, FormLimits, ReceivedFile, MAX_FIELDS_BYTES};
+use super::sniff::{self, Sniffed};
 use super::store::{BlobSource, ClAsset, ClKey, LedgerEntry, Store};
 use super::{time, App};
 use crate::sign::cloudinary::{sign, string_to_sign, Algorithm};
@@ -306,19 +307,57 @@ fn parse_tags(raw: &str) -> Result<Vec<String>, ApiError> {
     Ok(tags)
 }
 
-/// `key=value|key2=value2`, Cloudinary's contextual metadata.
+/// `key=value|key2=value2`, Cloudinary's contextual metadata. The SDKs escape `=` and `|`
+/// inside values with a backslash (`caption=a\=b`), and Cloudinary stores them unescaped; a
+/// backslash before any other character is an ordinary character.
 fn parse_context(raw: &str) -> Result<BTreeMap<String, String>, ApiError> {
     let mut context = BTreeMap::new();
-    for pair in raw.split('|') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for pair in split_unescaped(raw, '|') {
+        let halves = split_unescaped(&pair, '=');
+        let (key, value) = match halves.split_first() {
+            Some((key, value)) => (unescape_context(key), unescape_context(&value.join("="))),
+            None => (String::new(), String::new()),
+        };
         if key.trim().is_empty() {
             return Err(bad_request(format!(
                 "Invalid context {raw}: write it as key=value|key2=value2"
             )));
         }
-        context.insert(key.trim().to_owned(), value.to_owned());
+        context.insert(key.trim().to_owned(), value);
     }
     Ok(context)
+}
+
+/// `text` split at each `separator` not right after a backslash; the pieces keep their escapes.
+/// (The SDKs escape only `=` and `|`, never the backslash, so a backslash right before a
+/// separator always escapes it.)
+fn split_unescaped(text: &str, separator: char) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut piece = String::new();
+    let mut escaped = false;
+    for c in text.chars() {
+        if c == separator && !escaped {
+            pieces.push(std::mem::take(&mut piece));
+        } else {
+            piece.push(c);
+        }
+        escaped = c == '\\';
+    }
+    pieces.push(piece);
+    pieces
+}
+
+/// Undoes the SDKs' `\\=` and `\\|`.
+fn unescape_context(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' && matches!(chars.peek(), Some('=' | '|')) {
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Which resource type a file is stored as: `auto` picks by MIME type; `image` and `video`
@@ -344,14 +383,60 @@ pub(crate) fn resolve_resource_type(requested: &str, mime: &str) -> Result<&'sta
     }
 }
 
-/// The extension Cloudinary reports as `format`: from the file name, else from the declared
-/// content type; lowercase, with `jpeg` spelled `jpg` as Cloudinary does.
-fn format_of(file_name: &str, content_type: Option<&str>) -> String {
-    let from_name = std::path::Path::new(file_name)
+/// What an uploaded file is: its format read from its first bytes, else nothing (the file
+/// name then decides, as at Cloudinary when the content is not a known media format).
+#[derive(Debug, Clone, Copy)]
+struct Content<'a> {
+    sniffed: Option<Sniffed>,
+    file_name: &'a str,
+    content_type: Option<&'a str>,
+}
+
+impl<'a> Content<'a> {
+    fn new(head: &[u8], file_name: &'a str, content_type: Option<&'a str>) -> Self {
+        Self {
+            sniffed: sniff::sniff(head),
+            file_name,
+            content_type,
+        }
+    }
+
+    /// The MIME type the resource type is decided by and the file is served as.
+    fn mime(&self) -> String {
+        match self.sniffed {
+            Some(sniffed) => sniffed.mime.to_owned(),
+            None => super::guess_mime(self.file_name, self.content_type),
+        }
+    }
+
+    /// The `format` of an image or video.
+    fn format(&self) -> String {
+        match self.sniffed {
+            Some(sniffed) => sniffed.format.to_owned(),
+            None => format_of(self.file_name, self.content_type),
+        }
+    }
+}
+
+/// The extension of a raw file's public id: only ever from its file name (a raw asset has no
+/// format; with no extension in the name it gets none).
+fn raw_extension(file_name: &str) -> String {
+    extension(file_name).unwrap_or_default()
+}
+
+fn extension(file_name: &str) -> Option<String> {
+    std::path::Path::new(file_name)
         .extension()
         .and_then(|e| e.to_str())
         .filter(|e| !e.is_empty())
-        .map(str::to_ascii_lowercase);
+        .map(str::to_ascii_lowercase)
+}
+
+/// The extension Cloudinary reports as `format` when the bytes say nothing: from the file
+/// name, else from the declared content type; lowercase, with `jpeg` spelled `jpg` as
+/// Cloudinary does.
+fn format_of(file_name: &str, content_type: Option<&str>) -> String {
+    let from_name = extension(file_name);
     let from_type = || {
         content_type
             .and_then(mime_guess::get_mime_extensions_str)
@@ -425,10 +510,11 @@ async fn upload_inner(
     let file = form
         .file
         .ok_or_else(|| bad_request("Missing required parameter - file"))?;
-    let mime = super::guess_mime(&file.file_name, file.content_type.as_deref());
-    let stored_type = resolve_resource_type(resource_type, &mime)?;
     match chunked {
         None => {
+            let content = Content::new(&file.head, &file.file_name, file.content_type.as_deref());
+            let mime = content.mime();
+            let stored_type = resolve_resource_type(resource_type, &mime)?;
             if file.size == 0 {
                 return Err(bad_request("Empty file"));
             }
@@ -438,8 +524,7 @@ async fn upload_inner(
             let upload = Upload {
                 resource_type: stored_type,
                 params: &params,
-                file_name: &file.file_name,
-                content_type: file.content_type.as_deref(),
+                content,
                 mime: &mime,
                 size: file.size,
                 sha256: &file.sha256,
@@ -457,7 +542,6 @@ async fn upload_inner(
                 range,
                 params: &params,
                 fields,
-                mime: &mime,
                 algorithm,
             };
             receive_chunk(app, chunk, file, fault).await
@@ -469,8 +553,7 @@ async fn upload_inner(
 struct Upload<'a> {
     resource_type: &'static str,
     params: &'a UploadParams,
-    file_name: &'a str,
-    content_type: Option<&'a str>,
+    content: Content<'a>,
     mime: &'a str,
     size: u64,
     sha256: &'a str,
@@ -487,7 +570,7 @@ async fn commit(
 ) -> Result<(ClAsset, Value), ApiError> {
     let params = upload.params;
     let now = crate::unix_now();
-    let file_name = std::path::Path::new(upload.file_name);
+    let file_name = std::path::Path::new(upload.content.file_name);
     let stem = file_name
         .file_stem()
         .and_then(|s| s.to_str())
@@ -495,9 +578,9 @@ async fn commit(
     let format = if upload.resource_type == "raw" {
         String::new()
     } else {
-        format_of(upload.file_name, upload.content_type)
+        upload.content.format()
     };
-    let raw_ext = format_of(upload.file_name, upload.content_type);
+    let raw_ext = raw_extension(upload.content.file_name);
     let mut index = app.store.index.write().await;
     let key = loop {
         // `random`: the id holds characters the sandbox drew, so a collision is redrawn; an id
@@ -577,7 +660,7 @@ async fn commit(
     let ledger = LedgerEntry {
         provider: "cloudinary",
         id: &asset.public_id,
-        name: upload.file_name,
+        name: upload.content.file_name,
         folder: &asset.folder,
         tags: &asset.tags,
         size: asset.bytes,
@@ -787,7 +870,6 @@ struct Chunk<'a> {
     range: ChunkRange,
     params: &'a UploadParams,
     fields: &'a BTreeMap<String, String>,
-    mime: &'a str,
     algorithm: Algorithm,
 }
 
@@ -954,13 +1036,18 @@ async fn assemble(
     let sha256 = Store::hash_file(part_path.to_path_buf())
         .await
         .map_err(|err| internal("reading the assembled upload", err))?;
-    let stored_type = resolve_resource_type(chunk.resource_type, chunk.mime)?;
+    // Decided on the whole file's first bytes: a later chunk starts anywhere in it.
+    let head = read_head(part_path)
+        .await
+        .map_err(|err| internal("reading the assembled upload", err))?;
+    let content = Content::new(&head, &last.file_name, last.content_type.as_deref());
+    let mime = content.mime();
+    let stored_type = resolve_resource_type(chunk.resource_type, &mime)?;
     let upload = Upload {
         resource_type: stored_type,
         params: chunk.params,
-        file_name: &last.file_name,
-        content_type: last.content_type.as_deref(),
-        mime: chunk.mime,
+        content,
+        mime: &mime,
         size: state.committed,
         sha256: &sha256,
         upload_id: Some(chunk.upload_id),
@@ -981,6 +1068,17 @@ async fn assemble(
         );
     }
     Ok(Json(response).into_response())
+}
+
+/// The first [`sniff::SNIFF_LEN`] bytes of a file (fewer if it is shorter).
+async fn read_head(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt as _;
+    let file = tokio::fs::File::open(path).await?;
+    let mut head = Vec::with_capacity(sniff::SNIFF_LEN);
+    file.take(sniff::SNIFF_LEN as u64)
+        .read_to_end(&mut head)
+        .await?;
+    Ok(head)
 }
 
 async fn completed_response(
@@ -1375,6 +1473,19 @@ mod tests {
         assert_eq!(p.delivery_type, "private");
         assert!(p.use_filename);
         assert_eq!(p.context.unwrap()["k"], "v=w");
+        // The SDKs' escapes (`encode_context`) are undone.
+        let p = UploadParams::parse(&params(&[(
+            "context",
+            r"alt=plain|caption=a\=b|note=x\|y|path=c:\dir|odd=a\\=b",
+        )]))
+        .unwrap();
+        let context = p.context.unwrap();
+        assert_eq!(context.len(), 5, "{context:?}");
+        assert_eq!(context["alt"], "plain");
+        assert_eq!(context["caption"], "a=b");
+        assert_eq!(context["note"], "x|y");
+        assert_eq!(context["path"], r"c:\dir");
+        assert_eq!(context["odd"], r"a\=b");
         for bad in [
             vec![("type", "public")],
             vec![("overwrite", "yes")],

@@ -15,6 +15,7 @@ use axum::http::StatusCode;
 use sha2::{Digest as _, Sha256};
 
 use super::error::{ApiError, Flavor};
+use super::sniff;
 
 /// Cap on all non-file fields of one request together (names and values).
 pub(crate) const MAX_FIELDS_BYTES: usize = 1024 * 1024;
@@ -68,6 +69,9 @@ pub(crate) struct ReceivedFile {
     /// The part's `filename` (may be empty).
     pub file_name: String,
     pub content_type: Option<String>,
+    /// The file's first bytes (up to [`sniff::SNIFF_LEN`]), kept as they stream by, for
+    /// [`sniff::sniff`]: the providers decide what a file is from its content.
+    pub head: Vec<u8>,
 }
 
 /// A parsed upload body.
@@ -263,6 +267,7 @@ async fn stream_file(
         .await
         .map_err(io_stop)?;
     let mut size = 0u64;
+    let mut head = Vec::new();
     // Chunks are as small as the socket reads that made them (often 64 KiB); handing them
     // over in batches of about a megabyte wakes the hasher and writer a sixteenth as often.
     let mut batch = Vec::new();
@@ -273,6 +278,10 @@ async fn stream_file(
             Ok(None) => break,
             Err(err) => return Err(Stop::broken(multipart_error(flavor, &err, limits))),
         };
+        if head.len() < sniff::SNIFF_LEN {
+            let take = chunk.len().min(sniff::SNIFF_LEN - head.len());
+            head.extend_from_slice(&chunk[..take]);
+        }
         size += chunk.len() as u64;
         if size > limits.max_file_size {
             *drained += size;
@@ -305,6 +314,7 @@ async fn stream_file(
         sha256,
         file_name,
         content_type,
+        head,
     })
 }
 

@@ -21,9 +21,12 @@
 //! # Layout
 //! - `imagekit`, `cloudinary`: each provider's endpoints and their checks.
 //! - `form`: reading multipart bodies, streaming the file to disk.
+//! - `sniff`: what a file is from its first bytes (both providers decide by content).
 //! - `store`: files, metadata, the index, used tokens, chunk partials, the ledger.
 //! - `faults`: which requests fail, and how.
 //! - `conn`: connections a handler can reset (for the connection-reset fault).
+//! - `drain`: every request body is read to its end before the answer, so keep-alive
+//!   connections survive early answers and late chunked terminators.
 //! - `error`: [`SandboxError`] and the provider-shaped error responses.
 //! - `time`: the date formats of the providers' responses.
 //!
@@ -33,10 +36,12 @@
 
 mod cloudinary;
 mod conn;
+mod drain;
 mod error;
 mod faults;
 mod form;
 mod imagekit;
+mod sniff;
 mod store;
 mod time;
 
@@ -361,6 +366,9 @@ fn router(app: Arc<App>) -> Router {
         // the file size while streaming (`form`), and the whole body here.
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(limit))
+        // Outside the limit layer: handlers keep its typed "too large" error, and a drain past
+        // the limit is bounded by `drain` itself.
+        .layer(middleware::from_fn(drain::read_to_end))
         .layer(middleware::from_fn_with_state(app.clone(), refuse_oversize))
         .layer(middleware::from_fn(log_request))
         // Browsers upload straight to the providers (doc 000's client flow), so like ImageKit's

@@ -20,7 +20,8 @@
 //!
 //! # Layout
 //! - `imagekit`, `cloudinary`: each provider's endpoints and their checks.
-//! - `form`: reading multipart bodies, streaming the file to disk.
+//! - `form`: reading multipart bodies, streaming the file to disk (or decoding its base64).
+//! - `remote`: fetching an ImageKit `file` given as a URL, from loopback only.
 //! - `store`: files, metadata, the index, used tokens, chunk partials, the ledger.
 //! - `faults`: which requests fail, and how.
 //! - `conn`: connections a handler can reset (for the connection-reset fault).
@@ -37,6 +38,7 @@ mod error;
 mod faults;
 mod form;
 mod imagekit;
+mod remote;
 mod store;
 mod time;
 

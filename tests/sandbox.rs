@@ -2054,3 +2054,50 @@ async fn imagekit_file_may_be_base64_a_data_uri_or_a_loopback_url() {
         .await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+#[tokio::test]
+async fn a_chunked_body_whose_end_comes_late_keeps_the_connection() {
+    use tokio::io::AsyncWriteExt as _;
+    let sb = Sandbox::new().await;
+    let host = sb.handle().addr().to_string();
+    let mut stream = tokio::net::TcpStream::connect(sb.handle().addr())
+        .await
+        .unwrap();
+    for i in 1..=3 {
+        let token = fresh_token(&[("fileName", "late.txt")]);
+        let whole = raw_upload(
+            &host,
+            "/api/v2/files/upload",
+            None,
+            &[("token", &token), ("fileName", "late.txt")],
+            100,
+        );
+        // The same multipart body, sent chunked: all of it in one chunk, the terminating
+        // `0\r\n\r\n` only once the sandbox has accepted the upload, as Node's client may.
+        let split = whole.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let (head, body) = whole.split_at(split);
+        let head = String::from_utf8_lossy(head)
+            .lines()
+            .filter(|l| !l.to_ascii_lowercase().starts_with("content-length"))
+            .map(|l| format!("{l}\r\n"))
+            .collect::<String>()
+            .trim_end()
+            .to_owned()
+            + "\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let mut first = head.into_bytes();
+        first.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+        first.extend_from_slice(body);
+        first.extend_from_slice(b"\r\n");
+        stream.write_all(&first).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sb.ledger().len() < i {
+            assert!(Instant::now() < deadline, "upload {i} never landed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (status, head, body) = raw_exchange(&mut stream, b"0\r\n\r\n")
+            .await
+            .unwrap_or_else(|err| panic!("upload {i}: {err}"));
+        assert_eq!(status, 200, "{body}");
+        assert!(!head.contains("connection: close"), "{head}");
+    }
+}

@@ -798,34 +798,6 @@ async fn drain_rest(multipart: &mut Multipart, drained: &mut u64) {
     }
 }
 
-/// `error`, sent once the request body nobody read is read and discarded (up to
-/// [`DRAIN_LIMIT`]): refusing a request on its headers alone (a wrong key) and closing the
-/// socket with the body unread makes the kernel reset the connection, and the client sees
-/// `EPIPE` instead of the error. Past the limit, the answer says `Connection: close`.
-pub(crate) async fn refuse_unread(error: ApiError, body: axum::body::Body) -> ApiError {
-    use futures_util::StreamExt as _;
-    let mut stream = body.into_data_stream();
-    let mut drained = 0u64;
-    let close = |error: ApiError| {
-        error.with_header(
-            axum::http::header::CONNECTION,
-            axum::http::HeaderValue::from_static("close"),
-        )
-    };
-    loop {
-        match stream.next().await {
-            None => return error,
-            Some(Ok(chunk)) => {
-                drained += chunk.len() as u64;
-                if drained > DRAIN_LIMIT {
-                    return close(error);
-                }
-            }
-            Some(Err(_)) => return close(error),
-        }
-    }
-}
-
 /// A broken multipart stream: too large for the request-body limit, malformed, or cut short.
 fn multipart_error(flavor: Flavor, err: &MultipartError, limits: FormLimits<'_>) -> ApiError {
     if err.status() == StatusCode::PAYLOAD_TOO_LARGE {

@@ -25,6 +25,8 @@
 //! - `store`: files, metadata, the index, used tokens, chunk partials, the ledger.
 //! - `faults`: which requests fail, and how.
 //! - `conn`: connections a handler can reset (for the connection-reset fault).
+//! - `drain`: every response waits for the end of its request body, so refusals and early
+//!   answers leave the keep-alive connection usable.
 //! - `error`: [`SandboxError`] and the provider-shaped error responses.
 //! - `time`: the date formats of the providers' responses.
 //!
@@ -34,6 +36,7 @@
 
 mod cloudinary;
 mod conn;
+mod drain;
 mod error;
 mod faults;
 mod form;
@@ -359,6 +362,7 @@ fn router(app: Arc<App>) -> Router {
         .merge(cloudinary::routes())
         .route(IDENTITY_PATH, axum::routing::get(identity))
         .fallback(fallback)
+        .layer(middleware::from_fn(drain::finish_body))
         // axum's 2 MB default also caps multipart bodies; the sandbox enforces its own limits:
         // the file size while streaming (`form`), and the whole body here.
         .layer(DefaultBodyLimit::disable())

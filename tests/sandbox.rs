@@ -2034,6 +2034,13 @@ async fn imagekit_file_may_be_base64_a_data_uri_or_a_loopback_url() {
     assert_error(status, &body, StatusCode::BAD_REQUEST, "loopback only");
     let (status, body) = upload(format!("{}/missing.bin", sb.url("/ik/sandbox")), "404.bin").await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "HTTP 404");
+    let (status, body) = upload(format!("http://127.0.0.1/{}", "a".repeat(9000)), "long.bin").await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "longer than 8192 bytes",
+    );
     let (status, body) = upload("not base64!".into(), "bad.bin").await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "valid base64");
     let (status, body) = upload("data:text/plain,hello".into(), "bad.txt").await;

@@ -313,17 +313,18 @@ async fn read_inline_file(
     }
     if starts_with_ci(&head, b"http://") || starts_with_ci(&head, b"https://") {
         let mut text = head;
-        while !ended {
+        loop {
+            if text.len() > MAX_FILE_URL_BYTES {
+                discard_field(&mut field, drained).await;
+                return Err(bad(format!(
+                    "The field `file` looks like a URL but is longer than {MAX_FILE_URL_BYTES} bytes: send a shorter URL, or the file itself"
+                )));
+            }
+            if ended {
+                break;
+            }
             match field.chunk().await {
-                Ok(Some(chunk)) => {
-                    if text.len() + chunk.len() > MAX_FILE_URL_BYTES {
-                        discard_field(&mut field, drained).await;
-                        return Err(bad(format!(
-                            "The field `file` looks like a URL but is longer than {MAX_FILE_URL_BYTES} bytes: send a shorter URL, or the file itself"
-                        )));
-                    }
-                    text.extend_from_slice(&chunk);
-                }
+                Ok(Some(chunk)) => text.extend_from_slice(&chunk),
                 Ok(None) => ended = true,
                 Err(err) => return Err(Stop::broken(multipart_error(flavor, &err, limits))),
             }

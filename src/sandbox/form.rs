@@ -4,7 +4,7 @@
 //!
 //! ImageKit also takes `file` as a text field: base64 (plain or a `data:` URI), decoded to the
 //! temp file as it arrives, or an http(s) URL, returned for the caller to fetch
-//! (`imagekit::fetch_file_url`). A caller can check credentials between the fields and the file
+//! (`remote::fetch_file`). A caller can check credentials between the fields and the file
 //! ([`read_form_gated`]), so a forged request is refused before its file touches the disk.
 //!
 //! A body the sandbox refuses part-way (a file over the size limit, a duplicate field) is read to

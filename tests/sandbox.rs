@@ -720,7 +720,7 @@ async fn files_api_details_and_delete_need_basic_auth() {
         StatusCode::UNAUTHORIZED,
         "does not contain private API key",
     );
-    for (user, password) in [("wrong", None), (SECRET, Some("x"))] {
+    for (user, password) in [("wrong", None), ("wrong", Some(SECRET)), ("", Some(SECRET))] {
         let r = sb
             .client
             .get(&details)
@@ -735,6 +735,17 @@ async fn files_api_details_and_delete_need_basic_auth() {
             StatusCode::UNAUTHORIZED,
             "cannot be authenticated",
         );
+    }
+    // ImageKit ignores the password: `@imagekit/nodejs` 7 sends `do_not_set`.
+    for password in ["x", "do_not_set"] {
+        let r = sb
+            .client
+            .get(&details)
+            .basic_auth(SECRET, Some(password))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "password {password}");
     }
     let r = sb
         .client
@@ -2019,4 +2030,391 @@ async fn server_side_uploads_authenticate_with_the_private_key() {
         .as_str()
         .unwrap()
         .starts_with("/srv/server"));
+}
+
+// -------------------------------------------------------------------------------------------
+// Issue 15: refusals answered on a usable connection, tokens recorded only when they verified,
+// auth before the file, `file` as base64 or a loopback URL.
+
+/// One HTTP/1.1 exchange on an open socket: writes `request` whole, then reads one response
+/// (head and `Content-Length` body). Any I/O error (a reset, `EPIPE`) is returned, not hidden.
+async fn raw_exchange(
+    stream: &mut tokio::net::TcpStream,
+    request: &[u8],
+) -> std::io::Result<(u16, String, Value)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    stream.write_all(request).await?;
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 8192];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+    let status: u16 = head[9..12].parse().unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap();
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < length {
+        let mut chunk = vec![0u8; length - body.len()];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Ok((status, head, serde_json::from_slice(&body).unwrap()))
+}
+
+/// A multipart upload request: `fields` first, then a file part of `file_len` bytes.
+fn raw_upload(
+    host: &str,
+    path: &str,
+    auth: Option<&str>,
+    fields: &[(&str, &str)],
+    file_len: usize,
+) -> Vec<u8> {
+    let boundary = "----dropkey-raw-boundary";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(&data(file_len, 9));
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(auth) = auth {
+        request.push_str(&format!("Authorization: {auth}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut out = request.into_bytes();
+    out.extend_from_slice(&body);
+    out
+}
+
+fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+#[tokio::test]
+async fn refused_uploads_are_answered_and_the_connection_stays_usable() {
+    let sb = Sandbox::new().await;
+    let addr = sb.handle().addr();
+    let host = addr.to_string();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let wrong_key = basic("not-the-key", "do_not_set");
+    // Ten 4 MiB uploads with a wrong key on one keep-alive connection: each is answered 401,
+    // none breaks the connection.
+    for i in 0..10 {
+        let request = raw_upload(
+            &host,
+            "/api/v1/files/upload",
+            Some(&wrong_key),
+            &[("fileName", "big.bin")],
+            4 * 1024 * 1024,
+        );
+        let (status, head, body) = raw_exchange(&mut stream, &request)
+            .await
+            .unwrap_or_else(|err| panic!("request {i}: {err}"));
+        assert_eq!(status, 401, "request {i}: {body}");
+        assert!(!head.contains("connection: close"), "{head}");
+        assert!(message(&body).contains("cannot be authenticated"));
+    }
+    // A forged token and a body that is not multipart: answered on the same connection too.
+    let request = raw_upload(
+        &host,
+        "/api/v2/files/upload",
+        None,
+        &[("fileName", "big.bin"), ("token", "a.b.c")],
+        4 * 1024 * 1024,
+    );
+    let (status, _, body) = raw_exchange(&mut stream, &request).await.unwrap();
+    assert_eq!(status, 401, "{body}");
+    let mut request = format!(
+        "POST /api/v1/files/upload HTTP/1.1\r\nHost: {host}\r\nAuthorization: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        basic(SECRET, ""),
+        1024 * 1024
+    )
+    .into_bytes();
+    request.extend_from_slice(&vec![b' '; 1024 * 1024]);
+    let (status, _, body) = raw_exchange(&mut stream, &request).await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(message(&body).contains("multipart/form-data"));
+    // And the connection still uploads.
+    let request = raw_upload(
+        &host,
+        "/api/v1/files/upload",
+        Some(&basic(SECRET, "do_not_set")),
+        &[("fileName", "ok.bin")],
+        1000,
+    );
+    let (status, _, body) = raw_exchange(&mut stream, &request).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(sb.ledger().len(), 1);
+    assert_eq!(sb.temp_files(), 0);
+}
+
+fn used_token_lines(sb: &Sandbox) -> Vec<String> {
+    std::fs::read_to_string(sb.root().join("used-tokens"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn only_tokens_that_verified_are_recorded_and_auth_comes_before_the_file() {
+    // A 64 KiB limit: a file part over it that the sandbox streamed would get 413, so a 401 or
+    // 403 for a 1 MiB file proves the token was judged before any of the file was kept.
+    let sb = Sandbox::with(|c| c.max_file_size = 64 * 1024).await;
+    let host = sb.handle().addr().to_string();
+    let mut stream = tokio::net::TcpStream::connect(sb.handle().addr())
+        .await
+        .unwrap();
+    let mut forged = Vec::new();
+    for i in 0..200 {
+        // Random-looking JWTs signed with another key, and V1 tokens with bad signatures.
+        let token = ik_sign::sign_v2(
+            &SecretString::from(format!("forger-{i}")),
+            PUBLIC,
+            &params(&[("fileName", "a.bin")]),
+            now(),
+            now() + 600,
+        )
+        .unwrap();
+        forged.push(token);
+    }
+    for token in &forged {
+        let r = sb
+            .post(
+                "/api/v2/files/upload",
+                &[("token", token), ("fileName", "a.bin")],
+                Some(("a.bin", b"abc".to_vec())),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    for i in 0..20 {
+        let expire = (now() + 600).to_string();
+        let token = format!("forged-v1-{i}");
+        let fields = [
+            ("token", token.as_str()),
+            ("expire", expire.as_str()),
+            ("signature", "0000"),
+            ("publicKey", PUBLIC),
+            ("fileName", "a.bin"),
+        ];
+        let r = sb
+            .post(
+                "/api/v1/files/upload",
+                &fields,
+                Some(("a.bin", b"abc".to_vec())),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let lines = used_token_lines(&sb);
+    assert!(lines.is_empty(), "{} forged tokens recorded", lines.len());
+
+    // Forged, then valid but spent: both refused before the 1 MiB file, on one connection.
+    let request = raw_upload(
+        &host,
+        "/api/v2/files/upload",
+        None,
+        &[("token", &forged[0]), ("fileName", "a.bin")],
+        1024 * 1024,
+    );
+    let (status, _, body) = raw_exchange(&mut stream, &request).await.unwrap();
+    assert_eq!(status, 401, "{body}");
+    let token = fresh_token(&[("fileName", "a.bin")]);
+    let r = sb
+        .post(
+            "/api/v2/files/upload",
+            &[("token", &token), ("fileName", "a.bin")],
+            Some(("a.bin", b"abc".to_vec())),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let lines = used_token_lines(&sb);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let exp: i64 = lines[0].split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(
+        exp > now(),
+        "the line records the token's exp: {}",
+        lines[0]
+    );
+    let request = raw_upload(
+        &host,
+        "/api/v2/files/upload",
+        None,
+        &[("token", &token), ("fileName", "a.bin")],
+        1024 * 1024,
+    );
+    let (status, _, body) = raw_exchange(&mut stream, &request).await.unwrap();
+    assert_eq!(status, 403, "{body}");
+    assert!(message(&body).contains("already been used"));
+    // Expired, and a V1 signature that does not match: refused before the file as well.
+    let expired = v2_token(&[("fileName", "a.bin")], now() - 1000, now() - 10);
+    let request = raw_upload(
+        &host,
+        "/api/v2/files/upload",
+        None,
+        &[("token", &expired), ("fileName", "a.bin")],
+        1024 * 1024,
+    );
+    let (status, _, body) = raw_exchange(&mut stream, &request).await.unwrap();
+    assert_eq!(status, 403, "{body}");
+    let expire = (now() + 600).to_string();
+    let request = raw_upload(
+        &host,
+        "/api/v1/files/upload",
+        None,
+        &[
+            ("token", "v1-token"),
+            ("expire", &expire),
+            ("signature", "0000"),
+            ("publicKey", PUBLIC),
+            ("fileName", "a.bin"),
+        ],
+        1024 * 1024,
+    );
+    let (status, _, body) = raw_exchange(&mut stream, &request).await.unwrap();
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(used_token_lines(&sb).len(), 1);
+    assert_eq!(sb.ledger().len(), 1);
+    assert_eq!(sb.temp_files(), 0);
+}
+
+#[tokio::test]
+async fn imagekit_file_may_be_base64_a_data_uri_or_a_loopback_url() {
+    let sb = Sandbox::new().await;
+    let bytes = data(300_000, 5);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    let upload = |file: String, name: &'static str| {
+        let sb = &sb;
+        async move {
+            let token = fresh_token(&[("fileName", name)]);
+            let r = sb
+                .post(
+                    "/api/v2/files/upload",
+                    &[("fileName", name), ("token", &token), ("file", &file)],
+                    None,
+                )
+                .await;
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, plain) = upload(b64.clone(), "plain.bin").await;
+    assert_eq!(status, StatusCode::OK, "{plain}");
+    assert_eq!(plain["size"], bytes.len());
+    let (status, uri) = upload(format!("data:image/png;base64,{b64}"), "uri.png").await;
+    assert_eq!(status, StatusCode::OK, "{uri}");
+    let served = sb.get(uri["url"].as_str().unwrap()).await;
+    assert_eq!(served.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    // A URL on loopback: here the sandbox's own delivery URL of the first upload.
+    let (status, fetched) = upload(plain["url"].as_str().unwrap().to_owned(), "url.bin").await;
+    assert_eq!(status, StatusCode::OK, "{fetched}");
+    let served = sb.get(fetched["url"].as_str().unwrap()).await;
+    assert_eq!(served.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    let ledger = sb.ledger();
+    assert_eq!(ledger.len(), 3);
+    assert!(ledger.iter().all(|l| l["sha256"] == sha256(&bytes)));
+
+    let (status, body) = upload("https://example.com/a.png".into(), "far.png").await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "loopback only");
+    let (status, body) = upload(format!("{}/missing.bin", sb.url("/ik/sandbox")), "404.bin").await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "HTTP 404");
+    let (status, body) = upload(format!("http://127.0.0.1/{}", "a".repeat(9000)), "long.bin").await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "longer than 8192 bytes",
+    );
+    let (status, body) = upload("not base64!".into(), "bad.bin").await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "valid base64");
+    let (status, body) = upload("data:text/plain,hello".into(), "bad.txt").await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, ";base64");
+    assert_eq!(sb.ledger().len(), 3);
+    assert_eq!(sb.temp_files(), 0);
+
+    // The size limit holds for decoded base64 too.
+    let small = Sandbox::with(|c| c.max_file_size = 1000).await;
+    let token = fresh_token(&[("fileName", "big.bin")]);
+    let big = base64::engine::general_purpose::STANDARD.encode(data(1001, 1));
+    let r = small
+        .post(
+            "/api/v2/files/upload",
+            &[("fileName", "big.bin"), ("token", &token), ("file", &big)],
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn a_chunked_body_whose_end_comes_late_keeps_the_connection() {
+    use tokio::io::AsyncWriteExt as _;
+    let sb = Sandbox::new().await;
+    let host = sb.handle().addr().to_string();
+    let mut stream = tokio::net::TcpStream::connect(sb.handle().addr())
+        .await
+        .unwrap();
+    for i in 1..=3 {
+        let token = fresh_token(&[("fileName", "late.txt")]);
+        let whole = raw_upload(
+            &host,
+            "/api/v2/files/upload",
+            None,
+            &[("token", &token), ("fileName", "late.txt")],
+            100,
+        );
+        // The same multipart body, sent chunked: all of it in one chunk, the terminating
+        // `0\r\n\r\n` only once the sandbox has accepted the upload, as Node's client may.
+        let split = whole.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let (head, body) = whole.split_at(split);
+        let head = String::from_utf8_lossy(head)
+            .lines()
+            .filter(|l| !l.to_ascii_lowercase().starts_with("content-length"))
+            .map(|l| format!("{l}\r\n"))
+            .collect::<String>()
+            .trim_end()
+            .to_owned()
+            + "\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let mut first = head.into_bytes();
+        first.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+        first.extend_from_slice(body);
+        first.extend_from_slice(b"\r\n");
+        stream.write_all(&first).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sb.ledger().len() < i {
+            assert!(Instant::now() < deadline, "upload {i} never landed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (status, head, body) = raw_exchange(&mut stream, b"0\r\n\r\n")
+            .await
+            .unwrap_or_else(|err| panic!("upload {i}: {err}"));
+        assert_eq!(status, 200, "{body}");
+        assert!(!head.contains("connection: close"), "{head}");
+    }
 }

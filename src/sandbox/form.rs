@@ -2,6 +2,11 @@
 //! memory (at most [`MAX_FIELDS_BYTES`] in all), and the one `file` part streamed to a temp file
 //! under `root/tmp` while it is hashed and counted, so no upload is ever held in memory.
 //!
+//! ImageKit also takes `file` as a text field: base64 (plain or a `data:` URI), decoded to the
+//! temp file as it arrives, or an http(s) URL, returned for the caller to fetch
+//! (`remote::fetch_file`). A caller can check credentials between the fields and the file
+//! ([`read_form_gated`]), so a forged request is refused before its file touches the disk.
+//!
 //! A body the sandbox refuses part-way (a file over the size limit, a duplicate field) is read to
 //! its end and thrown away, up to [`DRAIN_LIMIT`], before the error is sent: a server that
 //! closes a socket with unread request bytes makes the kernel send a reset, and the client would
@@ -80,7 +85,17 @@ pub(crate) struct UploadForm {
     /// Every field except `file`, by name.
     pub fields: BTreeMap<String, String>,
     pub file: Option<ReceivedFile>,
+    /// ImageKit's `file` given as an http(s) URL, not yet fetched.
+    pub file_url: Option<String>,
 }
+
+/// What a caller checks once the fields before the file have arrived (see [`read_form_gated`]).
+pub(crate) type Gate<'g> = dyn FnMut(&BTreeMap<String, String>) -> Result<(), ApiError> + Send + 'g;
+
+/// Cap on ImageKit's `file` given as a URL.
+const MAX_FILE_URL_BYTES: usize = 8 * 1024;
+/// Cap on the `data:<type>;base64,` header of a `file` given as a data URI.
+const MAX_DATA_URI_HEADER: usize = 1024;
 
 /// A body that could not be read, with the fields read before the failure (ImageKit consumes a
 /// token it has seen even when the request then fails).
@@ -116,6 +131,10 @@ impl Stop {
         }
     }
 
+    fn refused(error: ApiError) -> Self {
+        Self { error, drain: true }
+    }
+
     fn broken(error: ApiError) -> Self {
         Self {
             error,
@@ -129,11 +148,35 @@ pub(crate) async fn read_form(
     multipart: &mut Multipart,
     limits: FormLimits<'_>,
 ) -> Result<UploadForm, FormFailure> {
+    read_form_gated(multipart, limits, &mut |_| Ok(())).await
+}
+
+/// Reads the whole multipart body, calling `gate` with the fields read so far just before the
+/// `file` part is read: an error from it refuses the request before any of the file is kept
+/// (the rest of the body is read and discarded). Clients send the fields first (the SDKs in
+/// the order given, browsers in form order), so credentials can usually be checked here; those
+/// that arrive after the file are the caller's to check at the end.
+pub(crate) async fn read_form_gated(
+    multipart: &mut Multipart,
+    limits: FormLimits<'_>,
+    gate: &mut Gate<'_>,
+) -> Result<UploadForm, FormFailure> {
     let mut fields = BTreeMap::new();
     let mut file = None;
+    let mut file_url = None;
     let mut drained = 0u64;
-    match read_parts(multipart, limits, &mut fields, &mut file, &mut drained).await {
-        Ok(()) => Ok(UploadForm { fields, file }),
+    let mut parts = Parts {
+        fields: &mut fields,
+        file: &mut file,
+        file_url: &mut file_url,
+        drained: &mut drained,
+    };
+    match read_parts(multipart, limits, &mut parts, gate).await {
+        Ok(()) => Ok(UploadForm {
+            fields,
+            file,
+            file_url,
+        }),
         Err(stop) => {
             if stop.drain {
                 drain_rest(multipart, &mut drained).await;
@@ -146,15 +189,24 @@ pub(crate) async fn read_form(
     }
 }
 
+/// What [`read_parts`] has read so far.
+struct Parts<'p> {
+    fields: &'p mut BTreeMap<String, String>,
+    file: &'p mut Option<ReceivedFile>,
+    file_url: &'p mut Option<String>,
+    drained: &'p mut u64,
+}
+
 async fn read_parts(
     multipart: &mut Multipart,
     limits: FormLimits<'_>,
-    fields: &mut BTreeMap<String, String>,
-    file: &mut Option<ReceivedFile>,
-    drained: &mut u64,
+    parts: &mut Parts<'_>,
+    gate: &mut Gate<'_>,
 ) -> Result<(), Stop> {
     let flavor = limits.flavor;
     let mut budget = MAX_FIELDS_BYTES;
+    let fields = &mut *parts.fields;
+    let drained = &mut *parts.drained;
     loop {
         let mut field = match multipart.next_field().await {
             Ok(Some(field)) => field,
@@ -170,7 +222,7 @@ async fn read_parts(
             ));
         };
         if name == "file" {
-            if file.is_some() {
+            if parts.file.is_some() || parts.file_url.is_some() {
                 discard_field(&mut field, drained).await;
                 return Err(Stop::refuse(
                     flavor,
@@ -178,15 +230,28 @@ async fn read_parts(
                     "The field `file` is given twice: send exactly one file per upload",
                 ));
             }
-            let Some(file_name) = field.file_name().map(str::to_owned) else {
+            let inline = field.file_name().is_none();
+            if inline && flavor == Flavor::Cloudinary {
                 discard_field(&mut field, drained).await;
                 return Err(Stop::refuse(
                     flavor,
                     StatusCode::BAD_REQUEST,
                     "The field `file` must be a binary file part (a Content-Disposition with a filename); the sandbox does not take files as base64 text or URLs",
                 ));
-            };
-            *file = Some(stream_file(field, file_name, limits, drained).await?);
+            }
+            if let Err(error) = gate(fields) {
+                discard_field(&mut field, drained).await;
+                return Err(Stop::refused(error));
+            }
+            if inline {
+                match read_inline_file(field, limits, drained).await? {
+                    Inline::File(received) => *parts.file = Some(received),
+                    Inline::Url(url) => *parts.file_url = Some(url),
+                }
+            } else {
+                let file_name = field.file_name().unwrap_or_default().to_owned();
+                *parts.file = Some(stream_file(field, file_name, limits, drained).await?);
+            }
         } else {
             if field.file_name().is_some() {
                 discard_field(&mut field, drained).await;
@@ -207,6 +272,208 @@ async fn read_parts(
             let value = read_text(&mut field, &name, &mut budget, limits, drained).await?;
             fields.insert(name, value);
         }
+    }
+}
+
+/// ImageKit's `file` sent as text.
+enum Inline {
+    /// Base64, decoded to a temp file.
+    File(ReceivedFile),
+    /// An http(s) URL, for the caller to fetch.
+    Url(String),
+}
+
+/// Reads a `file` text field (ImageKit's upload API: "a Base64 data URI or plain Base64", or
+/// "a publicly reachable URL"): a URL is returned as text; base64 is decoded as it arrives,
+/// straight into the temp file, so a large one is never held in memory.
+async fn read_inline_file(
+    mut field: Field<'_>,
+    limits: FormLimits<'_>,
+    drained: &mut u64,
+) -> Result<Inline, Stop> {
+    let flavor = limits.flavor;
+    let bad = |message: String| Stop::refuse(flavor, StatusCode::BAD_REQUEST, message);
+    // Enough of the start to tell a URL, a data URI and plain base64 apart.
+    let mut head = Vec::new();
+    let mut ended = false;
+    while head.len() < 8
+        || (starts_with_ci(&head, b"data:")
+            && !head.contains(&b',')
+            && head.len() <= MAX_DATA_URI_HEADER)
+    {
+        match field.chunk().await {
+            Ok(Some(chunk)) => head.extend_from_slice(&chunk),
+            Ok(None) => {
+                ended = true;
+                break;
+            }
+            Err(err) => return Err(Stop::broken(multipart_error(flavor, &err, limits))),
+        }
+    }
+    if ended && head.iter().all(u8::is_ascii_whitespace) {
+        return Err(bad(
+            "Missing file parameter for upload: the field `file` is empty; send the file, its base64 or a URL".into(),
+        ));
+    }
+    if starts_with_ci(&head, b"http://") || starts_with_ci(&head, b"https://") {
+        let mut text = head;
+        loop {
+            if text.len() > MAX_FILE_URL_BYTES {
+                discard_field(&mut field, drained).await;
+                return Err(bad(format!(
+                    "The field `file` looks like a URL but is longer than {MAX_FILE_URL_BYTES} bytes: send a shorter URL, or the file itself"
+                )));
+            }
+            if ended {
+                break;
+            }
+            match field.chunk().await {
+                Ok(Some(chunk)) => text.extend_from_slice(&chunk),
+                Ok(None) => ended = true,
+                Err(err) => return Err(Stop::broken(multipart_error(flavor, &err, limits))),
+            }
+        }
+        return String::from_utf8(text)
+            .map(|url| Inline::Url(url.trim().to_owned()))
+            .map_err(|_| bad("The field `file` is a URL that is not valid UTF-8".into()));
+    }
+    let mut content_type = None;
+    let mut data = head.as_slice();
+    if starts_with_ci(data, b"data:") {
+        let Some(comma) = data.iter().position(|b| *b == b',') else {
+            discard_field(&mut field, drained).await;
+            return Err(bad(
+                "The field `file` starts like a data URI but has no ',' within its first 1 KiB: send data:<type>;base64,<data>".into(),
+            ));
+        };
+        let header = String::from_utf8_lossy(&data[5..comma]).into_owned();
+        let mut params = header.split(';');
+        let mime = params.next().unwrap_or_default().trim().to_owned();
+        if !params.any(|p| p.trim().eq_ignore_ascii_case("base64")) {
+            discard_field(&mut field, drained).await;
+            return Err(bad(format!(
+                "The field `file` is a data URI without ;base64 (`data:{header},`): ImageKit takes base64-encoded data URIs only"
+            )));
+        }
+        content_type = Some(mime).filter(|m| !m.is_empty());
+        data = &data[comma + 1..];
+    }
+    let mut sink = FileSink::start(limits.tmp_dir, !limits.discard, limits.max_file_size)
+        .await
+        .map_err(|err| io_stop(flavor, err))?;
+    let mut decoder = Base64Stream::default();
+    let mut pending = bytes::Bytes::copy_from_slice(data);
+    loop {
+        let decoded = decoder.push(&pending).map_err(|why| {
+            bad(format!(
+                "The field `file` is neither a file part, a URL nor valid base64 ({why}): send the file as a multipart file part, a base64 string (optionally a data: URI) or an http(s) URL"
+            ))
+        });
+        let decoded = match decoded {
+            Ok(decoded) => decoded,
+            Err(stop) => {
+                discard_field(&mut field, drained).await;
+                return Err(stop);
+            }
+        };
+        if sink.push(decoded).await.is_err() {
+            *drained += sink.size();
+            discard_field(&mut field, drained).await;
+            return Err(Stop::refuse(
+                flavor,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                too_large_message(flavor, limits.max_file_size),
+            ));
+        }
+        if ended {
+            break;
+        }
+        pending = match field.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => {
+                ended = true;
+                bytes::Bytes::new()
+            }
+            Err(err) => return Err(Stop::broken(multipart_error(flavor, &err, limits))),
+        };
+    }
+    let tail = decoder.finish().map_err(|why| {
+        bad(format!(
+            "The field `file` is not valid base64 ({why}): send the whole base64 text, padded or not"
+        ))
+    })?;
+    if sink.push(tail).await.is_err() {
+        return Err(Stop::refuse(
+            flavor,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            too_large_message(flavor, limits.max_file_size),
+        ));
+    }
+    let received = sink
+        .finish(String::new(), content_type)
+        .await
+        .map_err(|err| io_stop(flavor, err))?;
+    Ok(Inline::File(received))
+}
+
+fn io_stop(flavor: Flavor, err: std::io::Error) -> Stop {
+    Stop {
+        error: ApiError::internal(flavor, "writing the upload to a temp file", err),
+        drain: true,
+    }
+}
+
+fn starts_with_ci(data: &[u8], prefix: &[u8]) -> bool {
+    data.len() >= prefix.len() && data[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// Base64 decoded piecewise: whole 4-character groups as they arrive, the rest kept for the
+/// next piece. ASCII whitespace (line breaks of wrapped base64) is skipped; padding may only
+/// end the text, and may be left out.
+#[derive(Default)]
+struct Base64Stream {
+    /// Fewer than 4 characters waiting for the rest of their group.
+    carry: Vec<u8>,
+    /// A group with padding was decoded: nothing but whitespace may follow.
+    padded: bool,
+}
+
+impl Base64Stream {
+    fn push(&mut self, input: &[u8]) -> Result<bytes::Bytes, String> {
+        use base64::Engine as _;
+        let mut text = std::mem::take(&mut self.carry);
+        text.extend(input.iter().copied().filter(|b| !b.is_ascii_whitespace()));
+        if text.is_empty() {
+            return Ok(bytes::Bytes::new());
+        }
+        if self.padded {
+            return Err("characters after the padding".into());
+        }
+        let whole = text.len() / 4 * 4;
+        self.carry = text.split_off(whole);
+        if text.is_empty() {
+            return Ok(bytes::Bytes::new());
+        }
+        self.padded = text.ends_with(b"=");
+        base64::engine::general_purpose::STANDARD
+            .decode(&text)
+            .map(bytes::Bytes::from)
+            .map_err(|err| err.to_string())
+    }
+
+    /// The last, unpadded group, if any (its bytes decoded).
+    fn finish(self) -> Result<bytes::Bytes, String> {
+        use base64::Engine as _;
+        if self.carry.is_empty() {
+            return Ok(bytes::Bytes::new());
+        }
+        if self.padded {
+            return Err("characters after the padding".into());
+        }
+        base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(&self.carry)
+            .map(bytes::Bytes::from)
+            .map_err(|err| err.to_string())
     }
 }
 
@@ -411,6 +678,88 @@ impl DiskWriter {
     }
 }
 
+/// A file being received from somewhere other than a file part (decoded base64, a fetched
+/// URL): counted against the size limit, then hashed and written by a [`DiskWriter`] in
+/// [`WRITER_BATCH`] batches.
+pub(crate) struct FileSink {
+    temp: TempFile,
+    writer: DiskWriter,
+    batches: Batches,
+    max: u64,
+    size: u64,
+    batch: Vec<bytes::Bytes>,
+    batched: usize,
+    /// The first bytes, for `sniff` (a base64 or fetched file is typed by content too).
+    head: Vec<u8>,
+}
+
+/// The file went over the size limit.
+#[derive(Debug)]
+pub(crate) struct TooLarge;
+
+impl FileSink {
+    /// A temp file in `tmp_dir`; with `keep` false (`--discard`) nothing is written.
+    pub async fn start(tmp_dir: &Path, keep: bool, max: u64) -> std::io::Result<Self> {
+        let temp = TempFile::new_in(tmp_dir);
+        let (writer, batches) = DiskWriter::start(temp.path(), keep).await?;
+        Ok(Self {
+            temp,
+            writer,
+            batches,
+            max,
+            size: 0,
+            batch: Vec::new(),
+            batched: 0,
+            head: Vec::new(),
+        })
+    }
+
+    /// Bytes received so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub async fn push(&mut self, chunk: bytes::Bytes) -> Result<(), TooLarge> {
+        self.size += chunk.len() as u64;
+        if self.size > self.max {
+            return Err(TooLarge);
+        }
+        if self.head.len() < sniff::SNIFF_LEN {
+            let take = chunk.len().min(sniff::SNIFF_LEN - self.head.len());
+            self.head.extend_from_slice(&chunk[..take]);
+        }
+        self.batched += chunk.len();
+        self.batch.push(chunk);
+        if self.batched >= WRITER_BATCH {
+            self.batched = 0;
+            // An error is the writer's, which `finish` reports.
+            let _ = self.batches.send(std::mem::take(&mut self.batch)).await;
+        }
+        Ok(())
+    }
+
+    /// Waits until every byte is written and hashed.
+    pub async fn finish(
+        mut self,
+        file_name: String,
+        content_type: Option<String>,
+    ) -> std::io::Result<ReceivedFile> {
+        if !self.batch.is_empty() {
+            let _ = self.batches.send(std::mem::take(&mut self.batch)).await;
+        }
+        drop(self.batches);
+        let sha256 = self.writer.finish().await?;
+        Ok(ReceivedFile {
+            temp: self.temp,
+            size: self.size,
+            sha256,
+            file_name,
+            content_type,
+            head: self.head,
+        })
+    }
+}
+
 /// `Write::write_all_vectored` is unstable; this is its loop: one `writev` per batch, not one
 /// `write` per chunk.
 fn write_all_vectored(
@@ -485,4 +834,48 @@ fn multipart_error(flavor: Flavor, err: &MultipartError, limits: FormLimits<'_>)
             err.body_text()
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_in_pieces(text: &[u8], piece: usize) -> Result<Vec<u8>, String> {
+        let mut stream = Base64Stream::default();
+        let mut out = Vec::new();
+        for chunk in text.chunks(piece.max(1)) {
+            out.extend_from_slice(&stream.push(chunk)?);
+        }
+        out.extend_from_slice(&stream.finish()?);
+        Ok(out)
+    }
+
+    #[test]
+    fn base64_decodes_the_same_in_any_pieces() {
+        use base64::Engine as _;
+        let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        for len in [0, 1, 2, 3, 4, 5, 999, 1000] {
+            let padded = base64::engine::general_purpose::STANDARD.encode(&data[..len]);
+            let unpadded = padded.trim_end_matches('=').to_owned();
+            let wrapped: String = padded
+                .as_bytes()
+                .chunks(76)
+                .map(|l| format!("{}\r\n", String::from_utf8_lossy(l)))
+                .collect();
+            for text in [&padded, &unpadded, &wrapped] {
+                for piece in [1, 3, 4, 7, 64, 4096] {
+                    assert_eq!(
+                        decode_in_pieces(text.as_bytes(), piece).unwrap(),
+                        &data[..len],
+                        "{len} bytes in pieces of {piece}"
+                    );
+                }
+            }
+        }
+        for bad in ["abc=abcd", "a", "ab!d", "YQ==YQ==", "YWJj\nZA==x"] {
+            for piece in [1, 2, 4, 100] {
+                assert!(decode_in_pieces(bad.as_bytes(), piece).is_err(), "{bad}");
+            }
+        }
+    }
 }

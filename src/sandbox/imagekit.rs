@@ -2,10 +2,16 @@
 //! signature, doc 003), the file details and delete endpoints of the files API, and delivery
 //! under [`IMAGEKIT_URL_PATH`], with signed URLs for private files.
 //!
-//! Strictness, in the order a request meets it: the token is spent as soon as it is read (even
-//! if the request then fails: docs 001 and 003 both say so); then the credentials (401), the
-//! token's lifetime (403 when expired or reused), the form against the JWT payload, and the
-//! upload parameters (400, naming the field).
+//! Strictness, in the order a request meets it: a server-side upload's key (HTTP Basic, 401)
+//! on the headers; a token's signature (401) and lifetime (403 when expired or reused) as soon as
+//! the fields carrying it have arrived, before the file part is written anywhere; then the form
+//! against the JWT payload, and the upload parameters (400, naming the field). A token that
+//! verified is spent even if the request then fails (docs 001 and 003 both say so); a forged
+//! one is not recorded. Every refusal is answered after the body is read (or discarded), so the
+//! client gets the error rather than a reset connection.
+//!
+//! `file` may be a file part, base64 (plain or a data URI) or a URL, as ImageKit's upload API
+//! documents; URLs are fetched from loopback only (`remote`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,7 +31,7 @@ use super::error::{ApiError, Flavor};
 use super::faults::{self, Fault};
 use super::form::{self, FormLimits, ReceivedFile};
 use super::store::{self, BlobSource, IkFile, LedgerEntry, TokenUse};
-use super::{time, App, IMAGEKIT_URL_PATH};
+use super::{remote, time, App, IMAGEKIT_URL_PATH};
 use crate::sign::imagekit::{NEVER_EXPIRES, V1_MAX_LIFETIME, V2_MAX_LIFETIME};
 
 pub(crate) fn routes() -> Router<Arc<App>> {
@@ -103,7 +109,8 @@ async fn upload(
     scheme: Scheme,
 ) -> Result<Response, ApiError> {
     // Server-side upload (ImageKit's documented server API, and what its server SDKs send): the
-    // private key over HTTP Basic instead of a token. A wrong key is refused before the body.
+    // private key over HTTP Basic instead of a token. A wrong key is refused on the headers,
+    // without a byte of the file kept (`drain` reads the body before the answer goes out).
     let server_side = req
         .headers()
         .contains_key(axum::http::header::AUTHORIZATION);
@@ -130,77 +137,164 @@ async fn upload(
         flavor: Flavor::ImageKit,
         discard: app.discard,
     };
-    let form = match form::read_form(&mut multipart, limits).await {
+    let now = crate::unix_now();
+    let mut auth = TokenAuth {
+        app,
+        scheme,
+        now,
+        verified: None,
+    };
+    let read = if server_side {
+        form::read_form(&mut multipart, limits).await
+    } else {
+        form::read_form_gated(&mut multipart, limits, &mut |fields| {
+            auth.check_before_file(fields)
+        })
+        .await
+    };
+    let form = match read {
         Ok(form) => form,
         Err(failure) => {
-            // The token was presented, so it is spent, whatever else is wrong with the request.
-            if let Some(token) = failure.fields.get("token").filter(|t| !t.is_empty()) {
-                if let Err(err) = app.store.consume_token(token).await {
-                    return Err(ApiError::internal(
-                        Flavor::ImageKit,
-                        "recording the used token",
-                        err,
-                    ));
+            // A token that verified is spent, whatever else is wrong with the request (docs
+            // 001 and 003). A forged one is not recorded: it could never be used anyway, and
+            // recording it would let anyone grow the used-token set.
+            if !server_side {
+                if let Some(token) = token_of(&failure.fields) {
+                    if let Ok(exp) = auth.verify(&failure.fields, token) {
+                        app.store
+                            .consume_token(token, exp, now)
+                            .await
+                            .map_err(spend_failed)?;
+                    }
                 }
             }
             return Err(failure.error);
         }
     };
     let fields = &form.fields;
-    if server_side {
+    let mut token_sha = None;
+    let params = if server_side {
         if fields.contains_key("token") || fields.contains_key("signature") {
             return Err(bad_request(
                 "Send either HTTP Basic auth with the private key (server-side upload) or a token, not both",
             ));
         }
-        let params = UploadParams::parse(fields, Scheme::V1)?;
-        let file = form.file.ok_or_else(|| {
-            bad_request("Missing file parameter for upload: send the file as a multipart file part named `file`")
-        })?;
-        if let Some(fault) = fault {
-            return Ok(faults::answer(fault, Flavor::ImageKit));
-        }
-        let record = commit(app, params, file, scheme, None).await?;
-        return Ok(Json(file_json(&record, &app.base_url)).into_response());
-    }
-    let token = fields
-        .get("token")
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
+        UploadParams::parse(fields, Scheme::V1)?
+    } else {
+        let token = token_of(fields).ok_or_else(|| {
             bad_request(match scheme {
                 Scheme::V2 => "Missing token for upload: Upload API V2 needs a JWT signed with your private key in the `token` field (doc 001)",
                 Scheme::V1 => "Missing token for upload: send the one-time `token` with `expire` and `signature` (doc 003)",
             })
         })?;
-    let token_use = app
-        .store
-        .consume_token(token)
-        .await
-        .map_err(|err| ApiError::internal(Flavor::ImageKit, "recording the used token", err))?;
-    if token_use == TokenUse::Reused {
-        return Err(forbidden(
-            "This token has already been used: ImageKit accepts each token once, even when the request that carried it failed. Generate a fresh token for every upload attempt, retries included",
-        ));
-    }
-    let now = crate::unix_now();
-    let keys = &app.imagekit;
-    match scheme {
-        Scheme::V2 => {
-            let jwt = verify_jwt(token, &keys.public_key, &keys.private_key, now)?;
-            match_payload(fields, &jwt)?;
+        let exp = auth.verify(fields, token)?;
+        let token_use = app
+            .store
+            .consume_token(token, exp, now)
+            .await
+            .map_err(spend_failed)?;
+        if token_use == TokenUse::Reused {
+            return Err(reused());
         }
-        Scheme::V1 => verify_v1(fields, token, &keys.public_key, &keys.private_key, now)?,
-    }
-    let params = UploadParams::parse(fields, scheme)?;
-    let file = form.file.ok_or_else(|| {
-        bad_request("Missing file parameter for upload: send the file as a multipart file part named `file`")
-    })?;
+        if let Some(jwt) = auth.verified.as_ref().and_then(|v| v.jwt.as_ref()) {
+            match_payload(fields, jwt)?;
+        }
+        token_sha = Some(store::sha256_hex(token.as_bytes()));
+        UploadParams::parse(fields, scheme)?
+    };
+    let file = match (form.file, form.file_url) {
+        (Some(file), _) => file,
+        (None, Some(url)) => {
+            if let Some(fault) = fault {
+                return Ok(faults::answer(fault, Flavor::ImageKit));
+            }
+            remote::fetch_file(&url, limits).await?
+        }
+        (None, None) => return Err(bad_request(
+            "Missing file parameter for upload: send the file as a multipart file part named `file`, its base64, or a URL",
+        )),
+    };
     if let Some(fault) = fault {
         return Ok(faults::answer(fault, Flavor::ImageKit));
     }
-    let token_sha = store::sha256_hex(token.as_bytes());
-    let record = commit(app, params, file, scheme, Some(&token_sha)).await?;
+    let record = commit(app, params, file, scheme, token_sha.as_deref()).await?;
     Ok(Json(file_json(&record, &app.base_url)).into_response())
+}
+
+fn token_of(fields: &BTreeMap<String, String>) -> Option<&str> {
+    fields
+        .get("token")
+        .map(String::as_str)
+        .filter(|t| !t.is_empty())
+}
+
+fn reused() -> ApiError {
+    forbidden(
+        "This token has already been used: ImageKit accepts each token once, even when the request that carried it failed. Generate a fresh token for every upload attempt, retries included",
+    )
+}
+
+fn spend_failed(err: std::io::Error) -> ApiError {
+    ApiError::internal(Flavor::ImageKit, "recording the used token", err)
+}
+
+/// A token-authenticated upload's credentials, verified as soon as the form has carried them.
+struct TokenAuth<'a> {
+    app: &'a App,
+    scheme: Scheme,
+    now: i64,
+    verified: Option<Verified>,
+}
+
+/// A token whose signature and lifetime checked out.
+struct Verified {
+    /// When the token expires: until then it stays in the used-token set.
+    exp: i64,
+    /// A V2 token's payload, which the whole form must match.
+    jwt: Option<Jwt>,
+}
+
+impl TokenAuth<'_> {
+    /// Before the file part: verifies the token if the fields it needs came first, so that a
+    /// forged, expired or spent token is refused before any of the file is written.
+    fn check_before_file(&mut self, fields: &BTreeMap<String, String>) -> Result<(), ApiError> {
+        let Some(token) = token_of(fields) else {
+            return Ok(());
+        };
+        let v1_fields = ["publicKey", "expire", "signature"];
+        if self.scheme == Scheme::V1 && !v1_fields.iter().all(|f| fields.contains_key(*f)) {
+            return Ok(());
+        }
+        self.verify(fields, token)?;
+        if self.app.store.token_spent(token) {
+            return Err(reused());
+        }
+        Ok(())
+    }
+
+    /// Verifies the token (once) and returns its expiry.
+    fn verify(&mut self, fields: &BTreeMap<String, String>, token: &str) -> Result<i64, ApiError> {
+        if let Some(verified) = &self.verified {
+            return Ok(verified.exp);
+        }
+        let keys = &self.app.imagekit;
+        let verified = match self.scheme {
+            Scheme::V2 => {
+                let jwt = verify_jwt(token, &keys.public_key, &keys.private_key, self.now)?;
+                Verified {
+                    exp: jwt.exp,
+                    jwt: Some(jwt),
+                }
+            }
+            Scheme::V1 => Verified {
+                exp: verify_v1(fields, token, &keys.public_key, &keys.private_key, self.now)?,
+                jwt: None,
+            },
+        };
+        let exp = verified.exp;
+        self.verified = Some(verified);
+        Ok(exp)
+    }
 }
 
 /// Stores an accepted upload: picks its final name and fileId under the index lock (so two
@@ -343,6 +437,7 @@ pub(crate) fn file_json(file: &IkFile, base_url: &str) -> Value {
 #[derive(Debug)]
 pub(crate) struct Jwt {
     pub kid: String,
+    pub exp: i64,
     /// Every payload entry except `iat` and `exp`, all strings.
     pub payload: BTreeMap<String, String>,
 }
@@ -450,6 +545,7 @@ pub(crate) fn verify_jwt(
     }
     Ok(Jwt {
         kid,
+        exp,
         payload: params,
     })
 }
@@ -556,14 +652,14 @@ pub(crate) fn match_payload(fields: &BTreeMap<String, String>, jwt: &Jwt) -> Res
 }
 
 /// Doc 003: `publicKey`, `expire` (in the future, less than an hour ahead) and `signature` =
-/// lowercase hex HMAC-SHA1(private key, token + expire).
+/// lowercase hex HMAC-SHA1(private key, token + expire). Returns `expire`.
 pub(crate) fn verify_v1(
     fields: &BTreeMap<String, String>,
     token: &str,
     public_key: &str,
     private_key: &SecretString,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<i64, ApiError> {
     let sent_key = fields.get("publicKey").ok_or_else(|| {
         bad_request("Missing publicKey for upload: V1 client-side uploads must send the account's public key (doc 003)")
     })?;
@@ -609,7 +705,7 @@ pub(crate) fn verify_v1(
             expire - now
         )));
     }
-    Ok(())
+    Ok(expire)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -905,17 +1001,18 @@ pub(crate) fn unique_name(name: &str, suffix: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Files API
 
-/// HTTP Basic with the private key as the username and an empty password, as ImageKit's API.
+/// HTTP Basic with the private key as the username, as ImageKit's API: the password is
+/// ignored (`@imagekit/nodejs` 7 sends `do_not_set`, older SDKs an empty one).
 fn check_private_key(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some((user, password)) = super::basic_auth(headers) else {
+    let Some((user, _password)) = super::basic_auth(headers) else {
         return Err(unauthorized(
-            "Your request does not contain private API key: send HTTP Basic auth with the private key as the username and an empty password",
+            "Your request does not contain private API key: send HTTP Basic auth with the private key as the username (the password is ignored)",
         ));
     };
     let key = app.imagekit.private_key.expose_secret();
-    if !super::ct_eq(user.as_bytes(), key.as_bytes()) || !password.is_empty() {
+    if !super::ct_eq(user.as_bytes(), key.as_bytes()) {
         return Err(unauthorized(
-            "Your account cannot be authenticated: use HTTP Basic auth with this account's private key as the username and an empty password",
+            "Your account cannot be authenticated: use HTTP Basic auth with this account's private key as the username",
         ));
     }
     Ok(())
@@ -1164,6 +1261,7 @@ mod tests {
     fn form_must_equal_the_payload_both_ways() {
         let jwt = Jwt {
             kid: PUBLIC.into(),
+            exp: 0,
             payload: params(&[("fileName", "a.jpg"), ("tags", "x,y")]),
         };
         let ok = params(&[("fileName", "a.jpg"), ("tags", "x,y"), ("token", "t")]);

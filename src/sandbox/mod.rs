@@ -20,13 +20,14 @@
 //!
 //! # Layout
 //! - `imagekit`, `cloudinary`: each provider's endpoints and their checks.
-//! - `form`: reading multipart bodies, streaming the file to disk.
+//! - `form`: reading multipart bodies, streaming the file to disk (or decoding its base64).
+//! - `remote`: fetching an ImageKit `file` given as a URL, from loopback only.
 //! - `sniff`: what a file is from its first bytes (both providers decide by content).
 //! - `store`: files, metadata, the index, used tokens, chunk partials, the ledger.
 //! - `faults`: which requests fail, and how.
 //! - `conn`: connections a handler can reset (for the connection-reset fault).
 //! - `drain`: every request body is read to its end before the answer, so keep-alive
-//!   connections survive early answers and late chunked terminators.
+//!   connections survive refusals, early answers and late chunked terminators.
 //! - `error`: [`SandboxError`] and the provider-shaped error responses.
 //! - `time`: the date formats of the providers' responses.
 //!
@@ -41,6 +42,7 @@ mod error;
 mod faults;
 mod form;
 mod imagekit;
+mod remote;
 mod sniff;
 mod store;
 mod time;

@@ -9,7 +9,10 @@
 //! - `tmp/`: uploads being received; emptied at start.
 //! - `chunks/<key>.part` + `chunks/<key>.json`: chunked uploads in progress (data, and how much
 //!   of it is committed), kept across restarts so a client can resume.
-//! - `used-tokens`: SHA-256 of every ImageKit token ever presented, one per line, append-only.
+//! - `used-tokens`: `<SHA-256> <exp>` of every ImageKit token that verified and was presented,
+//!   one per line, appended; entries past their `exp` are dropped (a token that has expired is
+//!   refused as expired anyway), and the file is rewritten once most of its lines have expired.
+//!   Only verified tokens are recorded, so forged ones cost neither memory nor disk.
 //! - `ledger.jsonl`: one JSON line per accepted upload, appended before the success response.
 //!
 //! Writes are flushed to the OS before a response depends on them, but not fsynced: the
@@ -142,10 +145,29 @@ pub(crate) enum BlobSource {
     Partial(PathBuf),
 }
 
+/// The used tokens in memory: digest → the token's `exp` (Unix seconds).
 #[derive(Debug)]
-struct TokenLog {
-    used: HashSet<String>,
+struct UsedTokens {
+    by_digest: HashMap<String, i64>,
+    /// When entries past their `exp` are next dropped.
+    next_prune: i64,
+}
+
+/// How often, at most, expired tokens are dropped from memory.
+const PRUNE_EVERY_SECS: i64 = 60;
+/// The used-token file is rewritten when it has this many more lines than live entries, and
+/// more than twice as many: compaction stays rare, and the file stays within a constant factor
+/// of what is live.
+const COMPACT_SLACK_LINES: usize = 1024;
+/// `exp` of a line written before lines carried one: kept for good, since its real expiry is
+/// unknown and forgetting a token early would let it be used twice.
+const LEGACY_EXP: i64 = i64::MAX;
+
+#[derive(Debug)]
+struct TokenFile {
     file: tokio::fs::File,
+    path: PathBuf,
+    lines: usize,
 }
 
 #[derive(Debug)]
@@ -156,7 +178,9 @@ pub(crate) struct Store {
     tmp: PathBuf,
     chunks: PathBuf,
     pub index: RwLock<Index>,
-    tokens: Mutex<TokenLog>,
+    /// Synchronous, so a request can ask whether a token is spent while it parses its form.
+    used: std::sync::Mutex<UsedTokens>,
+    token_file: Mutex<TokenFile>,
     ledger: Mutex<tokio::fs::File>,
     /// One lock per chunked upload, so its chunks are committed one at a time. Entries stay for
     /// the process's life (one small entry per upload): dropping one while a chunk waits on it
@@ -232,14 +256,9 @@ impl Store {
         }
 
         let tokens_path = root.join(USED_TOKENS_FILE);
-        let used = match std::fs::read_to_string(&tokens_path) {
-            Ok(text) => text
-                .lines()
-                .map(str::trim)
-                .filter(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()))
-                .map(str::to_owned)
-                .collect(),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => HashSet::new(),
+        let (by_digest, lines) = match std::fs::read_to_string(&tokens_path) {
+            Ok(text) => parse_used_tokens(&text, crate::unix_now()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => (HashMap::new(), 0),
             Err(err) => return Err(storage(&tokens_path)(err)),
         };
         let tokens_file = open_append(&tokens_path).map_err(storage(&tokens_path))?;
@@ -253,9 +272,14 @@ impl Store {
             tmp,
             chunks,
             index: RwLock::new(index),
-            tokens: Mutex::new(TokenLog {
-                used,
+            used: std::sync::Mutex::new(UsedTokens {
+                by_digest,
+                next_prune: 0,
+            }),
+            token_file: Mutex::new(TokenFile {
                 file: tokio::fs::File::from_std(tokens_file),
+                path: tokens_path,
+                lines,
             }),
             ledger: Mutex::new(tokio::fs::File::from_std(ledger)),
             chunk_locks: std::sync::Mutex::new(HashMap::new()),
@@ -278,18 +302,76 @@ impl Store {
         self.cl_meta.join(format!("{asset_id}.json"))
     }
 
-    /// Marks `token` used, persisting it before returning; says whether it was used before.
-    pub async fn consume_token(&self, token: &str) -> std::io::Result<TokenUse> {
+    /// Whether `token` was already spent (and has not expired since).
+    pub fn token_spent(&self, token: &str) -> bool {
         let digest = sha256_hex(token.as_bytes());
-        let mut log = self.tokens.lock().await;
-        if log.used.contains(&digest) {
-            return Ok(TokenUse::Reused);
+        self.used_tokens().by_digest.contains_key(&digest)
+    }
+
+    /// Marks `token`, which verified and expires at `exp`, used, persisting it before
+    /// returning; says whether it was used before. Entries past their `exp` are dropped now and
+    /// then (`now` is the caller's clock, so tests can move it).
+    pub async fn consume_token(
+        &self,
+        token: &str,
+        exp: i64,
+        now: i64,
+    ) -> std::io::Result<TokenUse> {
+        let digest = sha256_hex(token.as_bytes());
+        let live = {
+            let mut used = self.used_tokens();
+            if used.by_digest.contains_key(&digest) {
+                return Ok(TokenUse::Reused);
+            }
+            if now >= used.next_prune {
+                used.by_digest.retain(|_, e| *e > now);
+                used.next_prune = now.saturating_add(PRUNE_EVERY_SECS);
+            }
+            // In memory first: should the disk fail, the token still counts as used (fail
+            // closed).
+            used.by_digest.insert(digest.clone(), exp);
+            used.by_digest.len()
+        };
+        let mut file = self.token_file.lock().await;
+        if file.lines > live.saturating_mul(2) && file.lines - live > COMPACT_SLACK_LINES {
+            self.compact_tokens(&mut file, &digest).await?;
         }
-        // In memory first: should the disk fail, the token still counts as used (fail closed).
-        log.used.insert(digest.clone());
-        log.file.write_all(format!("{digest}\n").as_bytes()).await?;
-        log.file.flush().await?;
+        file.file
+            .write_all(format!("{digest} {exp}\n").as_bytes())
+            .await?;
+        file.file.flush().await?;
+        file.lines += 1;
         Ok(TokenUse::Fresh)
+    }
+
+    fn used_tokens(&self) -> std::sync::MutexGuard<'_, UsedTokens> {
+        // The map is valid after any panic mid-update (an insert or a retain), so a poisoned
+        // lock is simply used.
+        self.used.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Rewrites the used-token file with the live entries only (atomically: a crash leaves the
+    /// old file or the new one). The caller holds the file lock, so no line is appended to the
+    /// old file meanwhile; an entry added to memory since the snapshot is appended afterwards,
+    /// as is `adding`, the caller's.
+    async fn compact_tokens(&self, file: &mut TokenFile, adding: &str) -> std::io::Result<()> {
+        let text: String = {
+            let used = self.used_tokens();
+            used.by_digest
+                .iter()
+                .filter(|(digest, _)| digest.as_str() != adding)
+                .map(|(digest, exp)| format!("{digest} {exp}\n"))
+                .collect()
+        };
+        let lines = text.lines().count();
+        let temp = TempFile::new_in(&self.tmp);
+        let path = temp.path().to_owned();
+        blocking(move || crate::private_fs::create(&path)?.write_all(text.as_bytes())).await?;
+        temp.persist(&file.path).await?;
+        let path = file.path.clone();
+        file.file = tokio::fs::File::from_std(blocking(move || open_append(&path)).await?);
+        file.lines = lines;
+        Ok(())
     }
 
     /// Appends one line to the ledger and waits until it is written.
@@ -484,6 +566,36 @@ async fn remove_quietly(path: &Path) {
     }
 }
 
+/// The live entries of a used-token file (`<digest> <exp>` lines, or a bare digest from before
+/// lines carried an expiry), and how many lines it has. A digest seen twice keeps its latest
+/// `exp`.
+fn parse_used_tokens(text: &str, now: i64) -> (HashMap<String, i64>, usize) {
+    let mut live = HashMap::new();
+    let mut lines = 0;
+    for line in text.split_inclusive('\n') {
+        lines += 1;
+        // A last line without its newline was torn by a crash mid-append: its expiry may be
+        // cut short, so the token is kept rather than forgotten early.
+        let torn = !line.ends_with('\n');
+        let mut words = line.split_whitespace();
+        let Some(digest) = words
+            .next()
+            .filter(|d| d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()))
+        else {
+            continue;
+        };
+        let exp = match words.next().map(str::parse::<i64>) {
+            Some(Ok(exp)) if !torn => exp,
+            _ => LEGACY_EXP,
+        };
+        if exp > now {
+            let entry = live.entry(digest.to_owned()).or_insert(exp);
+            *entry = (*entry).max(exp);
+        }
+    }
+    (live, lines)
+}
+
 /// Opens `path` for appending, first ending a torn last line (a crash mid-append) so the next
 /// line starts on its own.
 fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
@@ -532,16 +644,80 @@ mod tests {
     #[tokio::test]
     async fn tokens_are_used_once_and_remembered_across_opens() {
         let dir = tempfile::tempdir().unwrap();
+        let now = crate::unix_now();
+        let exp = now + 600;
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.consume_token("t1").await.unwrap(), TokenUse::Fresh);
-        assert_eq!(store.consume_token("t1").await.unwrap(), TokenUse::Reused);
+        assert!(!store.token_spent("t1"));
+        assert_eq!(
+            store.consume_token("t1", exp, now).await.unwrap(),
+            TokenUse::Fresh
+        );
+        assert!(store.token_spent("t1"));
+        assert_eq!(
+            store.consume_token("t1", exp, now).await.unwrap(),
+            TokenUse::Reused
+        );
         drop(store);
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.consume_token("t1").await.unwrap(), TokenUse::Reused);
-        assert_eq!(store.consume_token("t2").await.unwrap(), TokenUse::Fresh);
+        assert!(store.token_spent("t1"));
+        assert_eq!(
+            store.consume_token("t1", exp, now).await.unwrap(),
+            TokenUse::Reused
+        );
+        assert_eq!(
+            store.consume_token("t2", exp, now).await.unwrap(),
+            TokenUse::Fresh
+        );
         let text = std::fs::read_to_string(dir.path().join(USED_TOKENS_FILE)).unwrap();
         assert!(!text.contains("t1"), "tokens are stored hashed");
         assert_eq!(text.lines().count(), 2);
+        assert!(
+            text.lines().all(|l| l.ends_with(&format!(" {exp}"))),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn expired_tokens_leave_memory_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = crate::unix_now();
+        let store = Store::open(dir.path()).unwrap();
+        let count = COMPACT_SLACK_LINES + 10;
+        for i in 0..count {
+            let token = format!("short-{i}");
+            store.consume_token(&token, now + 5, now).await.unwrap();
+        }
+        let lines = || {
+            std::fs::read_to_string(dir.path().join(USED_TOKENS_FILE))
+                .unwrap()
+                .lines()
+                .count()
+        };
+        assert_eq!(lines(), count);
+        // Past their exp, the next use prunes memory and rewrites the file with what is live.
+        let later = now + 5 + PRUNE_EVERY_SECS;
+        store
+            .consume_token("long", later + 600, later)
+            .await
+            .unwrap();
+        assert!(!store.token_spent("short-0"));
+        assert!(store.token_spent("long"));
+        assert_eq!(store.used_tokens().by_digest.len(), 1);
+        assert_eq!(lines(), 1);
+        drop(store);
+        // Expired lines are not loaded; a line without an expiry (an older sandbox's) is kept.
+        let legacy = sha256_hex(b"legacy");
+        let expired = sha256_hex(b"expired");
+        let torn = sha256_hex(b"torn");
+        std::fs::write(
+            dir.path().join(USED_TOKENS_FILE),
+            format!("{legacy}\n{expired} {}\n{torn} 1", now - 1),
+        )
+        .unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.token_spent("legacy"));
+        assert!(!store.token_spent("expired"));
+        assert!(store.token_spent("torn"), "a torn expiry is not trusted");
     }
 
     #[tokio::test]

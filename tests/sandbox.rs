@@ -1593,6 +1593,98 @@ async fn cloudinary_reads_the_type_from_the_bytes_and_the_name_only_as_a_fallbac
 }
 
 #[tokio::test]
+async fn cloudinary_file_may_be_a_data_uri_or_a_loopback_url() {
+    let sb = Sandbox::new().await;
+    let mut bytes = PNG_1X1.to_vec();
+    bytes.extend_from_slice(&data(300_000, 7));
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    // `file` is a text field, as the SDKs send a data URI or a URL; it is not signed.
+    let upload = |resource_type: &'static str, file: String, signed: &'static [(&str, &str)]| {
+        let sb = &sb;
+        async move {
+            let (mut fields, _) = cl_fields(signed, now(), Algorithm::Sha1);
+            fields.push(("file".into(), file));
+            let r = sb
+                .post(
+                    &format!("/v1_1/sandbox/{resource_type}/upload"),
+                    &as_refs(&fields),
+                    None,
+                )
+                .await;
+            let cld_error = r.headers().get("x-cld-error").is_some();
+            let status = r.status();
+            let body = r.json::<Value>().await.unwrap();
+            if status != StatusCode::OK {
+                // Cloudinary's error shape, not ImageKit's.
+                assert!(body["error"]["message"].is_string(), "{body}");
+                assert!(body.get("help").is_none() && cld_error, "{body}");
+            }
+            (status, body)
+        }
+    };
+    let (status, uri) = upload("image", format!("data:image/png;base64,{b64}"), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{uri}");
+    assert_eq!(uri["resource_type"], "image");
+    assert_eq!(uri["format"], "png");
+    assert_eq!(uri["bytes"], bytes.len());
+    let served = sb.get(uri["secure_url"].as_str().unwrap()).await;
+    assert_eq!(served.headers()["content-type"], "image/png");
+    assert_eq!(served.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    // The bytes decide the type, not the data URI's declared one.
+    let (status, body) = upload(
+        "auto",
+        format!("data:application/octet-stream;base64,{b64}"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["resource_type"], "image");
+    assert_eq!(body["format"], "png");
+    // A URL on loopback: the sandbox's own delivery URL of the first upload; the name comes
+    // from the URL's last segment.
+    let url = uri["secure_url"].as_str().unwrap().to_owned();
+    let (status, fetched) = upload("auto", url.clone(), &[("use_filename", "true")]).await;
+    assert_eq!(status, StatusCode::OK, "{fetched}");
+    assert_eq!(fetched["resource_type"], "image");
+    let stem = url.rsplit('/').next().unwrap().split('.').next().unwrap();
+    assert_eq!(fetched["original_filename"], stem);
+    let served = sb.get(fetched["secure_url"].as_str().unwrap()).await;
+    assert_eq!(served.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    let ledger = sb.ledger();
+    assert_eq!(ledger.len(), 3);
+    assert!(ledger.iter().all(|l| l["sha256"] == sha256(&bytes)));
+
+    let (status, body) = upload("image", "https://example.com/a.png".into(), &[]).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "loopback only");
+    let (status, body) = upload("image", "ftp://127.0.0.1/a.png".into(), &[]).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "loopback only");
+    let (status, body) = upload("image", format!("{}/missing.png", sb.url("/sandbox")), &[]).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "HTTP 404");
+    // Cloudinary takes base64 only as a data URI.
+    let (status, body) = upload("image", b64.clone(), &[]).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "must be a data URI");
+    let (status, body) = upload("image", "data:image/png;base64,iVBO!!".into(), &[]).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "not valid base64");
+    let (status, body) = upload("image", "data:text/plain,hello".into(), &[]).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, ";base64");
+    let (status, body) = upload("image", "data:image/png;base64".into(), &[]).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "no ','");
+    // A URL with a bad signature is refused before anything is fetched.
+    let mut fields = vec![
+        ("api_key".to_owned(), CL_KEY.to_owned()),
+        ("timestamp".to_owned(), now().to_string()),
+        ("signature".to_owned(), "0".repeat(40)),
+    ];
+    fields.push(("file".into(), url));
+    let r = sb
+        .post("/v1_1/sandbox/image/upload", &as_refs(&fields), None)
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(sb.ledger().len(), 3);
+    assert_eq!(sb.temp_files(), 0);
+}
+
+#[tokio::test]
 async fn cloudinary_raw_files_take_an_extension_only_from_their_name() {
     let sb = Sandbox::new().await;
     let (fields, _) = cl_fields(&[], now(), Algorithm::Sha1);

@@ -23,6 +23,7 @@ use super::conn::ConnHandle;
 use super::error::{ApiError, Flavor};
 use super::faults::{self, Fault};
 use super::form::{self, FormLimits, ReceivedFile, MAX_FIELDS_BYTES};
+use super::remote;
 use super::sniff::{self, Sniffed};
 use super::store::{BlobSource, ClAsset, ClKey, LedgerEntry, Store};
 use super::{time, App};
@@ -507,9 +508,23 @@ async fn upload_inner(
     let fields = &form.fields;
     let algorithm = authenticate(app, fields, crate::unix_now())?;
     let params = UploadParams::parse(fields)?;
-    let file = form
-        .file
-        .ok_or_else(|| bad_request("Missing required parameter - file"))?;
+    let file = match (form.file, form.file_url) {
+        (Some(file), _) => file,
+        (None, Some(url)) => {
+            if chunked.is_some() {
+                return Err(bad_request(
+                    "A chunked upload (X-Unique-Upload-Id) carries the file's bytes: send each chunk as a file part, or upload the URL without chunking",
+                ));
+            }
+            // Fetched only once the signature has verified: a forged request makes the
+            // sandbox fetch nothing.
+            if let Some(fault) = fault {
+                return Ok(faults::answer(fault, Flavor::Cloudinary));
+            }
+            remote::fetch_file(&url, limits).await?
+        }
+        (None, None) => return Err(bad_request("Missing required parameter - file")),
+    };
     match chunked {
         None => {
             let content = Content::new(&file.head, &file.file_name, file.content_type.as_deref());
@@ -1179,14 +1194,15 @@ async fn read_params(app: &App, req: Request) -> Result<BTreeMap<String, String>
             // Parameters only: a file part here is refused.
             discard: false,
         };
-        let form = form::read_form(&mut multipart, limits)
+        // Refused as soon as it starts, so a file given as text is neither decoded nor fetched.
+        let mut no_file = |_: &BTreeMap<String, String>| -> Result<(), ApiError> {
+            Err(bad_request(
+                "This endpoint takes no file: drop the `file` field",
+            ))
+        };
+        let form = form::read_form_gated(&mut multipart, limits, &mut no_file)
             .await
             .map_err(|failure| failure.error)?;
-        if form.file.is_some() {
-            return Err(bad_request(
-                "This endpoint takes no file: drop the `file` part",
-            ));
-        }
         return Ok(form.fields);
     }
     let body = axum::body::to_bytes(req.into_body(), MAX_FIELDS_BYTES)

@@ -2,9 +2,9 @@
 //! memory (at most [`MAX_FIELDS_BYTES`] in all), and the one `file` part streamed to a temp file
 //! under `root/tmp` while it is hashed and counted, so no upload is ever held in memory.
 //!
-//! ImageKit also takes `file` as a text field: base64 (plain or a `data:` URI), decoded to the
-//! temp file as it arrives, or an http(s) URL, returned for the caller to fetch
-//! (`remote::fetch_file`). A caller can check credentials between the fields and the file
+//! Both also take `file` as a text field: base64 (ImageKit plain or as a `data:` URI, Cloudinary
+//! only as a data URI), decoded to the temp file as it arrives, or an http(s) URL, returned for
+//! the caller to fetch (`remote::fetch_file`). A caller can check credentials between the fields and the file
 //! ([`read_form_gated`]), so a forged request is refused before its file touches the disk.
 //!
 //! A body the sandbox refuses part-way (a file over the size limit, a duplicate field) is read to
@@ -85,14 +85,14 @@ pub(crate) struct UploadForm {
     /// Every field except `file`, by name.
     pub fields: BTreeMap<String, String>,
     pub file: Option<ReceivedFile>,
-    /// ImageKit's `file` given as an http(s) URL, not yet fetched.
+    /// `file` given as an http(s) URL, not yet fetched.
     pub file_url: Option<String>,
 }
 
 /// What a caller checks once the fields before the file have arrived (see [`read_form_gated`]).
 pub(crate) type Gate<'g> = dyn FnMut(&BTreeMap<String, String>) -> Result<(), ApiError> + Send + 'g;
 
-/// Cap on ImageKit's `file` given as a URL.
+/// Cap on `file` given as a URL.
 const MAX_FILE_URL_BYTES: usize = 8 * 1024;
 /// Cap on the `data:<type>;base64,` header of a `file` given as a data URI.
 const MAX_DATA_URI_HEADER: usize = 1024;
@@ -231,14 +231,6 @@ async fn read_parts(
                 ));
             }
             let inline = field.file_name().is_none();
-            if inline && flavor == Flavor::Cloudinary {
-                discard_field(&mut field, drained).await;
-                return Err(Stop::refuse(
-                    flavor,
-                    StatusCode::BAD_REQUEST,
-                    "The field `file` must be a binary file part (a Content-Disposition with a filename); the sandbox does not take files as base64 text or URLs",
-                ));
-            }
             if let Err(error) = gate(fields) {
                 discard_field(&mut field, drained).await;
                 return Err(Stop::refused(error));
@@ -275,7 +267,7 @@ async fn read_parts(
     }
 }
 
-/// ImageKit's `file` sent as text.
+/// `file` sent as text.
 enum Inline {
     /// Base64, decoded to a temp file.
     File(ReceivedFile),
@@ -284,8 +276,9 @@ enum Inline {
 }
 
 /// Reads a `file` text field (ImageKit's upload API: "a Base64 data URI or plain Base64", or
-/// "a publicly reachable URL"): a URL is returned as text; base64 is decoded as it arrives,
-/// straight into the temp file, so a large one is never held in memory.
+/// "a publicly reachable URL"; Cloudinary's: "the Data URI (Base64 encoded)" or a remote URL,
+/// and its SDKs send text only in those two forms): a URL is returned as text; base64 is
+/// decoded as it arrives, straight into the temp file, so a large one is never held in memory.
 async fn read_inline_file(
     mut field: Field<'_>,
     limits: FormLimits<'_>,
@@ -311,9 +304,10 @@ async fn read_inline_file(
         }
     }
     if ended && head.iter().all(u8::is_ascii_whitespace) {
-        return Err(bad(
-            "Missing file parameter for upload: the field `file` is empty; send the file, its base64 or a URL".into(),
-        ));
+        return Err(bad(match flavor {
+            Flavor::ImageKit => "Missing file parameter for upload: the field `file` is empty; send the file, its base64 or a URL".into(),
+            Flavor::Cloudinary => "Missing required parameter - file: the field `file` is empty; send the file, a data URI or a URL".into(),
+        }));
     }
     if starts_with_ci(&head, b"http://") || starts_with_ci(&head, b"https://") {
         let mut text = head;
@@ -337,6 +331,14 @@ async fn read_inline_file(
             .map(|url| Inline::Url(url.trim().to_owned()))
             .map_err(|_| bad("The field `file` is a URL that is not valid UTF-8".into()));
     }
+    if flavor == Flavor::Cloudinary && !starts_with_ci(&head, b"data:") {
+        discard_field(&mut field, drained).await;
+        return Err(bad(if looks_like_url(&head) {
+            "The field `file` is a URL the sandbox does not fetch: it fetches http(s) URLs on loopback only (127.0.0.0/8, ::1, localhost); serve the file on this machine, or upload its bytes or a data URI instead".into()
+        } else {
+            "The field `file` as text must be a data URI (data:<type>;base64,<data>) or an http(s) URL: Cloudinary does not take plain base64; prefix it with data:<type>;base64, or send the file as a file part".into()
+        }));
+    }
     let mut content_type = None;
     let mut data = head.as_slice();
     if starts_with_ci(data, b"data:") {
@@ -352,7 +354,8 @@ async fn read_inline_file(
         if !params.any(|p| p.trim().eq_ignore_ascii_case("base64")) {
             discard_field(&mut field, drained).await;
             return Err(bad(format!(
-                "The field `file` is a data URI without ;base64 (`data:{header},`): ImageKit takes base64-encoded data URIs only"
+                "The field `file` is a data URI without ;base64 (`data:{header},`): {} takes base64-encoded data URIs only",
+                flavor_name(flavor)
             )));
         }
         content_type = Some(mime).filter(|m| !m.is_empty());
@@ -365,9 +368,14 @@ async fn read_inline_file(
     let mut pending = bytes::Bytes::copy_from_slice(data);
     loop {
         let decoded = decoder.push(&pending).map_err(|why| {
-            bad(format!(
-                "The field `file` is neither a file part, a URL nor valid base64 ({why}): send the file as a multipart file part, a base64 string (optionally a data: URI) or an http(s) URL"
-            ))
+            bad(match flavor {
+                Flavor::ImageKit => format!(
+                    "The field `file` is neither a file part, a URL nor valid base64 ({why}): send the file as a multipart file part, a base64 string (optionally a data: URI) or an http(s) URL"
+                ),
+                Flavor::Cloudinary => format!(
+                    "The data URI in the field `file` is not valid base64 ({why}): send data:<type>;base64,<data>, or the file as a file part"
+                ),
+            })
         });
         let decoded = match decoded {
             Ok(decoded) => decoded,
@@ -421,6 +429,26 @@ fn io_stop(flavor: Flavor, err: std::io::Error) -> Stop {
         error: ApiError::internal(flavor, "writing the upload to a temp file", err),
         drain: true,
     }
+}
+
+fn flavor_name(flavor: Flavor) -> &'static str {
+    match flavor {
+        Flavor::ImageKit => "ImageKit",
+        Flavor::Cloudinary => "Cloudinary",
+    }
+}
+
+/// Whether text starts with a URL scheme (`ftp:`, `s3:`, `gs:`, which Cloudinary fetches and the
+/// sandbox does not), so the refusal can say why rather than call it bad base64.
+fn looks_like_url(text: &[u8]) -> bool {
+    let Some(colon) = text.iter().position(|b| *b == b':') else {
+        return false;
+    };
+    let scheme = &text[..colon];
+    scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
 fn starts_with_ci(data: &[u8], prefix: &[u8]) -> bool {
@@ -848,6 +876,21 @@ mod tests {
         }
         out.extend_from_slice(&stream.finish()?);
         Ok(out)
+    }
+
+    #[test]
+    fn url_schemes_are_told_from_base64() {
+        for url in [
+            &b"ftp://host/a"[..],
+            b"s3://bucket/a",
+            b"gs://b/a",
+            b"HTTP://x",
+        ] {
+            assert!(looks_like_url(url), "{}", String::from_utf8_lossy(url));
+        }
+        for text in [&b"iVBORw0KGgo="[..], b"", b":x", b"a b:c", b"1ab:c"] {
+            assert!(!looks_like_url(text), "{}", String::from_utf8_lossy(text));
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@
 //! # Layout
 //! - `imagekit`, `cloudinary`: each provider's endpoints and their checks.
 //! - `form`: reading multipart bodies, streaming the file to disk (or decoding its base64).
-//! - `remote`: fetching an ImageKit `file` given as a URL, from loopback only.
+//! - `remote`: fetching a `file` given as a URL (both providers), from loopback only.
 //! - `sniff`: what a file is from its first bytes (both providers decide by content).
 //! - `store`: files, metadata, the index, used tokens, chunk partials, the ledger.
 //! - `faults`: which requests fail, and how.

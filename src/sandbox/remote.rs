@@ -1,8 +1,9 @@
-//! ImageKit's `file` given as a URL: the provider fetches it ("the server must receive the
-//! response headers within 8 seconds; otherwise the request fails with 400"). The sandbox is a
-//! local tool, so it fetches only from this machine (127.0.0.0/8, ::1, `localhost`), never
-//! through a proxy, following redirects only while they stay on loopback; anything else gets a
-//! 400 that says so. The body is streamed to the temp file under the upload size limit.
+//! `file` given as a URL: the provider fetches it (ImageKit: "the server must receive the
+//! response headers within 8 seconds; otherwise the request fails with 400"; the same limit
+//! serves for Cloudinary). The sandbox is a local tool, so it fetches only from this machine
+//! (127.0.0.0/8, ::1, `localhost`), never through a proxy, following redirects only while they
+//! stay on loopback; anything else gets a 400 in the provider's error shape that says so. The
+//! body is streamed to the temp file under the upload size limit.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::OnceLock;
@@ -18,10 +19,6 @@ use super::form::{self, FileSink, FormLimits, ReceivedFile};
 pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(8);
 const MAX_REDIRECTS: usize = 5;
 
-fn bad_request(message: impl Into<String>) -> ApiError {
-    ApiError::ik(StatusCode::BAD_REQUEST, message)
-}
-
 /// Whether `url` is http(s) on a loopback host.
 pub(crate) fn is_loopback_url(url: &url::Url) -> bool {
     if !matches!(url.scheme(), "http" | "https") {
@@ -35,7 +32,7 @@ pub(crate) fn is_loopback_url(url: &url::Url) -> bool {
     }
 }
 
-fn client() -> Result<&'static reqwest::Client, ApiError> {
+fn client(flavor: Flavor) -> Result<&'static reqwest::Client, ApiError> {
     static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
@@ -62,7 +59,7 @@ fn client() -> Result<&'static reqwest::Client, ApiError> {
                 .map_err(|err| err.to_string())
         })
         .as_ref()
-        .map_err(|err| ApiError::internal(Flavor::ImageKit, "building the URL fetcher", err))
+        .map_err(|err| ApiError::internal(flavor, "building the URL fetcher", err))
 }
 
 /// Fetches `file` given as a URL into a temp file, within `limits`.
@@ -70,6 +67,8 @@ pub(crate) async fn fetch_file(
     raw: &str,
     limits: FormLimits<'_>,
 ) -> Result<ReceivedFile, ApiError> {
+    let flavor = limits.flavor;
+    let bad_request = |message: String| ApiError::new(flavor, StatusCode::BAD_REQUEST, message);
     let url = url::Url::parse(raw).map_err(|err| {
         bad_request(format!(
             "The field `file` looks like a URL but does not parse ({err}): send a valid http(s) URL"
@@ -77,8 +76,12 @@ pub(crate) async fn fetch_file(
     })?;
     if !is_loopback_url(&url) {
         return Err(bad_request(format!(
-            "The sandbox fetches `file` URLs on loopback only (127.0.0.0/8, ::1, localhost), and `{}` is not: serve the file on this machine, or upload its bytes or base64 instead",
-            url.host_str().unwrap_or_default()
+            "The sandbox fetches `file` URLs on loopback only (127.0.0.0/8, ::1, localhost), and `{}` is not: serve the file on this machine, or upload its bytes or {} instead",
+            url.host_str().unwrap_or_default(),
+            match flavor {
+                Flavor::ImageKit => "base64",
+                Flavor::Cloudinary => "a data URI",
+            }
         )));
     }
     let shown = format!(
@@ -92,7 +95,7 @@ pub(crate) async fn fetch_file(
             "Could not fetch the file from {shown} ({why}): check that the URL serves the file"
         ))
     };
-    let response = tokio::time::timeout(FETCH_TIMEOUT, client()?.get(url.clone()).send())
+    let response = tokio::time::timeout(FETCH_TIMEOUT, client(flavor)?.get(url.clone()).send())
         .await
         .map_err(|_| {
             failed(format!(
@@ -106,9 +109,10 @@ pub(crate) async fn fetch_file(
         return Err(failed(format!("it answered HTTP {status}")));
     }
     let too_large = || {
-        ApiError::ik(
+        ApiError::new(
+            flavor,
             StatusCode::PAYLOAD_TOO_LARGE,
-            form::too_large_message(Flavor::ImageKit, limits.max_file_size),
+            form::too_large_message(flavor, limits.max_file_size),
         )
     };
     if response
@@ -128,7 +132,7 @@ pub(crate) async fn fetch_file(
         .and_then(|mut segments| segments.next_back().map(str::to_owned))
         .unwrap_or_default();
     let io_failed =
-        |err: std::io::Error| ApiError::internal(Flavor::ImageKit, "writing the fetched file", err);
+        |err: std::io::Error| ApiError::internal(flavor, "writing the fetched file", err);
     let mut sink = FileSink::start(limits.tmp_dir, !limits.discard, limits.max_file_size)
         .await
         .map_err(io_failed)?;

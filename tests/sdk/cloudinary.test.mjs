@@ -143,6 +143,69 @@ test("upload_stream of a buffer (sent as a file named `file`)", async () => {
   assert.equal(served.body.toString(), "just text");
 });
 
+test("upload of a data URI (`file` as text, not signed): stored and served byte-identical", async () => {
+  const bytes = bigPng(200_000);
+  // Declared as octet-stream: the bytes decide that it is a PNG.
+  const uri = `data:application/octet-stream;base64,${bytes.toString("base64")}`;
+  const result = await cloudinary.uploader.upload(uri, { folder: "sdk/data-uri" });
+  assert.equal(result.resource_type, "image");
+  assert.equal(result.format, "png");
+  assert.equal(result.bytes, bytes.length);
+  assert.match(result.public_id, /^sdk\/data-uri\/[a-z0-9]{20}$/);
+  assert.ok(cloudinary.utils.verify_api_response_signature(result.public_id, result.version, result.signature));
+  const served = await get(result.secure_url);
+  assert.equal(served.status, 200);
+  assert.equal(served.headers["content-type"], "image/png");
+  assert.equal(sha256(served.body), sha256(bytes));
+  // The sandbox's ledger saw the same bytes.
+  const line = (await sb.ledger()).find((l) => l.id === result.public_id);
+  assert.equal(line?.sha256, sha256(bytes));
+});
+
+test("upload of a loopback URL: fetched after the signature checks, stored byte-identical", async () => {
+  const bytes = bigPng(300_000);
+  let hits = 0;
+  const server = http.createServer((req, res) => {
+    hits += 1;
+    if (req.url !== "/files/holiday.png") {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { "content-type": "application/octet-stream", "content-length": bytes.length });
+    res.end(bytes);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    const url = `http://127.0.0.1:${server.address().port}/files/holiday.png`;
+    const result = await cloudinary.uploader.upload(url, { use_filename: true, unique_filename: false, folder: "sdk/url" });
+    assert.equal(hits, 1);
+    assert.equal(result.public_id, "sdk/url/holiday");
+    assert.equal(result.original_filename, "holiday");
+    assert.equal(result.resource_type, "image");
+    assert.equal(result.format, "png");
+    assert.equal(result.bytes, bytes.length);
+    const served = await get(result.secure_url);
+    assert.equal(served.status, 200);
+    assert.equal(sha256(served.body), sha256(bytes));
+
+    // A forged request makes the sandbox fetch nothing.
+    const forged = await refused(cloudinary.uploader.upload(url, { api_secret: "not-the-secret" }));
+    assert.equal(forged.http_code, 401);
+    assert.equal(hits, 1);
+
+    const missing = await refused(cloudinary.uploader.upload(url.replace("holiday", "nothing")));
+    assert.equal(missing.http_code, 400);
+    assert.match(missing.message, /HTTP 404/);
+
+    const far = await refused(cloudinary.uploader.upload("https://example.com/sample.png"));
+    assert.equal(far.http_code, 400);
+    assert.match(far.message, /loopback only/);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
 test("context values come back as the SDK was given them (its escapes undone)", async () => {
   const context = { alt: "plain", caption: "a=b", note: "x|y" };
   const result = await uploadStream(PNG, { context });

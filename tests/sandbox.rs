@@ -2579,6 +2579,23 @@ async fn cloudinary_judges_the_signature_before_the_file() {
     assert_eq!(got, wanted);
     let chunks = std::fs::read_dir(sb.root().join("chunks")).unwrap().count();
     assert_eq!(chunks, 0, "a refused chunk left a partial");
+    // A forged data URI is not decoded either (600 KiB: over the file limit once decoded, but
+    // with its base64 within the request limit, the file's plus the fields' allowance).
+    let data_uri = format!(
+        "data:application/octet-stream;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(data(600 * 1024, 4))
+    );
+    let mut refs = as_refs(&forged);
+    refs.push(("file", &data_uri));
+    let r = sb.post("/v1_1/sandbox/raw/upload", &refs, None).await;
+    let status = r.status();
+    assert_error(
+        status,
+        &r.json().await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "Invalid Signature",
+    );
+    assert_eq!(sb.temp_files(), 0);
 
     // The file first: judged after it, as before (the fields may sign what follows it).
     let (fields, signature) = cl_fields(&[], t, Algorithm::Sha1);

@@ -2599,34 +2599,33 @@ async fn cloudinary_judges_the_signature_before_the_file() {
 
     // The file first: judged after it, as before (the fields may sign what follows it).
     let (fields, signature) = cl_fields(&[], t, Algorithm::Sha1);
-    let boundary = "file-first";
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(&data(1000, 3));
-    body.extend_from_slice(b"\r\n");
-    for (name, value) in &fields {
-        let value = if name == "timestamp" {
-            (t + 1).to_string()
-        } else {
-            value.clone()
-        };
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
-                .as_bytes(),
-        );
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    let mut request = format!(
-        "POST /v1_1/sandbox/raw/upload HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(&body);
+    let forged_late: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "timestamp" => (k.clone(), (t + 1).to_string()),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect();
+    let request = file_between(&host, &[], &forged_late);
     let (status, _, answer) = raw_exchange(&mut stream, &request).await.unwrap();
     assert_eq!(status, 401, "{answer}");
     assert!(message(&answer).contains(&format!("Invalid Signature {signature}")));
+    let (fields, _) = cl_fields(&[], t, Algorithm::Sha1);
+    let (status, _, answer) = raw_exchange(&mut stream, &file_between(&host, &[], &fields))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "a valid upload with its file first: {answer}");
+    // Credentials before the file and a signed parameter after it: the signature is judged on
+    // what came before (the documented price of judging before the file).
+    let (fields, signature) = cl_fields(&[("public_id", "late")], t, Algorithm::Sha1);
+    let (before, after): (Vec<_>, Vec<_>) = fields.into_iter().partition(|(k, _)| k != "public_id");
+    let request = file_between(&host, &before, &after);
+    let (status, _, answer) = raw_exchange(&mut stream, &request).await.unwrap();
+    assert_eq!(status, 401, "{answer}");
+    assert_eq!(
+        message(&answer),
+        format!("Invalid Signature {signature}. String to sign - 'timestamp={t}'.")
+    );
 
     // Valid requests with the fields first still upload, single and chunked.
     let (fields, _) = cl_fields(&[("public_id", "ok")], now(), Algorithm::Sha1);
@@ -2664,6 +2663,32 @@ async fn cloudinary_judges_the_signature_before_the_file() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["public_id"], "chunked");
     assert_eq!(answer["bytes"], 2000);
-    assert_eq!(sb.ledger().len(), 2);
+    assert_eq!(sb.ledger().len(), 3);
     assert_eq!(sb.temp_files(), 0);
+}
+
+/// A raw Cloudinary upload request: `before`, a 1000-byte file part, then `after`.
+fn file_between(host: &str, before: &[(String, String)], after: &[(String, String)]) -> Vec<u8> {
+    let boundary = "file-between";
+    let field = |(name, value): &(String, String)| {
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        )
+        .into_bytes()
+    };
+    let mut body: Vec<u8> = before.iter().flat_map(field).collect();
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(&data(1000, 3));
+    body.extend_from_slice(b"\r\n");
+    body.extend(after.iter().flat_map(field));
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let mut request = format!(
+        "POST /v1_1/sandbox/raw/upload HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    request
 }

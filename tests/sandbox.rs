@@ -2175,6 +2175,18 @@ fn raw_upload(
     fields: &[(&str, &str)],
     file_len: usize,
 ) -> Vec<u8> {
+    let auth: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+    raw_upload_with(host, path, &auth, fields, file_len)
+}
+
+/// [`raw_upload`] with any extra headers.
+fn raw_upload_with(
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    fields: &[(&str, &str)],
+    file_len: usize,
+) -> Vec<u8> {
     let boundary = "----dropkey-raw-boundary";
     let mut body = Vec::new();
     for (name, value) in fields {
@@ -2192,8 +2204,8 @@ fn raw_upload(
         "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n",
         body.len()
     );
-    if let Some(auth) = auth {
-        request.push_str(&format!("Authorization: {auth}\r\n"));
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
     let mut out = request.into_bytes();
@@ -2509,4 +2521,174 @@ async fn a_chunked_body_whose_end_comes_late_keeps_the_connection() {
         assert_eq!(status, 200, "{body}");
         assert!(!head.contains("connection: close"), "{head}");
     }
+}
+
+#[tokio::test]
+async fn cloudinary_judges_the_signature_before_the_file() {
+    // A 64 KiB limit: a file part over it that the sandbox streamed would get 413, so a 401 or
+    // 400 for a 1 MiB file proves the request was judged before any of the file was kept.
+    let sb = Sandbox::with(|c| c.max_file_size = 64 * 1024).await;
+    let host = sb.handle().addr().to_string();
+    let mut stream = tokio::net::TcpStream::connect(sb.handle().addr())
+        .await
+        .unwrap();
+    let big = 1024 * 1024;
+    let t = now();
+    let (mut forged, _) = cl_fields(&[("public_id", "x")], t, Algorithm::Sha1);
+    for (k, v) in &mut forged {
+        if k == "public_id" {
+            *v = "y".into();
+        }
+    }
+    let (stale, _) = cl_fields(&[("public_id", "x")], t - 4000, Algorithm::Sha256);
+    let (mut stranger, _) = cl_fields(&[("public_id", "x")], t, Algorithm::Sha1);
+    for (k, v) in &mut stranger {
+        if k == "api_key" {
+            *v = "other_key".into();
+        }
+    }
+    let refusals = [
+        (&forged, 401, "Invalid Signature"),
+        (&stale, 400, "Stale request"),
+        (&stranger, 401, "Unknown API key other_key"),
+    ];
+    let chunk_headers = [
+        ("X-Unique-Upload-Id", "forged-chunks"),
+        ("Content-Range", "bytes 0-1048575/-1"),
+    ];
+    // Every case is run and compared at once, so a failure shows each one's answer.
+    let mut wanted = Vec::new();
+    let mut got = Vec::new();
+    for (fields, want, needle) in refusals {
+        let refs = as_refs(fields);
+        // A single upload, then the first chunk of a chunked one, on one keep-alive connection.
+        for (kind, headers) in [("single", &[][..]), ("first chunk", &chunk_headers[..])] {
+            let request = raw_upload_with(&host, "/v1_1/sandbox/image/upload", headers, &refs, big);
+            let (status, head, body) = raw_exchange(&mut stream, &request).await.unwrap();
+            wanted.push((kind, needle, want, true, false));
+            got.push((
+                kind,
+                needle,
+                status,
+                message(&body).contains(needle),
+                head.contains("connection: close"),
+            ));
+            assert_eq!(sb.temp_files(), 0);
+        }
+    }
+    assert_eq!(got, wanted);
+    let chunks = std::fs::read_dir(sb.root().join("chunks")).unwrap().count();
+    assert_eq!(chunks, 0, "a refused chunk left a partial");
+    // A forged data URI is not decoded either (600 KiB: over the file limit once decoded, but
+    // with its base64 within the request limit, the file's plus the fields' allowance).
+    let data_uri = format!(
+        "data:application/octet-stream;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(data(600 * 1024, 4))
+    );
+    let mut refs = as_refs(&forged);
+    refs.push(("file", &data_uri));
+    let r = sb.post("/v1_1/sandbox/raw/upload", &refs, None).await;
+    let status = r.status();
+    assert_error(
+        status,
+        &r.json().await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "Invalid Signature",
+    );
+    assert_eq!(sb.temp_files(), 0);
+
+    // The file first: judged after it, as before (the fields may sign what follows it).
+    let (fields, signature) = cl_fields(&[], t, Algorithm::Sha1);
+    let forged_late: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "timestamp" => (k.clone(), (t + 1).to_string()),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect();
+    let request = file_between(&host, &[], &forged_late);
+    let (status, _, answer) = raw_exchange(&mut stream, &request).await.unwrap();
+    assert_eq!(status, 401, "{answer}");
+    assert!(message(&answer).contains(&format!("Invalid Signature {signature}")));
+    let (fields, _) = cl_fields(&[], t, Algorithm::Sha1);
+    let (status, _, answer) = raw_exchange(&mut stream, &file_between(&host, &[], &fields))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "a valid upload with its file first: {answer}");
+    // Credentials before the file and a signed parameter after it: the signature is judged on
+    // what came before (the documented price of judging before the file).
+    let (fields, signature) = cl_fields(&[("public_id", "late")], t, Algorithm::Sha1);
+    let (before, after): (Vec<_>, Vec<_>) = fields.into_iter().partition(|(k, _)| k != "public_id");
+    let request = file_between(&host, &before, &after);
+    let (status, _, answer) = raw_exchange(&mut stream, &request).await.unwrap();
+    assert_eq!(status, 401, "{answer}");
+    assert_eq!(
+        message(&answer),
+        format!("Invalid Signature {signature}. String to sign - 'timestamp={t}'.")
+    );
+
+    // Valid requests with the fields first still upload, single and chunked.
+    let (fields, _) = cl_fields(&[("public_id", "ok")], now(), Algorithm::Sha1);
+    let refs = as_refs(&fields);
+    let request = raw_upload_with(&host, "/v1_1/sandbox/raw/upload", &[], &refs, 1000);
+    let (status, _, answer) = raw_exchange(&mut stream, &request).await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["public_id"], "ok");
+    let (fields, _) = cl_fields(&[("public_id", "chunked")], now(), Algorithm::Sha1);
+    let refs = as_refs(&fields);
+    let request = raw_upload_with(
+        &host,
+        "/v1_1/sandbox/raw/upload",
+        &[
+            ("X-Unique-Upload-Id", "good-chunks"),
+            ("Content-Range", "bytes 0-999/2000"),
+        ],
+        &refs,
+        1000,
+    );
+    let (status, _, answer) = raw_exchange(&mut stream, &request).await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["bytes_received"], 1000);
+    let request = raw_upload_with(
+        &host,
+        "/v1_1/sandbox/raw/upload",
+        &[
+            ("X-Unique-Upload-Id", "good-chunks"),
+            ("Content-Range", "bytes 1000-1999/2000"),
+        ],
+        &refs,
+        1000,
+    );
+    let (status, _, answer) = raw_exchange(&mut stream, &request).await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["public_id"], "chunked");
+    assert_eq!(answer["bytes"], 2000);
+    assert_eq!(sb.ledger().len(), 3);
+    assert_eq!(sb.temp_files(), 0);
+}
+
+/// A raw Cloudinary upload request: `before`, a 1000-byte file part, then `after`.
+fn file_between(host: &str, before: &[(String, String)], after: &[(String, String)]) -> Vec<u8> {
+    let boundary = "file-between";
+    let field = |(name, value): &(String, String)| {
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        )
+        .into_bytes()
+    };
+    let mut body: Vec<u8> = before.iter().flat_map(field).collect();
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(&data(1000, 3));
+    body.extend_from_slice(b"\r\n");
+    body.extend(after.iter().flat_map(field));
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let mut request = format!(
+        "POST /v1_1/sandbox/raw/upload HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    request
 }

@@ -152,6 +152,30 @@ pub(crate) fn authenticate(
         })
 }
 
+/// What can be judged of an upload when its file part arrives, so that a forged or stale request
+/// is refused before a byte of its file is written, a data URI decoded or a URL fetched (the
+/// form reader then reads the rest of the body and throws it away). An unknown `api_key` is
+/// final whatever follows. The signature is judged once `api_key`, `timestamp` and `signature`
+/// have all arrived: a client signs every parameter before it builds the form, and the SDKs and
+/// Dropkey send them all before the file, so those fields are the signed set. Anything missing
+/// (the file came first) is left to [`authenticate`] over the whole form, as before.
+fn check_before_file(
+    app: &App,
+    fields: &BTreeMap<String, String>,
+    now: i64,
+) -> Result<(), ApiError> {
+    if fields.contains_key("api_key") {
+        check_api_key(app, fields)?;
+    }
+    if ["api_key", "timestamp", "signature"]
+        .iter()
+        .all(|name| fields.contains_key(*name))
+    {
+        authenticate(app, fields, now)?;
+    }
+    Ok(())
+}
+
 /// Checks `signature` against `params` with SHA-1 (40 hex digits) or SHA-256 (64); on failure
 /// returns the string to sign, which Cloudinary shows in its error.
 fn verify_signature(
@@ -481,7 +505,16 @@ async fn upload_inner(
         }
         _ => {}
     }
+    // Judged on the URL and headers alone, so before the body: a request these refuse keeps
+    // none of its file.
     let chunked = chunk_headers(req.headers());
+    check_cloud(app, cloud)?;
+    if !matches!(resource_type, "image" | "video" | "raw" | "auto") {
+        return Err(bad_request(format!(
+            "Invalid resource type {resource_type}: use image, video, raw or auto"
+        )));
+    }
+    let chunked = chunked?;
     let mut multipart = Multipart::from_request(req, &()).await.map_err(|rejection| {
         bad_request(format!(
             "The upload must be a multipart/form-data POST ({}): send the file and the parameters as form fields",
@@ -493,20 +526,17 @@ async fn upload_inner(
         max_file_size: app.max_file_size,
         flavor: Flavor::Cloudinary,
         // A chunk's bytes are its upload's: discarding them would leave gaps in the partial.
-        discard: app.discard && !matches!(chunked, Ok(Some(_))),
+        discard: app.discard && chunked.is_none(),
     };
-    let form = form::read_form(&mut multipart, limits)
-        .await
-        .map_err(|failure| failure.error)?;
-    check_cloud(app, cloud)?;
-    if !matches!(resource_type, "image" | "video" | "raw" | "auto") {
-        return Err(bad_request(format!(
-            "Invalid resource type {resource_type}: use image, video, raw or auto"
-        )));
-    }
-    let chunked = chunked?;
+    let now = crate::unix_now();
+    let form = form::read_form_gated(&mut multipart, limits, &mut |fields| {
+        check_before_file(app, fields, now)
+    })
+    .await
+    .map_err(|failure| failure.error)?;
     let fields = &form.fields;
-    let algorithm = authenticate(app, fields, crate::unix_now())?;
+    // Again over every field: some may have come after the file.
+    let algorithm = authenticate(app, fields, now)?;
     let params = UploadParams::parse(fields)?;
     let file = match (form.file, form.file_url) {
         (Some(file), _) => file,

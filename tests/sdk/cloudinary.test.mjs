@@ -8,9 +8,9 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import http from "node:http";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { startSandbox } from "./sandbox.mjs";
 
 /** A 1x1 PNG. */
@@ -306,6 +306,48 @@ test("refusals are answered with Cloudinary's status and message, and the connec
   // The same pool carries on.
   const fine = await cloudinary.uploader.upload(path, { resource_type: "raw" });
   assert.equal(fine.bytes, 1024 * 1024);
+});
+
+test("forged and stale uploads are judged before the file: 401/400, not 413, and nothing written", async () => {
+  // A sandbox that takes files of at most 64 KiB: had it streamed these 1 MiB files before
+  // judging the signature it would answer 413. The SDK sends every field before the file.
+  const small = await startSandbox(["--max-file-size", "65536"]);
+  // Pointed at this sandbox for the test: with `signature` given, the SDK sends every option
+  // as a parameter, so the account cannot travel in the options.
+  const saved = { ...cloudinary.config() };
+  try {
+    const { api_key, cloud_name } = small.info.cloudinary;
+    cloudinary.config({ api_key, api_secret: small.secret, cloud_name, upload_prefix: small.info.cloudinary.api_url });
+    const path = await fixture("judged-first.bin", randomBytes(1024 * 1024));
+    const wrongSecret = await refused(cloudinary.uploader.upload(path, { api_secret: "not-the-secret" }));
+    assert.equal(wrongSecret.http_code, 401, wrongSecret.message);
+    assert.match(wrongSecret.message, /^Invalid Signature /);
+    const wrongKey = await refused(cloudinary.uploader.upload(path, { api_key: "not-the-key" }));
+    assert.equal(wrongKey.http_code, 401, wrongKey.message);
+    assert.match(wrongKey.message, /Unknown API key/);
+    const stale = Math.floor(Date.now() / 1000) - 2 * 3600;
+    const staleSignature = cloudinary.utils.api_sign_request({ timestamp: stale }, small.secret);
+    const staleError = await refused(
+      cloudinary.uploader.upload(path, { timestamp: stale, signature: staleSignature, api_key }),
+    );
+    assert.equal(staleError.http_code, 400, staleError.message);
+    assert.match(staleError.message, /^Stale request/);
+    // upload_large: the first (here the only) chunk, X-Unique-Upload-Id and Content-Range.
+    const chunk = await refused(
+      uploadLarge(path, { api_secret: "not-the-secret", chunk_size: 5 * 1024 * 1024 }),
+    );
+    assert.equal(chunk.http_code, 401, chunk.message);
+    const root = dirname(small.info.ledger);
+    assert.deepEqual(await readdir(join(root, "tmp")), []);
+    assert.deepEqual(await readdir(join(root, "chunks")), []);
+    // A valid upload still goes through.
+    const ok = await cloudinary.uploader.upload(await fixture("judged-ok.png", PNG));
+    assert.equal(ok.bytes, PNG.length);
+    assert.equal((await small.ledger()).length, 1);
+  } finally {
+    cloudinary.config(saved);
+    await small.stop();
+  }
 });
 
 test("soak: 500 SDK uploads over keep-alive connections, no connection errors", async () => {

@@ -532,20 +532,7 @@ impl Store {
 
     /// SHA-256 of a file, read in large blocks off the async threads.
     pub async fn hash_file(path: PathBuf) -> std::io::Result<String> {
-        blocking(move || {
-            let mut file = std::fs::File::open(&path)?;
-            let mut hasher = Sha256::new();
-            let mut buf = vec![0u8; 1024 * 1024];
-            loop {
-                let n = file.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-            }
-            Ok(hex::encode(hasher.finalize()))
-        })
-        .await
+        blocking(move || crate::engine::identity::sha256_of(&mut std::fs::File::open(&path)?)).await
     }
 }
 

@@ -281,6 +281,10 @@ fn three_thousand_files_each_reported_once() {
     assert_eq!(lines.len(), 3_000);
     assert_eq!(paths_once_all_ok(&lines), expected);
     assert_eq!(rig.ledger().len(), 3_000);
+    // `verify` pages through all three thousand (three pages) and finds every one in place.
+    let (code, lines, stderr) = rig.run(&["verify"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(lines.is_empty(), "{lines:?}");
 }
 
 #[test]

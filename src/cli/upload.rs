@@ -600,59 +600,67 @@ pub async fn verify(ctx: Context, args: &VerifyArgs) -> Result<(), Error> {
         .await?;
     let store = crate::engine::store::Store::open(&ctx.paths.data_dir)
         .map_err(crate::engine::EngineError::from)?;
-    let records = store
-        .history(usize::MAX >> 1, args.since)
-        .map_err(crate::engine::EngineError::from)?;
     let http = reqwest::Client::new();
     let mut problems = 0;
+    let mut checked = 0;
     let mut secrets = HashMap::new();
-    for record in &records {
-        let problem = match ctx.config.profile(&record.profile) {
-            None => Some(format!(
-                "profile `{}` is no longer configured",
-                record.profile
-            )),
-            Some(profile) => {
-                let secret = match secrets.get(&profile.name) {
-                    Some(secret) => secret,
-                    None => {
-                        let (secret, _) = ctx.secrets.get(profile)?;
-                        secrets.entry(profile.name.clone()).or_insert(secret)
-                    }
-                };
-                let (resource_type, delivery) = cloudinary_kind(record.response.as_ref(), profile);
-                let id = record.remote_id.clone().unwrap_or_default();
-                match provider::details(&http, profile, secret, &id, &resource_type, &delivery)
-                    .await
-                {
-                    Ok(RemoteFile::Present { size: Some(size) }) if size != record.size => {
-                        Some(format!(
-                            "size is {size} bytes at the provider, {} locally",
-                            record.size
-                        ))
-                    }
-                    Ok(RemoteFile::Present { .. }) => None,
-                    Ok(RemoteFile::Missing) => Some("missing at the provider".into()),
-                    Err(failure) => Some(format!("could not check: {}", failure.reason())),
-                }
-            }
+    // A page at a time, by id: a million uploads are never all in memory.
+    let mut after = JobId(0);
+    loop {
+        let page = store
+            .done_page(after, args.since, BATCH)
+            .map_err(crate::engine::EngineError::from)?;
+        let Some(last) = page.last() else {
+            break;
         };
-        if let Some(problem) = problem {
-            problems += 1;
-            output::json_line(&json!({
-                "job": record.id, "path": record.path, "id": record.remote_id,
-                "url": record.url, "ok": false, "problem": problem,
-            }));
+        after = last.id;
+        checked += page.len();
+        for record in &page {
+            let problem = match ctx.config.profile(&record.profile) {
+                None => Some(format!(
+                    "profile `{}` is no longer configured",
+                    record.profile
+                )),
+                Some(profile) => {
+                    let secret = match secrets.get(&profile.name) {
+                        Some(secret) => secret,
+                        None => {
+                            let (secret, _) = ctx.secrets.get(profile)?;
+                            secrets.entry(profile.name.clone()).or_insert(secret)
+                        }
+                    };
+                    let (resource_type, delivery) =
+                        cloudinary_kind(record.response.as_ref(), profile);
+                    let id = record.remote_id.clone().unwrap_or_default();
+                    match provider::details(&http, profile, secret, &id, &resource_type, &delivery)
+                        .await
+                    {
+                        Ok(RemoteFile::Present { size: Some(size) }) if size != record.size => {
+                            Some(format!(
+                                "size is {size} bytes at the provider, {} locally",
+                                record.size
+                            ))
+                        }
+                        Ok(RemoteFile::Present { .. }) => None,
+                        Ok(RemoteFile::Missing) => Some("missing at the provider".into()),
+                        Err(failure) => Some(format!("could not check: {}", failure.reason())),
+                    }
+                }
+            };
+            if let Some(problem) = problem {
+                problems += 1;
+                output::json_line(&json!({
+                    "job": record.id, "path": record.path, "id": record.remote_id,
+                    "url": record.url, "ok": false, "problem": problem,
+                }));
+            }
         }
     }
-    tracing::info!(
-        "verified {} upload(s), {problems} problem(s)",
-        records.len()
-    );
+    tracing::info!("verified {checked} upload(s), {problems} problem(s)");
     if problems > 0 {
         return Err(Error::SomeFailed {
             failed: problems,
-            total: records.len(),
+            total: checked,
             what: "verifications",
         });
     }

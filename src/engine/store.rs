@@ -542,6 +542,31 @@ impl Store {
         Ok(rows)
     }
 
+    /// One page, oldest first, of the finished uploads with ids after `after` that finished at
+    /// or after `since`: `verify` walks them by id, so uploads finishing meanwhile shift nothing.
+    pub fn done_page(
+        &self,
+        after: JobId,
+        since: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM jobs WHERE state = 'done' AND id > ?1 AND finished_at >= ?2
+             ORDER BY id LIMIT ?3"
+        ))?;
+        let rows = stmt
+            .query_map(
+                params![
+                    after.0,
+                    since.unwrap_or(0),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                row_to_record,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
     /// The highest job id so far (0 for an empty queue): where `resume` stops, so jobs queued
     /// while it runs are not its business.
     pub fn last_job_id(&self) -> Result<JobId, StoreError> {

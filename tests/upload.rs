@@ -297,12 +297,18 @@ fn failed_files_are_reported_per_file_with_exit_1() {
     let good = files.join("good.png");
     write(&good, 10, 3);
     let missing = files.join("missing.png");
+    // A folder without -r fails its pre-check, as the contract says; with -r its files are
+    // uploaded (tests/scale.rs covers the walk).
+    let folder = files.join("folder");
+    std::fs::create_dir_all(&folder).unwrap();
+    let inner = folder.join("inner.png");
+    write(&inner, 10, 4);
     let (code, lines, _) = rig.run(&[
         "upload",
         "sandbox",
         good.to_str().unwrap(),
         missing.to_str().unwrap(),
-        files.to_str().unwrap(),
+        folder.to_str().unwrap(),
     ]);
     assert_eq!(code, Some(1));
     assert_eq!(lines.len(), 3);
@@ -315,10 +321,16 @@ fn failed_files_are_reported_per_file_with_exit_1() {
         .as_str()
         .unwrap()
         .contains("no such file"));
-    assert!(by_path[files.to_str().unwrap()]["error"]
-        .as_str()
-        .unwrap()
-        .contains("directory"));
+    let error = by_path[folder.to_str().unwrap()]["error"].as_str().unwrap();
+    assert!(
+        error.contains("is a directory") && error.contains("--recursive"),
+        "{error}"
+    );
+    let (code, lines, _) = rig.run(&["upload", "sandbox", "-r", folder.to_str().unwrap()]);
+    assert_eq!(code, Some(0));
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["path"], inner.to_str().unwrap());
+    assert_eq!(lines[0]["ok"], true);
     // A provider rejection (bad params) is permanent: reported with the provider's message.
     let (code, lines, _) = rig.run(&[
         "upload",

@@ -3,25 +3,35 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal as _;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use clap::Args;
 use serde_json::{json, Value};
 
+use super::inputs::{self, Found};
 use super::{output, Context};
 use crate::config::{Profile, Provider};
 use crate::engine::provider::{self, RemoteFile};
-use crate::engine::{Engine, EngineSettings, Event, Finished, JobId, JobState};
+use crate::engine::{Engine, EngineSettings, Event, Finished, JobId, JobState, NewJob};
 use crate::profile::parse_params;
 use crate::Error;
+use tokio::sync::broadcast;
 
 #[derive(Debug, Args)]
 pub struct UploadArgs {
     /// Profile name from the config (`sandbox` is built in).
     profile: String,
-    /// Files to upload.
-    #[arg(required = true, value_name = "FILE")]
+    /// Files to upload (with -r, also folders).
+    #[arg(value_name = "FILE", required_unless_present = "files_from")]
     files: Vec<PathBuf>,
+    /// Also upload the files listed in FILE, one path per line; `-` reads stdin.
+    #[arg(long, value_name = "FILE")]
+    files_from: Option<PathBuf>,
+    /// Upload every file in the folders given or listed, recursively (hidden and temp files
+    /// and symlinks inside them are skipped); without it a folder is an error.
+    #[arg(short = 'r', long)]
+    recursive: bool,
     /// Remote folder, instead of the profile's.
     #[arg(long, value_name = "F")]
     folder: Option<String>,
@@ -60,6 +70,9 @@ pub struct HistoryArgs {
     /// How many uploads to list (newest first).
     #[arg(long, value_name = "N", default_value_t = 50)]
     limit: usize,
+    /// How many of the newest uploads to skip first (with --limit, pages through history).
+    #[arg(long, value_name = "M", default_value_t = 0)]
+    offset: usize,
 }
 
 #[derive(Debug, Args)]
@@ -130,55 +143,69 @@ pub async fn upload(ctx: Context, args: &UploadArgs) -> Result<(), Error> {
         .map(std::time::Duration::from_secs)
         .unwrap_or(crate::engine::retry::ATTENDED_BUDGET);
     let engine = Engine::start(ctx.config.clone(), ctx.secrets.clone(), settings)?;
-    let total = args.files.len();
-    let mut failed = 0;
-    let mut jobs = Vec::new();
-    let mut shown: HashMap<usize, String> = HashMap::new();
-    for path in &args.files {
-        let shown_path = path.to_string_lossy().into_owned();
-        // Jobs hold absolute paths, so `resume` from another directory finds the files.
-        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
-        match engine.prepare(&profile, &absolute, &overrides, "cli") {
-            Ok(job) => {
-                shown.insert(jobs.len(), shown_path);
-                jobs.push(job);
-            }
-            // A bad parameter is the same for every file: a usage error, not a failed file.
-            Err(crate::engine::EngineError::Param(err)) => {
-                engine.shutdown().await;
-                return Err(err.into());
-            }
-            Err(err) => {
-                failed += 1;
-                output::json_line(
-                    &json!({"path": shown_path, "ok": false, "error": err.to_string()}),
-                );
-            }
-        }
+    let mut events = engine.subscribe();
+    let (work_tx, mut work) = tokio::sync::mpsc::channel(2);
+    {
+        let engine = engine.clone();
+        let files = args.files.clone();
+        let files_from = args.files_from.clone();
+        let recursive = args.recursive;
+        // Not awaited: on an error it may sit in a blocking read of stdin; dropping `work`
+        // ends it at its next send, and the process exits anyway.
+        tokio::task::spawn_blocking(move || {
+            produce(
+                &engine,
+                &profile,
+                &overrides,
+                &files,
+                files_from.as_deref(),
+                recursive,
+                &work_tx,
+            )
+        });
     }
-    let events = engine.subscribe();
-    let ids = engine.enqueue(&jobs)?;
-    let names: HashMap<JobId, String> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (*id, shown.remove(&i).unwrap_or_default()))
-        .collect();
-    let mut bars = Bars::new(&engine, &ids);
-    let results = engine
-        .wait_for(events, &ids, |event| bars.on_event(event))
-        .await;
-    bars.finish();
-    for finished in &results {
-        let shown_path = names
-            .get(&finished.job)
-            .cloned()
-            .unwrap_or_else(|| finished.path.display().to_string());
-        if finished.state != JobState::Done {
-            failed += 1;
+    let mut tracker = Tracker::new(&engine);
+    let mut total = 0;
+    let mut inputs_done = false;
+    let outcome = loop {
+        if inputs_done && tracker.outstanding == 0 {
+            break Ok(());
         }
-        output::json_line(&finished_line(&shown_path, finished));
-    }
+        // Only a window of this run's jobs is queued and unfinished at once, so the names kept
+        // for printing stay flat however many files the inputs name.
+        let room = !inputs_done && tracker.outstanding < WINDOW;
+        tokio::select! {
+            biased;
+            event = events.recv() => match event {
+                Ok(event) => tracker.on_event(&event),
+                Err(broadcast::error::RecvError::Lagged(_)) => tracker.catch_up(),
+                Err(broadcast::error::RecvError::Closed) => break Ok(()),
+            },
+            item = work.recv(), if room => match item {
+                None => inputs_done = true,
+                Some(Work::Batch(batch)) => {
+                    let (jobs, names): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                    match engine.enqueue(&jobs) {
+                        Ok(ids) => {
+                            total += ids.len();
+                            tracker.add(ids, names);
+                        }
+                        Err(err) => break Err(Error::from(err)),
+                    }
+                }
+                Some(Work::Failed { path, error }) => {
+                    total += 1;
+                    tracker.failed += 1;
+                    output::json_line(&json!({"path": path, "ok": false, "error": error}));
+                }
+                Some(Work::Fatal(err)) => break Err(err),
+            },
+        }
+    };
+    drop(work);
+    let failed = tracker.finish();
     engine.shutdown().await;
+    outcome?;
     if failed > 0 {
         return Err(Error::SomeFailed {
             failed,
@@ -189,40 +216,343 @@ pub async fn upload(ctx: Context, args: &UploadArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// Jobs per store transaction, and per message from the input walker.
+const BATCH: usize = 1_000;
+/// How many of this run's jobs may be queued and unfinished at once.
+const WINDOW: usize = 2 * BATCH;
+/// A batch that is not full goes out after this long, so a slow `--files-from` producer
+/// (`find` on a network share) starts uploads without waiting for a thousand paths.
+const BATCH_AGE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// What the input walker hands the upload loop.
+enum Work {
+    /// Files that passed their pre-check, with the names to print for them.
+    Batch(Vec<(NewJob, String)>),
+    /// A file that failed its pre-check (or a folder that could not be listed).
+    Failed { path: String, error: String },
+    /// An error that ends the command (a bad parameter, an unreadable --files-from).
+    Fatal(Error),
+}
+
+/// Walks the inputs on a blocking thread, pre-checks each file and sends batches; the bounded
+/// channel makes it wait while the upload loop has a full window.
+fn produce(
+    engine: &Engine,
+    profile: &Profile,
+    overrides: &crate::sign::Params,
+    files: &[PathBuf],
+    files_from: Option<&std::path::Path>,
+    recursive: bool,
+    tx: &tokio::sync::mpsc::Sender<Work>,
+) {
+    let send = |work: Work| match tx.blocking_send(work) {
+        Ok(()) => ControlFlow::Continue(()),
+        // The upload loop stopped (an error): no one wants the rest.
+        Err(_) => ControlFlow::Break(()),
+    };
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut started = std::time::Instant::now();
+    let walked = inputs::walk_inputs(files, files_from, recursive, &mut |found| match found {
+        Found::Unlisted { path, why } => send(Work::Failed {
+            path: path.display().to_string(),
+            error: why,
+        }),
+        Found::File(path) => {
+            let shown = path.to_string_lossy().into_owned();
+            // Jobs hold absolute paths, so `resume` from another directory finds the files.
+            let absolute = std::path::absolute(&path).unwrap_or(path);
+            match engine.prepare(profile, &absolute, overrides, "cli") {
+                Ok(job) => {
+                    if batch.is_empty() {
+                        started = std::time::Instant::now();
+                    }
+                    batch.push((job, shown));
+                    if batch.len() >= BATCH || started.elapsed() >= BATCH_AGE {
+                        send(Work::Batch(std::mem::replace(
+                            &mut batch,
+                            Vec::with_capacity(BATCH),
+                        )))
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                }
+                // A bad parameter is the same for every file: a usage error, not a failed file.
+                Err(crate::engine::EngineError::Param(err)) => {
+                    let _ = send(Work::Fatal(err.into()));
+                    ControlFlow::Break(())
+                }
+                Err(err) => send(Work::Failed {
+                    path: shown,
+                    error: err.to_string(),
+                }),
+            }
+        }
+    });
+    let last = match walked {
+        Err(err) => Work::Fatal(Error::Usage(err.to_string())),
+        Ok(()) if batch.is_empty() => return,
+        Ok(()) => Work::Batch(batch),
+    };
+    let _ = tx.blocking_send(last);
+}
+
+/// The jobs of this run that are queued and not yet reported, by batch: their ids (ascending,
+/// as the store gave them) and the names to print. Each finished job is printed once, as it
+/// finishes, and forgotten with its batch.
+struct Tracker {
+    engine: Engine,
+    batches: std::collections::VecDeque<TrackedBatch>,
+    outstanding: usize,
+    failed: usize,
+    bars: Bars,
+}
+
+struct TrackedBatch {
+    ids: Vec<JobId>,
+    /// `None` once printed.
+    names: Vec<Option<String>>,
+    left: usize,
+}
+
+impl Tracker {
+    fn new(engine: &Engine) -> Self {
+        Self {
+            engine: engine.clone(),
+            batches: std::collections::VecDeque::new(),
+            outstanding: 0,
+            failed: 0,
+            bars: Bars::new(),
+        }
+    }
+
+    fn add(&mut self, ids: Vec<JobId>, names: Vec<String>) {
+        if ids.is_empty() {
+            return;
+        }
+        self.outstanding += ids.len();
+        self.batches.push_back(TrackedBatch {
+            left: ids.len(),
+            ids,
+            names: names.into_iter().map(Some).collect(),
+        });
+    }
+
+    /// Where `id` is among the unreported jobs.
+    fn find(&self, id: JobId) -> Option<(usize, usize)> {
+        self.batches.iter().enumerate().find_map(|(b, batch)| {
+            let i = batch.ids.binary_search(&id).ok()?;
+            batch.names[i].is_some().then_some((b, i))
+        })
+    }
+
+    /// Prints how a job of this run ended, once.
+    fn report(&mut self, finished: &Finished) {
+        let Some((b, i)) = self.find(finished.job) else {
+            return;
+        };
+        let Some(name) = self.batches[b].names[i].take() else {
+            return;
+        };
+        self.batches[b].left -= 1;
+        self.outstanding -= 1;
+        while self.batches.front().is_some_and(|batch| batch.left == 0) {
+            self.batches.pop_front();
+        }
+        if finished.state != JobState::Done {
+            self.failed += 1;
+        }
+        output::json_line(&finished_line(&name, finished));
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        match event.job() {
+            // Engine-wide news (offline, online) is for every waiter.
+            None => self.bars.on_event(&self.engine, event, self.outstanding),
+            Some(id) if self.find(id).is_some() => {
+                self.bars.on_event(&self.engine, event, self.outstanding);
+                if let Event::Finished(finished) = event {
+                    self.report(finished);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// After missed events: the store knows how each job ended.
+    fn catch_up(&mut self) {
+        let unreported: Vec<JobId> = self
+            .batches
+            .iter()
+            .flat_map(|b| {
+                b.ids
+                    .iter()
+                    .zip(&b.names)
+                    .filter(|(_, name)| name.is_some())
+                    .map(|(id, _)| *id)
+            })
+            .collect();
+        for id in unreported {
+            let Ok(record) = self.engine.job(id) else {
+                continue;
+            };
+            if record.state.is_terminal() {
+                let finished = crate::engine::finished_from(&record);
+                self.bars.on_event(
+                    &self.engine,
+                    &Event::Finished(finished.clone()),
+                    self.outstanding,
+                );
+                self.report(&finished);
+            }
+        }
+    }
+
+    /// Clears the progress bars; returns how many jobs failed.
+    fn finish(self) -> usize {
+        self.bars.finish();
+        self.failed
+    }
+}
+
+/// The ids `resume` still has to report, one bit each from the lowest: flat enough for a
+/// million jobs (125 KiB), and unlike a list of events it survives missed ones.
+#[derive(Default)]
+struct IdSet {
+    base: i64,
+    bits: Vec<u64>,
+    len: usize,
+}
+
+impl IdSet {
+    /// Ids must come in ascending order (as the store pages them).
+    fn insert(&mut self, id: JobId) {
+        if self.bits.is_empty() {
+            self.base = id.0;
+        }
+        let Ok(at) = usize::try_from(id.0 - self.base) else {
+            return;
+        };
+        if at / 64 >= self.bits.len() {
+            self.bits.resize(at / 64 + 1, 0);
+        }
+        if self.bits[at / 64] & (1 << (at % 64)) == 0 {
+            self.bits[at / 64] |= 1 << (at % 64);
+            self.len += 1;
+        }
+    }
+
+    fn slot(&self, id: JobId) -> Option<(usize, u64)> {
+        let at = usize::try_from(id.0.checked_sub(self.base)?).ok()?;
+        (at / 64 < self.bits.len()).then_some((at / 64, 1 << (at % 64)))
+    }
+
+    fn contains(&self, id: JobId) -> bool {
+        self.slot(id)
+            .is_some_and(|(word, bit)| self.bits[word] & bit != 0)
+    }
+
+    /// Whether `id` was there.
+    fn remove(&mut self, id: JobId) -> bool {
+        match self.slot(id) {
+            Some((word, bit)) if self.bits[word] & bit != 0 => {
+                self.bits[word] &= !bit;
+                self.len -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 pub async fn resume(ctx: Context, args: &ResumeArgs) -> Result<(), Error> {
     let _sandbox = ctx
         .local_sandbox_for(std::iter::once(crate::config::SANDBOX_PROFILE))
         .await?;
-    let engine = Engine::start(
-        ctx.config.clone(),
-        ctx.secrets.clone(),
-        settings(&ctx, args.concurrency),
-    )?;
-    let events = engine.subscribe();
-    let ids = engine.unfinished()?;
-    if ids.is_empty() {
-        tracing::info!("nothing to resume");
-    }
-    let mut bars = Bars::new(&engine, &ids);
-    let results = engine
-        .wait_for(events, &ids, |event| bars.on_event(event))
-        .await;
-    bars.finish();
+    let mut settings = settings(&ctx, args.concurrency);
+    // Held until every job to report is known: one that ended before its page was read would
+    // otherwise go unreported.
+    settings.start_paused = true;
+    let engine = Engine::start(ctx.config.clone(), ctx.secrets.clone(), settings)?;
+    let mut events = engine.subscribe();
+    let mut bars = Bars::new();
+    let mut pending = IdSet::default();
     let mut failed = 0;
-    for finished in &results {
-        if finished.state != JobState::Done {
-            failed += 1;
+    let outcome: Result<usize, Error> = async {
+        let mut report = |finished: &Finished| {
+            if finished.state != JobState::Done {
+                failed += 1;
+            }
+            output::json_line(&finished_line(
+                &finished.path.display().to_string(),
+                finished,
+            ));
+        };
+        let up_to = engine.with_store(|store| store.last_job_id())?;
+        let mut after = JobId(0);
+        loop {
+            let page = engine.with_store(|store| store.unfinished_page(after, up_to, BATCH))?;
+            for id in &page {
+                pending.insert(*id);
+            }
+            match page.last() {
+                Some(last) if page.len() == BATCH => after = *last,
+                _ => break,
+            }
         }
-        output::json_line(&finished_line(
-            &finished.path.display().to_string(),
-            finished,
-        ));
+        let total = pending.len;
+        if total == 0 {
+            tracing::info!("nothing to resume");
+        }
+        engine.resume_all();
+        while pending.len > 0 {
+            match events.recv().await {
+                Ok(Event::Finished(finished)) => {
+                    if pending.remove(finished.job) {
+                        bars.on_event(&engine, &Event::Finished(finished.clone()), pending.len);
+                        report(&finished);
+                    }
+                }
+                Ok(event) => {
+                    if event.job().is_none_or(|id| pending.contains(id)) {
+                        bars.on_event(&engine, &event, pending.len);
+                    }
+                }
+                // Missed events: the store knows how each job ended.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let mut after = JobId(pending.base - 1);
+                    loop {
+                        let page =
+                            engine.with_store(|store| store.ended_page(after, up_to, BATCH))?;
+                        for record in &page {
+                            if pending.remove(record.id) {
+                                let finished = crate::engine::finished_from(record);
+                                bars.on_event(
+                                    &engine,
+                                    &Event::Finished(finished.clone()),
+                                    pending.len,
+                                );
+                                report(&finished);
+                            }
+                        }
+                        match page.last() {
+                            Some(last) if page.len() == BATCH => after = last.id,
+                            _ => break,
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+        Ok(total)
     }
+    .await;
+    bars.finish();
     engine.shutdown().await;
+    let total = outcome?;
     if failed > 0 {
         return Err(Error::SomeFailed {
             failed,
-            total: results.len(),
+            total,
             what: "uploads",
         });
     }
@@ -233,7 +563,7 @@ pub fn history(ctx: Context, args: &HistoryArgs) -> Result<(), Error> {
     let store = crate::engine::store::Store::open(&ctx.paths.data_dir)
         .map_err(crate::engine::EngineError::from)?;
     for record in store
-        .history(args.limit, None)
+        .history_page(args.limit, args.offset, None)
         .map_err(crate::engine::EngineError::from)?
     {
         output::json_line(&json!({
@@ -276,59 +606,67 @@ pub async fn verify(ctx: Context, args: &VerifyArgs) -> Result<(), Error> {
         .await?;
     let store = crate::engine::store::Store::open(&ctx.paths.data_dir)
         .map_err(crate::engine::EngineError::from)?;
-    let records = store
-        .history(usize::MAX >> 1, args.since)
-        .map_err(crate::engine::EngineError::from)?;
     let http = reqwest::Client::new();
     let mut problems = 0;
+    let mut checked = 0;
     let mut secrets = HashMap::new();
-    for record in &records {
-        let problem = match ctx.config.profile(&record.profile) {
-            None => Some(format!(
-                "profile `{}` is no longer configured",
-                record.profile
-            )),
-            Some(profile) => {
-                let secret = match secrets.get(&profile.name) {
-                    Some(secret) => secret,
-                    None => {
-                        let (secret, _) = ctx.secrets.get(profile)?;
-                        secrets.entry(profile.name.clone()).or_insert(secret)
-                    }
-                };
-                let (resource_type, delivery) = cloudinary_kind(record.response.as_ref(), profile);
-                let id = record.remote_id.clone().unwrap_or_default();
-                match provider::details(&http, profile, secret, &id, &resource_type, &delivery)
-                    .await
-                {
-                    Ok(RemoteFile::Present { size: Some(size) }) if size != record.size => {
-                        Some(format!(
-                            "size is {size} bytes at the provider, {} locally",
-                            record.size
-                        ))
-                    }
-                    Ok(RemoteFile::Present { .. }) => None,
-                    Ok(RemoteFile::Missing) => Some("missing at the provider".into()),
-                    Err(failure) => Some(format!("could not check: {}", failure.reason())),
-                }
-            }
+    // A page at a time, by id: a million uploads are never all in memory.
+    let mut after = JobId(0);
+    loop {
+        let page = store
+            .done_page(after, args.since, BATCH)
+            .map_err(crate::engine::EngineError::from)?;
+        let Some(last) = page.last() else {
+            break;
         };
-        if let Some(problem) = problem {
-            problems += 1;
-            output::json_line(&json!({
-                "job": record.id, "path": record.path, "id": record.remote_id,
-                "url": record.url, "ok": false, "problem": problem,
-            }));
+        after = last.id;
+        checked += page.len();
+        for record in &page {
+            let problem = match ctx.config.profile(&record.profile) {
+                None => Some(format!(
+                    "profile `{}` is no longer configured",
+                    record.profile
+                )),
+                Some(profile) => {
+                    let secret = match secrets.get(&profile.name) {
+                        Some(secret) => secret,
+                        None => {
+                            let (secret, _) = ctx.secrets.get(profile)?;
+                            secrets.entry(profile.name.clone()).or_insert(secret)
+                        }
+                    };
+                    let (resource_type, delivery) =
+                        cloudinary_kind(record.response.as_ref(), profile);
+                    let id = record.remote_id.clone().unwrap_or_default();
+                    match provider::details(&http, profile, secret, &id, &resource_type, &delivery)
+                        .await
+                    {
+                        Ok(RemoteFile::Present { size: Some(size) }) if size != record.size => {
+                            Some(format!(
+                                "size is {size} bytes at the provider, {} locally",
+                                record.size
+                            ))
+                        }
+                        Ok(RemoteFile::Present { .. }) => None,
+                        Ok(RemoteFile::Missing) => Some("missing at the provider".into()),
+                        Err(failure) => Some(format!("could not check: {}", failure.reason())),
+                    }
+                }
+            };
+            if let Some(problem) = problem {
+                problems += 1;
+                output::json_line(&json!({
+                    "job": record.id, "path": record.path, "id": record.remote_id,
+                    "url": record.url, "ok": false, "problem": problem,
+                }));
+            }
         }
     }
-    tracing::info!(
-        "verified {} upload(s), {problems} problem(s)",
-        records.len()
-    );
+    tracing::info!("verified {checked} upload(s), {problems} problem(s)");
     if problems > 0 {
         return Err(Error::SomeFailed {
             failed: problems,
-            total: records.len(),
+            total: checked,
             what: "verifications",
         });
     }
@@ -461,37 +799,27 @@ pub async fn delete(ctx: Context, args: &DeleteArgs) -> Result<(), Error> {
 /// "offline" status line on stderr in any case.
 struct Bars {
     multi: Option<indicatif::MultiProgress>,
+    style: Option<indicatif::ProgressStyle>,
     bars: HashMap<JobId, indicatif::ProgressBar>,
-    pending: usize,
 }
 
 impl Bars {
-    fn new(engine: &Engine, ids: &[JobId]) -> Self {
-        if !std::io::stderr().is_terminal() || ids.is_empty() {
+    fn new() -> Self {
+        if !std::io::stderr().is_terminal() {
             return Self {
                 multi: None,
+                style: None,
                 bars: HashMap::new(),
-                pending: ids.len(),
             };
         }
-        let multi = indicatif::MultiProgress::new();
         let style = indicatif::ProgressStyle::with_template(
             "{spinner} {wide_msg} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-        let mut bars = HashMap::new();
-        for id in ids {
-            if let Ok(job) = engine.job(*id) {
-                let bar = multi.add(indicatif::ProgressBar::new(job.size));
-                bar.set_style(style.clone());
-                bar.set_message(job.file_name.clone());
-                bars.insert(*id, bar);
-            }
-        }
         Self {
-            multi: Some(multi),
-            bars,
-            pending: ids.len(),
+            multi: Some(indicatif::MultiProgress::new()),
+            style: Some(style),
+            bars: HashMap::new(),
         }
     }
 
@@ -507,12 +835,13 @@ impl Bars {
         }
     }
 
-    fn on_event(&mut self, event: &Event) {
+    /// `waiting`: this run's jobs not finished yet. A job gets its bar with its first progress,
+    /// so only jobs in flight have one.
+    fn on_event(&mut self, engine: &Engine, event: &Event, waiting: usize) {
         match event {
-            Event::Finished(_) => self.pending = self.pending.saturating_sub(1),
             Event::Offline { hosts } if !hosts.is_empty() => {
                 let offline = crate::engine::Offline {
-                    waiting: self.pending as u64,
+                    waiting: waiting as u64,
                     next_probe_secs: hosts.iter().map(|h| h.next_probe_secs).min().unwrap_or(0),
                     hosts: hosts.clone(),
                 };
@@ -529,6 +858,17 @@ impl Bars {
         }
         match event {
             Event::Progress(p) => {
+                if !self.bars.contains_key(&p.job) {
+                    let (Some(multi), Some(style), Ok(job)) =
+                        (&self.multi, &self.style, engine.job(p.job))
+                    else {
+                        return;
+                    };
+                    let bar = multi.add(indicatif::ProgressBar::new(job.size));
+                    bar.set_style(style.clone());
+                    bar.set_message(job.file_name.clone());
+                    self.bars.insert(p.job, bar);
+                }
                 if let Some(bar) = self.bars.get(&p.job) {
                     bar.set_position(p.bytes_sent);
                 }

@@ -75,6 +75,9 @@ pub struct EngineSettings {
     pub probe: reach::ProbePolicy,
     /// Largest file accepted, in bytes (the provider plan's limit).
     pub max_file_size: u64,
+    /// Start as after [`Engine::pause_all`]: `resume` learns which jobs it reports on before
+    /// any of them can end.
+    pub start_paused: bool,
 }
 
 impl EngineSettings {
@@ -95,6 +98,7 @@ impl EngineSettings {
             progress_interval: Duration::from_millis(100),
             probe: reach::ProbePolicy::default(),
             max_file_size: upload.max_file_size,
+            start_paused: false,
         }
     }
 }
@@ -188,6 +192,7 @@ impl Engine {
             .map_err(|e| EngineError::Http(retry::error_chain(&e)))?;
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let concurrency = settings.concurrency.max(1);
+        let start_paused = settings.start_paused;
         let tracker = TaskTracker::new();
         let shutdown = CancellationToken::new();
         let reach = Arc::new(reach::Reach::new(
@@ -212,7 +217,7 @@ impl Engine {
             }),
             events,
             wake: Notify::new(),
-            paused_all: tokio::sync::watch::channel(false).0,
+            paused_all: tokio::sync::watch::channel(start_paused).0,
             running: Mutex::new(HashMap::new()),
             held: Mutex::new(HashSet::new()),
             nonce: AtomicU64::new(rand::random::<u32>() as u64),
@@ -525,7 +530,8 @@ impl Engine {
     }
 }
 
-fn finished_from(record: &JobRecord) -> Finished {
+/// How `record` ended, as a [`Finished`] event would have said it (for waiters that missed it).
+pub fn finished_from(record: &JobRecord) -> Finished {
     Finished {
         job: record.id,
         path: record.path.clone(),
@@ -565,7 +571,10 @@ pub fn prepare_job(
         })
     })?;
     if meta.is_dir() {
-        return Err(pre("is a directory: pass the files inside it".into()));
+        return Err(pre(
+            "is a directory: pass the files inside it, or -r (--recursive) to upload every file in it"
+                .into(),
+        ));
     }
     if !meta.is_file() {
         return Err(pre("is not a regular file".into()));

@@ -518,12 +518,104 @@ impl Store {
 
     /// Finished uploads, newest first.
     pub fn history(&self, limit: usize, since: Option<i64>) -> Result<Vec<JobRecord>, StoreError> {
+        self.history_page(limit, 0, since)
+    }
+
+    /// One page of [`Store::history`]: `limit` uploads after skipping the `offset` newest.
+    pub fn history_page(
+        &self,
+        limit: usize,
+        offset: usize,
+        since: Option<i64>,
+    ) -> Result<Vec<JobRecord>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM jobs WHERE state = 'done' AND finished_at >= ?1
-             ORDER BY finished_at DESC, id DESC LIMIT ?2"
+             ORDER BY finished_at DESC, id DESC LIMIT ?2 OFFSET ?3"
+        ))?;
+        let clamp = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(
+                params![since.unwrap_or(0), clamp(limit), clamp(offset)],
+                row_to_record,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// One page, oldest first, of the finished uploads with ids after `after` that finished at
+    /// or after `since`: `verify` walks them by id, so uploads finishing meanwhile shift nothing.
+    pub fn done_page(
+        &self,
+        after: JobId,
+        since: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM jobs WHERE state = 'done' AND id > ?1 AND finished_at >= ?2
+             ORDER BY id LIMIT ?3"
         ))?;
         let rows = stmt
-            .query_map(params![since.unwrap_or(0), limit as i64], row_to_record)?
+            .query_map(
+                params![
+                    after.0,
+                    since.unwrap_or(0),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                row_to_record,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The highest job id so far (0 for an empty queue): where `resume` stops, so jobs queued
+    /// while it runs are not its business.
+    pub fn last_job_id(&self) -> Result<JobId, StoreError> {
+        Ok(JobId(self.conn.query_row(
+            "SELECT COALESCE(MAX(id), 0) FROM jobs",
+            [],
+            |r| r.get::<_, i64>(0),
+        )?))
+    }
+
+    /// One page, oldest first, of the ids in `(after, up_to]` of jobs waiting or running.
+    /// `resume` pages with it instead of loading every unfinished id at once.
+    pub fn unfinished_page(
+        &self,
+        after: JobId,
+        up_to: JobId,
+        limit: usize,
+    ) -> Result<Vec<JobId>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id FROM jobs WHERE id > ?1 AND id <= ?2 AND state IN ('queued', 'running')
+             ORDER BY id LIMIT ?3",
+        )?;
+        let ids = stmt
+            .query_map(
+                params![after.0, up_to.0, i64::try_from(limit).unwrap_or(i64::MAX)],
+                |r| r.get::<_, i64>(0).map(JobId),
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ids)
+    }
+
+    /// One page, oldest first, of the jobs in `(after, up_to]` that reached an end (for a
+    /// waiter that missed their events).
+    pub fn ended_page(
+        &self,
+        after: JobId,
+        up_to: JobId,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM jobs WHERE id > ?1 AND id <= ?2
+               AND state IN ('done', 'failed', 'needs_attention', 'cancelled', 'deleted')
+             ORDER BY id LIMIT ?3"
+        ))?;
+        let rows = stmt
+            .query_map(
+                params![after.0, up_to.0, i64::try_from(limit).unwrap_or(i64::MAX)],
+                row_to_record,
+            )?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }

@@ -88,6 +88,12 @@ impl Filter {
     }
 }
 
+/// Whether a walk of a folder with no include/exclude globs (`dropkey upload DIR`) skips an
+/// entry by its name alone: hidden entries, as a watch without `include_hidden`, and temp files.
+pub fn skipped_by_name(name: &str, is_file: bool) -> bool {
+    name.starts_with('.') || (is_file && is_temp(name))
+}
+
 fn is_temp(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     TEMP_SUFFIXES.iter().any(|s| lower.ends_with(s))

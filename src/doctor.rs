@@ -215,7 +215,9 @@ fn reach_checks(config: &Config, waiting: u64) -> Vec<Check> {
         .iter()
         .zip(answers)
         .map(|((profile, url), answer)| {
-            let origin = url.origin().ascii_serialization();
+            // Named as `watch`, `upload` and the window name it (`scheme://host:port`).
+            let origin = crate::engine::reach::origin(url)
+                .unwrap_or_else(|| url.origin().ascii_serialization());
             let name = format!("network {origin}");
             match answer {
                 Some(Ok(())) => ok(&name, &format!("reachable (profile {profile})")),

@@ -20,12 +20,7 @@ const KEY: &str = "private_local_trust_key_7c1e";
 const FILE_BODY: &[u8] = b"TOP-SECRET-FILE-CONTENT-4b9d";
 
 fn dropkey(config: &Path, data: &Path) -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("dropkey"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("DROPKEY_") {
-            cmd.env_remove(key);
-        }
-    }
+    let mut cmd = common::isolated_dropkey();
     cmd.env("DROPKEY_SECRET_SANDBOX", KEY)
         .arg("--config")
         .arg(config)

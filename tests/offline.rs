@@ -45,12 +45,7 @@ fn dead_port() -> SocketAddr {
 }
 
 fn dropkey(dir: &Path) -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("dropkey"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("DROPKEY_") {
-            cmd.env_remove(key);
-        }
-    }
+    let mut cmd = common::isolated_dropkey();
     cmd.env("DROPKEY_SECRET_SANDBOX", KEY)
         .env("DROPKEY_SECRET_IK", KEY)
         .arg("--config")

@@ -1972,12 +1972,7 @@ async fn cli_sandbox_prints_its_address_serves_and_stops_cleanly_on_sigterm() {
     let config = dir.path().join("config.toml");
     std::fs::write(&config, "").unwrap();
     let data_dir = dir.path().join("data");
-    let mut command = Command::new(assert_cmd::cargo::cargo_bin("dropkey"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("DROPKEY_") {
-            command.env_remove(key);
-        }
-    }
+    let mut command = common::isolated_dropkey();
     let mut child = command
         .arg("--config")
         .arg(&config)

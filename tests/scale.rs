@@ -46,12 +46,7 @@ impl Rig {
     }
 
     fn dropkey(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("dropkey"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("DROPKEY_") {
-                cmd.env_remove(key);
-            }
-        }
+        let mut cmd = common::isolated_dropkey();
         cmd.env("DROPKEY_SECRET_SANDBOX", KEY)
             .arg("--config")
             .arg(self.dir.path().join("config.toml"))

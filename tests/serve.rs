@@ -988,12 +988,7 @@ fn cors_allows_listed_origins_only_and_public_routes_answer() {
 // The binary: `dropkey serve`, its token commands, and remote signing through it.
 
 fn dropkey(config: &Path, data: &Path) -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("dropkey"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("DROPKEY_") {
-            cmd.env_remove(key);
-        }
-    }
+    let mut cmd = common::isolated_dropkey();
     cmd.arg("--config").arg(config).arg("--data-dir").arg(data);
     cmd
 }

@@ -75,12 +75,7 @@ tags = ["kyc"]
     }
 
     fn dropkey(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("dropkey"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("DROPKEY_") {
-                cmd.env_remove(key);
-            }
-        }
+        let mut cmd = common::isolated_dropkey();
         cmd.env("DROPKEY_SECRET_SANDBOX", KEY)
             .env("DROPKEY_SECRET_IKV1", KEY)
             .env("DROPKEY_SECRET_CL", KEY)

@@ -55,12 +55,7 @@ impl Rig {
     }
 
     fn spawn(&self, args: &[&str], envs: &[(&str, &str)]) -> (Child, mpsc::Receiver<Value>) {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("dropkey"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("DROPKEY_") {
-                cmd.env_remove(key);
-            }
-        }
+        let mut cmd = common::isolated_dropkey();
         cmd.env("DROPKEY_SECRET_SANDBOX", KEY)
             .arg("--config")
             .arg(self.dir.path().join("config.toml"))

@@ -166,3 +166,15 @@ pub fn read_records(path: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
 }
+
+/// The `dropkey` binary with no `DROPKEY_*` variable inherited from the test's environment
+/// (a developer's own keys or config must not leak into a test).
+pub fn isolated_dropkey() -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("dropkey"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DROPKEY_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}

@@ -609,6 +609,54 @@ fn path_segment(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A peer that answers with `head` and then `body_len` bytes, once per connection.
+    async fn hostile_peer(head: &'static str, body_len: usize) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(head.as_bytes()).await;
+                let chunk = vec![b'x'; 64 * 1024];
+                let mut left = body_len;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    if s.write_all(&chunk[..n]).await.is_err() {
+                        break;
+                    }
+                    left -= n;
+                }
+            }
+        });
+        format!("http://{addr}/")
+    }
+
+    #[tokio::test]
+    async fn answers_are_read_up_to_the_limit_only() {
+        let client = reqwest::Client::new();
+        // Declared too long: refused before reading.
+        let url = hostile_peer("HTTP/1.1 200 OK\r\ncontent-length: 8388608\r\n\r\n", 0).await;
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(
+            read_limited(response, MAX_ANSWER).await.unwrap(),
+            Err(8_388_608)
+        );
+        // No length, a body that keeps coming: cut at the limit.
+        let url = hostile_peer("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n", 6 << 20).await;
+        let response = client.get(&url).send().await.unwrap();
+        let read = read_limited(response, MAX_ANSWER).await.unwrap();
+        assert!(matches!(read, Err(n) if n > MAX_ANSWER as u64), "{read:?}");
+        // A normal answer is read whole.
+        let url = hostile_peer("HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n", 10).await;
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(
+            read_limited(response, MAX_ANSWER).await.unwrap(),
+            Ok(vec![b'x'; 10])
+        );
+    }
+
     #[test]
     fn attempts_in_one_second_get_distinct_v2_tokens() {
         // The retry that reused a token came 600 attempts after its first try.

@@ -33,6 +33,7 @@ pub mod config_edit;
 pub mod doctor;
 pub mod engine;
 pub mod error;
+pub mod inputs;
 pub mod local_sandbox;
 pub mod private_fs;
 pub mod profile;

@@ -3,7 +3,7 @@
 //! to stderr, errors as one line that says what went wrong and how to fix it.
 
 mod doctor;
-mod inputs;
+
 mod key;
 mod output;
 mod profiles;

@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::{json, Value};
 
-use super::inputs::{self, Found};
 use super::{output, Context};
 use crate::config::{Profile, Provider};
 use crate::engine::provider::{self, RemoteFile};
 use crate::engine::{Engine, EngineSettings, Event, Finished, JobId, JobState, NewJob};
+use crate::inputs::{self, Found};
 use crate::profile::parse_params;
 use crate::Error;
 use tokio::sync::broadcast;

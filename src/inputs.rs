@@ -1,6 +1,8 @@
-//! The paths `dropkey upload` works through, streamed one at a time: arguments, folders (walked
-//! as they are listed) and the lines of `--files-from`. Nothing here holds more than one open
-//! listing per folder level, so a tree of a million files costs no more than a tree of ten.
+//! The files a request names, streamed one at a time: the CLI's arguments, folders (walked as
+//! they are listed) and the lines of `--files-from`; the app's dropped and picked folders. Both
+//! front ends walk folders with [`walk_folder`], so they upload the same files of a tree.
+//! Nothing here holds more than one open listing per folder level, so a tree of a million
+//! files costs no more than a tree of ten.
 
 use std::io::BufRead as _;
 use std::ops::ControlFlow;
@@ -110,7 +112,7 @@ fn visit(
     // A folder the user names is walked even when the name is a link to it (they chose it);
     // links inside it are never followed, so a walk cannot leave the tree or loop.
     if recursive && std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
-        walk(path, each)
+        walk_folder(path, each)
     } else {
         each(Found::File(path.to_path_buf()))
     }
@@ -123,10 +125,50 @@ fn unlisted(path: PathBuf, err: &std::io::Error) -> Found {
     }
 }
 
-/// Depth-first, one open listing per level; hidden entries and temp files are skipped, as a
-/// watch skips them.
-fn walk(root: &Path, each: &mut dyn FnMut(Found) -> ControlFlow<()>) -> ControlFlow<()> {
-    let mut stack = match std::fs::read_dir(root) {
+/// A folder's entries are listed in name order when it has at most this many (what a user
+/// expects to see upload first); a larger folder is listed in the file system's order, so a
+/// folder of a million files never holds a million names.
+pub const SORTED_UP_TO: usize = 10_000;
+
+/// One folder being listed: sorted when small, streamed when large.
+struct Listing {
+    read: Vec<std::fs::DirEntry>,
+    /// Entries still to come from the file system (none once a small folder was read whole).
+    rest: Option<std::fs::ReadDir>,
+}
+
+impl Listing {
+    fn open(path: &Path) -> std::io::Result<Self> {
+        let mut listing = std::fs::read_dir(path)?;
+        let mut read = Vec::new();
+        for entry in listing.by_ref() {
+            read.push(entry?);
+            if read.len() > SORTED_UP_TO {
+                // Too many to sort: what was read goes first, as listed, then the rest.
+                read.reverse();
+                return Ok(Self {
+                    read,
+                    rest: Some(listing),
+                });
+            }
+        }
+        // Popped from the end: sorted backwards.
+        read.sort_by_key(|e| std::cmp::Reverse(e.file_name()));
+        Ok(Self { read, rest: None })
+    }
+
+    fn next(&mut self) -> Option<std::io::Result<std::fs::DirEntry>> {
+        match self.read.pop() {
+            Some(entry) => Some(Ok(entry)),
+            None => self.rest.as_mut()?.next(),
+        }
+    }
+}
+
+/// The files below `root`, depth-first, one open listing per level; hidden entries and temp
+/// files are skipped, as a watch skips them, and links are never followed.
+pub fn walk_folder(root: &Path, each: &mut dyn FnMut(Found) -> ControlFlow<()>) -> ControlFlow<()> {
+    let mut stack = match Listing::open(root) {
         Ok(listing) => vec![listing],
         Err(err) => return each(unlisted(root.to_path_buf(), &err)),
     };
@@ -158,7 +200,7 @@ fn walk(root: &Path, each: &mut dyn FnMut(Found) -> ControlFlow<()>) -> ControlF
                 continue;
             }
             let path = entry.path();
-            match std::fs::read_dir(&path) {
+            match Listing::open(&path) {
                 Ok(listing) => stack.push(listing),
                 Err(err) => each(unlisted(path, &err))?,
             }
@@ -216,6 +258,25 @@ mod tests {
                 root.join("top.jpg")
             ]
         );
+    }
+
+    #[test]
+    fn small_folders_are_walked_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let names: Vec<String> = (0..300).rev().map(|i| format!("f{i:04}.jpg")).collect();
+        for name in &names {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let mut found = Vec::new();
+        let _ = walk_folder(dir.path(), &mut |f| {
+            if let Found::File(p) = f {
+                found.push(p.file_name().unwrap().to_string_lossy().into_owned());
+            }
+            ControlFlow::Continue(())
+        });
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(found, sorted);
     }
 
     #[test]

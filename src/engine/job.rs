@@ -77,6 +77,69 @@ impl JobState {
     }
 }
 
+/// One request to queue files (a drop, a pick, a paste) whose folders are walked in the
+/// background: its jobs carry its id, so cancelling it cancels them too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct IntakeId(pub i64);
+
+/// The queue view by state: what the window's summary line and scroll bar need, without
+/// reading the jobs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueueCounts {
+    pub queued: u64,
+    pub running: u64,
+    pub paused: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub needs_attention: u64,
+    pub cancelled: u64,
+    pub deleted: u64,
+    /// Bytes of every job but the cancelled ones.
+    pub bytes_total: u64,
+    /// Bytes of the uploaded ones (done, or done then deleted).
+    pub bytes_done: u64,
+}
+
+impl QueueCounts {
+    pub fn add(&mut self, state: JobState, jobs: u64, bytes: u64) {
+        let slot = match state {
+            JobState::Queued => &mut self.queued,
+            JobState::Running => &mut self.running,
+            JobState::Paused => &mut self.paused,
+            JobState::Done => &mut self.done,
+            JobState::Failed => &mut self.failed,
+            JobState::NeedsAttention => &mut self.needs_attention,
+            JobState::Cancelled => &mut self.cancelled,
+            JobState::Deleted => &mut self.deleted,
+        };
+        *slot += jobs;
+        if state != JobState::Cancelled {
+            self.bytes_total += bytes;
+        }
+        if matches!(state, JobState::Done | JobState::Deleted) {
+            self.bytes_done += bytes;
+        }
+    }
+
+    /// Every job in the view.
+    pub fn total(&self) -> u64 {
+        self.queued
+            + self.running
+            + self.paused
+            + self.done
+            + self.failed
+            + self.needs_attention
+            + self.cancelled
+            + self.deleted
+    }
+
+    /// Jobs that ended (what "Clear finished" takes away).
+    pub fn finished(&self) -> u64 {
+        self.done + self.failed + self.needs_attention + self.cancelled + self.deleted
+    }
+}
+
 /// A file to upload, with everything resolved at enqueue time, so a job resumed after a crash
 /// sends exactly what was asked for then.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,6 +257,9 @@ pub enum Event {
         origin: String,
         offline_ms: u64,
     },
+    /// Many jobs changed at once (retry all failed, a cancelled intake): listeners read the
+    /// queue again instead of getting one event per job.
+    QueueChanged,
 }
 
 impl Event {
@@ -206,7 +272,7 @@ impl Event {
             | Self::Paused { job } => Some(*job),
             Self::Progress(p) => Some(p.job),
             Self::Finished(f) => Some(f.job),
-            Self::Offline { .. } | Self::Online { .. } => None,
+            Self::Offline { .. } | Self::Online { .. } | Self::QueueChanged => None,
         }
     }
 }

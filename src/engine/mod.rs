@@ -19,6 +19,7 @@ pub mod body;
 pub mod clock;
 pub mod fault;
 pub mod identity;
+pub mod intake;
 pub mod job;
 pub mod provider;
 pub mod reach;
@@ -40,7 +41,10 @@ use crate::config::{Config, Profile};
 use crate::profile::{upload_params, ParamError};
 use crate::secrets::{SecretError, Secrets};
 use crate::sign::Params;
-pub use job::{Event, Finished, JobId, JobState, NewJob, Offline, OfflineHost, Progress, Uploaded};
+pub use job::{
+    Event, Finished, IntakeId, JobId, JobState, NewJob, Offline, OfflineHost, Progress,
+    QueueCounts, Uploaded,
+};
 pub use provider::Transfer;
 use retry::Failure;
 pub use retry::RetryPolicy;
@@ -60,6 +64,8 @@ pub enum EngineError {
     Param(#[from] ParamError),
     #[error(transparent)]
     Secret(#[from] SecretError),
+    #[error(transparent)]
+    Intake(#[from] intake::IntakeError),
 }
 
 #[derive(Debug, Clone)]
@@ -312,7 +318,16 @@ impl Engine {
 
     /// Records `jobs` as queued (durably) and wakes the dispatcher.
     pub fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<JobId>, EngineError> {
-        let ids = lock(&self.shared.store).enqueue(jobs, crate::unix_now())?;
+        self.enqueue_in(jobs, None)
+    }
+
+    /// [`Engine::enqueue`] for jobs of an intake (see [`intake`]).
+    pub fn enqueue_in(
+        &self,
+        jobs: &[NewJob],
+        intake: Option<IntakeId>,
+    ) -> Result<Vec<JobId>, EngineError> {
+        let ids = lock(&self.shared.store).enqueue_in(jobs, intake, crate::unix_now())?;
         fault::point("enqueued");
         for (id, job) in ids.iter().zip(jobs) {
             self.emit(Event::Queued {
@@ -413,6 +428,57 @@ impl Engine {
         lock(&self.shared.store).retry(id)?;
         self.shared.wake.notify_one();
         Ok(())
+    }
+
+    /// The queue view by state (see [`Store::queue_counts`]).
+    pub fn queue_counts(&self) -> Result<QueueCounts, EngineError> {
+        Ok(lock(&self.shared.store).queue_counts()?)
+    }
+
+    /// Rows `offset..offset + limit` of the queue view, oldest first.
+    pub fn queue_page(&self, offset: u64, limit: usize) -> Result<Vec<JobRecord>, EngineError> {
+        Ok(lock(&self.shared.store).queue_page(offset, limit)?)
+    }
+
+    /// Jobs queued or running, counted.
+    pub fn count_unfinished(&self) -> Result<u64, EngineError> {
+        Ok(lock(&self.shared.store).count_unfinished()?)
+    }
+
+    /// Takes the finished jobs out of the queue view. Returns how many.
+    pub fn dismiss_finished(&self) -> Result<usize, EngineError> {
+        let n = lock(&self.shared.store).dismiss_finished()?;
+        if n > 0 {
+            self.emit(Event::QueueChanged);
+        }
+        Ok(n)
+    }
+
+    /// Puts every failed or stuck job of the queue view back in the queue, in one
+    /// transaction whatever their number. Returns how many.
+    pub fn retry_failed(&self) -> Result<usize, EngineError> {
+        let n = lock(&self.shared.store).retry_failed()?;
+        if n > 0 {
+            self.emit(Event::QueueChanged);
+            self.shared.wake.notify_one();
+        }
+        Ok(n)
+    }
+
+    /// Cancels what `intake` queued and has not finished: the waiting jobs in one
+    /// transaction, the running ones one by one. Returns how many were cancelled.
+    pub fn cancel_intake(&self, intake: IntakeId) -> Result<usize, EngineError> {
+        let mut n = lock(&self.shared.store).cancel_waiting_of(intake, crate::unix_now())?;
+        let running: Vec<JobId> = lock(&self.shared.running).keys().copied().collect();
+        for id in running {
+            if lock(&self.shared.store).intake_of(id)? == Some(intake)
+                && self.stop_running(id, Stop::Cancel)
+            {
+                n += 1;
+            }
+        }
+        self.emit(Event::QueueChanged);
+        Ok(n)
     }
 
     /// Stops starting jobs and sends the running ones back to the queue.

@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::identity::FileIdentity;
-use super::job::{JobId, JobState, NewJob};
+use super::job::{IntakeId, JobId, JobState, NewJob, QueueCounts};
 use crate::sign::Params;
 
 #[derive(Debug, thiserror::Error)]
@@ -144,13 +144,27 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("jobs", "file_nofollow", "INTEGER NOT NULL DEFAULT 0"),
     ("watch_journal", "file_dev", "INTEGER"),
     ("watch_journal", "file_ino", "INTEGER"),
+    ("jobs", "dismissed", "INTEGER NOT NULL DEFAULT 0"),
+    ("jobs", "intake", "INTEGER"),
 ];
 
-const INSERT_JOB: &str = "INSERT INTO jobs (profile, path, file_name, size, params, state, source,
-        created_at, file_dev, file_ino, file_mtime_ns, file_sha256, file_nofollow)
-    VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+/// Indexes on columns of [`ADDED_COLUMNS`]: created once the columns exist.
+const ADDED_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS jobs_in_view ON jobs(id) WHERE dismissed = 0;
+CREATE INDEX IF NOT EXISTS jobs_in_view_by_state ON jobs(state, size) WHERE dismissed = 0;
+CREATE INDEX IF NOT EXISTS jobs_by_intake ON jobs(intake, state) WHERE intake IS NOT NULL;
+";
 
-fn insert_job(tx: &rusqlite::Transaction<'_>, job: &NewJob, now: i64) -> rusqlite::Result<JobId> {
+const INSERT_JOB: &str = "INSERT INTO jobs (profile, path, file_name, size, params, state, source,
+        created_at, file_dev, file_ino, file_mtime_ns, file_sha256, file_nofollow, intake)
+    VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+
+fn insert_job(
+    tx: &rusqlite::Transaction<'_>,
+    job: &NewJob,
+    intake: Option<IntakeId>,
+    now: i64,
+) -> rusqlite::Result<JobId> {
     let file = job.file.as_ref();
     tx.prepare_cached(INSERT_JOB)?.execute(params![
         job.profile,
@@ -165,6 +179,7 @@ fn insert_job(tx: &rusqlite::Transaction<'_>, job: &NewJob, now: i64) -> rusqlit
         file.map(|f| f.mtime_ns),
         file.and_then(|f| f.sha256.clone()),
         file.is_some_and(|f| f.no_follow),
+        intake.map(|i| i.0),
     ])?;
     Ok(JobId(tx.last_insert_rowid()))
 }
@@ -226,15 +241,27 @@ impl Store {
             .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
         add_missing_columns(&conn).map_err(open_err)?;
+        conn.execute_batch(ADDED_INDEXES).map_err(open_err)?;
         Ok(Self { conn })
     }
 
     /// Records new jobs as `queued`, all in one durable transaction.
     pub fn enqueue(&mut self, jobs: &[NewJob], now: i64) -> Result<Vec<JobId>, StoreError> {
+        self.enqueue_in(jobs, None, now)
+    }
+
+    /// [`Store::enqueue`], recording the intake (a dropped folder being walked) the jobs came
+    /// from, so cancelling it can cancel them too.
+    pub fn enqueue_in(
+        &mut self,
+        jobs: &[NewJob],
+        intake: Option<IntakeId>,
+        now: i64,
+    ) -> Result<Vec<JobId>, StoreError> {
         let tx = self.conn.transaction()?;
         let mut ids = Vec::with_capacity(jobs.len());
         for job in jobs {
-            ids.push(insert_job(&tx, job, now)?);
+            ids.push(insert_job(&tx, job, intake, now)?);
         }
         tx.commit()?;
         Ok(ids)
@@ -250,7 +277,7 @@ impl Store {
         now: i64,
     ) -> Result<JobId, StoreError> {
         let tx = self.conn.transaction()?;
-        let id = insert_job(&tx, job, now)?;
+        let id = insert_job(&tx, job, None, now)?;
         tx.execute(
             "INSERT OR REPLACE INTO watch_journal
                  (watch, rel_path, size, mtime_ns, sha256, job_id, action_done, recorded_at,
@@ -475,7 +502,7 @@ impl Store {
     /// Puts a stopped job (cancelled, failed, needs attention) back in the queue.
     pub fn retry(&mut self, id: JobId) -> Result<(), StoreError> {
         let changed = self.conn.execute(
-            "UPDATE jobs SET state = 'queued', error = NULL, finished_at = NULL
+            "UPDATE jobs SET state = 'queued', error = NULL, finished_at = NULL, dismissed = 0
              WHERE id = ?1 AND state IN ('failed', 'needs_attention', 'cancelled', 'paused')",
             [id.0],
         )?;
@@ -640,6 +667,105 @@ impl Store {
             .execute("UPDATE jobs SET state = 'deleted' WHERE id = ?1", [id.0])?;
         Ok(())
     }
+
+    // -----------------------------------------------------------------------------------------
+    // The queue view: what the app's Upload screen lists. Every job is in it until the user
+    // clears it once finished (`dismissed`); a retried job comes back. The window reads counts
+    // and pages of it, never the whole of it, so a drop of a million files costs the window no
+    // more than a drop of ten.
+
+    /// How many jobs of the queue view are in each state, and their bytes.
+    pub fn queue_counts(&self) -> Result<QueueCounts, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT state, COUNT(*), COALESCE(SUM(size), 0) FROM jobs WHERE dismissed = 0
+             GROUP BY state",
+        )?;
+        let mut counts = QueueCounts::default();
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?.max(0) as u64,
+                r.get::<_, i64>(2)?.max(0) as u64,
+            ))
+        })?;
+        for row in rows {
+            let (state, n, bytes) = row?;
+            let Some(state) = JobState::parse(&state) else {
+                continue;
+            };
+            counts.add(state, n, bytes);
+        }
+        Ok(counts)
+    }
+
+    /// Rows `offset..offset + limit` of the queue view, oldest first.
+    pub fn queue_page(&self, offset: u64, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM jobs WHERE dismissed = 0 ORDER BY id LIMIT ?1 OFFSET ?2"
+        ))?;
+        let rows = stmt
+            .query_map(
+                params![
+                    i64::try_from(limit).unwrap_or(i64::MAX),
+                    i64::try_from(offset).unwrap_or(i64::MAX)
+                ],
+                row_to_record,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Takes the finished jobs out of the queue view (their history stays). Returns how many.
+    pub fn dismiss_finished(&mut self) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE jobs SET dismissed = 1 WHERE dismissed = 0
+               AND state IN ('done', 'failed', 'needs_attention', 'cancelled', 'deleted')",
+            [],
+        )?)
+    }
+
+    /// Puts every failed or stuck job of the queue view back in the queue. Returns how many.
+    pub fn retry_failed(&mut self) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE jobs SET state = 'queued', error = NULL, finished_at = NULL
+             WHERE dismissed = 0 AND state IN ('failed', 'needs_attention')",
+            [],
+        )?)
+    }
+
+    /// Cancels the jobs of `intake` that wait (queued or paused); running ones are the
+    /// engine's to stop. Returns how many.
+    pub fn cancel_waiting_of(&mut self, intake: IntakeId, now: i64) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE jobs SET state = 'cancelled', error = 'cancelled', finished_at = ?2
+             WHERE intake = ?1 AND state IN ('queued', 'paused')",
+            params![intake.0, now],
+        )?)
+    }
+
+    /// The intake a job came from, if any.
+    pub fn intake_of(&self, id: JobId) -> Result<Option<IntakeId>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT intake FROM jobs WHERE id = ?1", [id.0], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .optional()?
+            .flatten()
+            .map(IntakeId))
+    }
+
+    /// Jobs queued or running, counted (what [`Store::unfinished`] lists).
+    pub fn count_unfinished(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')",
+                [],
+                |r| r.get::<_, i64>(0),
+            )?
+            .max(0) as u64)
+    }
 }
 
 fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
@@ -725,6 +851,102 @@ mod tests {
             source: "test".into(),
             file: None,
         }
+    }
+
+    #[test]
+    fn the_queue_view_is_counted_and_paged_without_reading_it_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let jobs: Vec<NewJob> = (0..2_500).map(|i| job(&format!("f{i}"))).collect();
+        let ids = store.enqueue_in(&jobs, Some(IntakeId(7)), 1).unwrap();
+        store
+            .mark_done(ids[0], "r0", "https://x/0", &serde_json::json!({}), 2)
+            .unwrap();
+        store
+            .set_state(ids[1], JobState::Failed, Some("no"), 2)
+            .unwrap();
+        store
+            .set_state(ids[2], JobState::NeedsAttention, Some("slow"), 2)
+            .unwrap();
+        let counts = store.queue_counts().unwrap();
+        assert_eq!(
+            (
+                counts.total(),
+                counts.done,
+                counts.failed,
+                counts.needs_attention
+            ),
+            (2_500, 1, 1, 1)
+        );
+        assert_eq!(counts.queued, 2_497);
+        assert_eq!((counts.bytes_total, counts.bytes_done), (7_500, 3));
+        let page = store.queue_page(2_000, 1_000).unwrap();
+        assert_eq!(page.len(), 500);
+        assert_eq!(page[0].id, ids[2_000]);
+        assert_eq!(page.last().map(|r| r.id), ids.last().copied());
+
+        // Retry all failed: both, in one statement; they stay in the view.
+        assert_eq!(store.retry_failed().unwrap(), 2);
+        assert_eq!(store.queue_counts().unwrap().queued, 2_499);
+        // Clear finished: the done one leaves the view (and stays in the history).
+        assert_eq!(store.dismiss_finished().unwrap(), 1);
+        assert_eq!(store.queue_counts().unwrap().total(), 2_499);
+        assert_eq!(store.queue_page(0, 1).unwrap()[0].id, ids[1]);
+        assert_eq!(store.history(10, None).unwrap().len(), 1);
+        // A job retried from the history comes back into the view.
+        store.set_state(ids[0], JobState::Failed, None, 3).unwrap();
+        store.retry(ids[0]).unwrap();
+        assert_eq!(store.queue_page(0, 1).unwrap()[0].id, ids[0]);
+    }
+
+    #[test]
+    fn cancelling_an_intake_cancels_only_its_waiting_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let mine = store
+            .enqueue_in(&[job("a"), job("b"), job("c")], Some(IntakeId(1)), 1)
+            .unwrap();
+        let other = store.enqueue_in(&[job("d")], Some(IntakeId(2)), 1).unwrap();
+        let loose = store.enqueue(&[job("e")], 1).unwrap();
+        store
+            .mark_done(mine[0], "r", "https://x/a", &serde_json::json!({}), 2)
+            .unwrap();
+        store.set_state(mine[1], JobState::Paused, None, 2).unwrap();
+        assert_eq!(store.intake_of(mine[2]).unwrap(), Some(IntakeId(1)));
+        assert_eq!(store.intake_of(loose[0]).unwrap(), None);
+        assert_eq!(store.cancel_waiting_of(IntakeId(1), 3).unwrap(), 2);
+        let state = |id| store.get(id).unwrap().state;
+        assert_eq!(state(mine[0]), JobState::Done);
+        assert_eq!(state(mine[1]), JobState::Cancelled);
+        assert_eq!(state(mine[2]), JobState::Cancelled);
+        assert_eq!(state(other[0]), JobState::Queued);
+        assert_eq!(state(loose[0]), JobState::Queued);
+    }
+
+    #[test]
+    fn the_queue_view_answers_from_its_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let plan = |sql: &str| -> String {
+            let mut stmt = store
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            rows.join("; ")
+        };
+        let counts = plan(
+            "SELECT state, COUNT(*), COALESCE(SUM(size), 0) FROM jobs WHERE dismissed = 0 GROUP BY state",
+        );
+        assert!(counts.contains("jobs_in_view_by_state"), "{counts}");
+        let page = plan("SELECT * FROM jobs WHERE dismissed = 0 ORDER BY id LIMIT 10 OFFSET 10");
+        assert!(page.contains("jobs_in_view"), "{page}");
+        let intake = plan("SELECT id FROM jobs WHERE intake = 1 AND state IN ('queued', 'paused')");
+        assert!(intake.contains("jobs_by_intake"), "{intake}");
     }
 
     #[test]

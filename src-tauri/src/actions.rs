@@ -122,10 +122,7 @@ pub async fn upload_clipboard<R: Runtime>(
             crate::native::list_files(&paths)
         );
         if !crate::native::confirm(app, "Upload from the clipboard?", message, "Upload").await? {
-            return Ok(EnqueueResult {
-                queued: 0,
-                rejected: Vec::new(),
-            });
+            return Ok(EnqueueResult::default());
         }
     }
     if paths.is_empty() {
@@ -153,9 +150,7 @@ pub async fn upload_clipboard<R: Runtime>(
         destination,
         keep_structure: false,
     };
-    tauri::async_runtime::spawn_blocking(move || core.enqueue_files(&request, "app"))
-        .await
-        .map_err(AppError::internal)?
+    core.enqueue_files(request, "app").await
 }
 
 /// Files given on the command line (first launch, or a second launch handing over).
@@ -189,9 +184,7 @@ pub async fn open_files<R: Runtime>(app: &AppHandle<R>, args: Vec<String>, cwd: 
             paths,
             keep_structure: true,
         };
-        tauri::async_runtime::spawn_blocking(move || core.enqueue_files(&request, "app"))
-            .await
-            .map_err(AppError::internal)?
+        core.enqueue_files(request, "app").await
     }
     .await;
     let notice = match outcome {

@@ -2,8 +2,7 @@
 //! local sandbox, plus the operations commands and the tray share. Nothing here knows about
 //! windows or IPC (see `commands/`, `tray.rs`, `events.rs`), so tests drive it directly.
 
-use std::collections::HashSet;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use secrecy::SecretString;
@@ -12,28 +11,29 @@ use serde_json::Value;
 use dropkey::config::{Config, Paths, Profile, Provider as CoreProvider, Watch, SANDBOX_PROFILE};
 use dropkey::config_edit::{self, ProfileSpec, WatchSpec};
 use dropkey::engine::clock::SkewClock;
+use dropkey::engine::intake::{self, Intake, IntakeRequest};
 use dropkey::engine::provider::{self, RemoteFile};
 use dropkey::engine::store::JobRecord;
-use dropkey::engine::{Engine, EngineError, EngineSettings, JobId, JobState};
+use dropkey::engine::{Engine, EngineSettings, JobState};
 use dropkey::profile::ProfileStatus;
 use dropkey::sandbox::SandboxHandle;
 use dropkey::secrets::{SecretSource as CoreSecretSource, Secrets};
-use dropkey::sign::{cloudinary, imagekit, Params};
+use dropkey::sign::{cloudinary, imagekit};
 use dropkey::watch::{watch_key, Watcher};
 
 use crate::error::AppError;
 use crate::models::{
-    core_job_id, history_entry, watch_view, Activity, AppStatus, ConnectionCheck, Destination,
-    EnqueueRequest, EnqueueResult, HistoryEntry, JobView, ProfileInput, ProfileView, Rejected,
-    SecretSource, WatchInput, WatchView,
+    core_job_id, history_entry, watch_view, Activity, AppStatus, ConnectionCheck, EnqueueRequest,
+    EnqueueResult, HistoryEntry, IntakeView, JobView, ProfileInput, ProfileView, QueueCountsView,
+    QueuePage, SecretSource, WatchInput, WatchView,
 };
 use crate::prefs::Prefs;
 
-/// More paths than this in one request is a mistake (or an attack), not a batch.
-const MAX_PATHS: usize = 100_000;
-const MAX_FOLDER_LEN: usize = 1_024;
-const MAX_TAGS: usize = 100;
-const MAX_TAG_LEN: usize = 128;
+/// How long `enqueue_files` waits for a drop to be walked before it answers and lets the walk
+/// go on in the background.
+const INTAKE_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+/// Rows of the queue view one call returns at most.
+const MAX_QUEUE_PAGE: u32 = 1_000;
 pub const MAX_HISTORY: u32 = 50_000;
 const CONNECTION_PROBE_ID: &str = "dropkey-connection-test";
 
@@ -61,12 +61,18 @@ pub struct Core {
     sandbox: Mutex<Option<SandboxHandle>>,
     http: reqwest::Client,
     clock: SkewClock,
-    /// Jobs queued since this process started (the queue shows them until cleared).
-    session_jobs: Mutex<Vec<JobId>>,
+    /// Drops still being walked, by the id the window knows them by.
+    intakes: Mutex<Intakes>,
     /// Failures since the queue last went idle.
     pub batch: Mutex<Batch>,
     /// Serialises edits of the config file: each is a read-modify-write of the whole file.
     config_edits: Mutex<()>,
+}
+
+#[derive(Default)]
+struct Intakes {
+    next_id: u32,
+    running: Vec<(u32, Intake)>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +113,9 @@ impl Core {
             settings.concurrency = n.clamp(1, crate::prefs::MAX_CONCURRENCY) as usize;
         }
         let engine = Engine::start(config.clone(), secrets.clone(), settings)?;
+        // The queue shows what is left to do and what happens from now on; uploads finished
+        // in earlier runs are in the history.
+        engine.dismiss_finished()?;
         let slots = config
             .watches
             .iter()
@@ -129,7 +138,7 @@ impl Core {
             sandbox: Mutex::new(sandbox),
             http,
             clock: SkewClock::default(),
-            session_jobs: Mutex::new(Vec::new()),
+            intakes: Mutex::new(Intakes::default()),
             batch: Mutex::new(Batch::default()),
             config_edits: Mutex::new(()),
         })
@@ -368,119 +377,26 @@ impl Core {
     // -----------------------------------------------------------------------------------------
     // Uploads
 
-    /// Checks and queues files (folders are walked). Blocking: reads file metadata.
-    pub fn enqueue_files(
+    /// Queues files and folders: folders are walked in the background (an intake), so a drop
+    /// of any size answers within [`INTAKE_WAIT`]. A small drop has finished by then and its
+    /// result is complete; a large one goes on, reported by [`Core::intake_views`] and
+    /// cancelled with [`Core::cancel_intake`].
+    pub async fn enqueue_files(
         &self,
-        request: &EnqueueRequest,
+        request: EnqueueRequest,
         source: &str,
     ) -> Result<EnqueueResult, AppError> {
         let profile = self.profile(&request.destination.profile)?;
-        let overrides = destination_overrides(&request.destination)?;
-        if request.paths.is_empty() {
-            return Err(AppError::input("no files given"));
-        }
-        if request.paths.len() > MAX_PATHS {
-            return Err(AppError::input(format!(
-                "{} paths at once is more than the {MAX_PATHS} Dropkey accepts: send them in parts",
-                request.paths.len()
-            )));
-        }
-        let mut rejected = Vec::new();
-        let mut files: Vec<(PathBuf, Option<String>)> = Vec::new();
-        let mut seen = HashSet::new();
-        for raw in &request.paths {
-            let path = PathBuf::from(raw);
-            if !path.is_absolute() || raw.chars().any(|c| c == '\0') {
-                rejected.push(Rejected {
-                    path: raw.clone(),
-                    reason: "not an absolute path".into(),
-                });
-                continue;
-            }
-            if path.is_dir() {
-                let base = request
-                    .keep_structure
-                    .then(|| path.file_name().map(|n| n.to_string_lossy().into_owned()))
-                    .flatten();
-                let mut found = Vec::new();
-                walk(&path, &mut found, MAX_PATHS);
-                if found.is_empty() {
-                    rejected.push(Rejected {
-                        path: raw.clone(),
-                        reason: "the folder has no files".into(),
-                    });
-                }
-                for file in found {
-                    let sub = base.as_ref().map(|base| {
-                        let rel_dir = file
-                            .parent()
-                            .and_then(|p| p.strip_prefix(&path).ok())
-                            .map(|p| p.to_string_lossy().replace('\\', "/"))
-                            .unwrap_or_default();
-                        if rel_dir.is_empty() {
-                            base.clone()
-                        } else {
-                            format!("{base}/{rel_dir}")
-                        }
-                    });
-                    if seen.insert(file.clone()) {
-                        files.push((file, sub));
-                    }
-                }
-            } else if seen.insert(path.clone()) {
-                files.push((path, None));
-            }
-            if files.len() > MAX_PATHS {
-                return Err(AppError::input(format!(
-                    "more than {MAX_PATHS} files: send them in parts"
-                )));
-            }
-        }
-        // Where this batch goes: the window's folder (empty = the root), else the profile's.
-        let base_folder = match &request.destination.folder {
-            Some(folder) => Some(folder.trim().to_owned()).filter(|f| !f.is_empty()),
-            None => profile.folder.clone(),
-        };
-        let mut jobs = Vec::with_capacity(files.len());
-        for (path, sub) in files {
-            let mut these = overrides.clone();
-            let to_root = sub.is_none() && base_folder.is_none();
-            if let Some(sub) = sub {
-                let folder = match base_folder.as_deref() {
-                    Some(base) if !base.trim_matches('/').is_empty() => {
-                        format!("{}/{sub}", base.trim_end_matches('/'))
-                    }
-                    _ => format!("/{sub}"),
-                };
-                these.insert("folder".into(), folder);
-            }
-            match self.engine.prepare(&profile, &path, &these, source) {
-                Ok(mut job) => {
-                    // A batch that cleared the folder or the tags drops the profile's defaults.
-                    if to_root {
-                        job.params.remove("folder");
-                    }
-                    if request.destination.tags.as_ref().is_some_and(Vec::is_empty) {
-                        job.params.remove("tags");
-                    }
-                    jobs.push(job);
-                }
-                Err(EngineError::Param(err)) => return Err(err.into()),
-                Err(err) => rejected.push(Rejected {
-                    path: path.display().to_string(),
-                    reason: match err {
-                        EngineError::PreCheck { why, .. } => why,
-                        other => other.to_string(),
-                    },
-                }),
-            }
-        }
-        let ids = if jobs.is_empty() {
-            Vec::new()
-        } else {
-            self.engine.enqueue(&jobs)?
-        };
-        lock(&self.session_jobs).extend(ids.iter().copied());
+        let intake = self.engine.start_intake(IntakeRequest {
+            profile: profile.clone(),
+            paths: request.paths.iter().map(PathBuf::from).collect(),
+            destination: intake::Destination {
+                folder: request.destination.folder,
+                tags: request.destination.tags,
+                keep_structure: request.keep_structure,
+            },
+            source: source.to_owned(),
+        })?;
         if source == "app" {
             let mut prefs = lock(&self.prefs);
             if prefs.last_profile.as_deref() != Some(profile.name.as_str()) {
@@ -490,45 +406,89 @@ impl Core {
                 }
             }
         }
-        Ok(EnqueueResult {
-            queued: u32::try_from(ids.len()).unwrap_or(u32::MAX),
-            rejected,
+        let progress = intake.wait(INTAKE_WAIT).await;
+        let running = if progress.finished {
+            None
+        } else {
+            let mut intakes = lock(&self.intakes);
+            intakes.next_id = intakes.next_id.wrapping_add(1).max(1);
+            let id = intakes.next_id;
+            intakes.running.push((id, intake));
+            Some(id)
+        };
+        Ok(EnqueueResult::from_progress(&progress, running))
+    }
+
+    /// The intakes still walking, and those that ended since the last call (each reported
+    /// once as finished, then forgotten).
+    pub fn intake_views(&self) -> Vec<IntakeView> {
+        let mut intakes = lock(&self.intakes);
+        let views = intakes
+            .running
+            .iter()
+            .map(|(id, intake)| IntakeView::new(*id, &intake.label, &intake.progress()))
+            .collect::<Vec<_>>();
+        intakes.running.retain(|(_, i)| !i.progress().finished);
+        views
+    }
+
+    /// Stops a drop that is still being walked and cancels the uploads it queued.
+    pub fn cancel_intake(&self, id: u32) -> Result<u32, AppError> {
+        let intake = {
+            let intakes = lock(&self.intakes);
+            intakes
+                .running
+                .iter()
+                .find(|(i, _)| *i == id)
+                .map(|(_, intake)| intake.clone())
+        };
+        let intake = intake.ok_or_else(|| {
+            AppError::not_found("that drop has finished queueing (cancel its uploads one by one)")
+        })?;
+        intake.stop();
+        // The walk may queue one more batch before it sees the stop: wait for it to end, so
+        // that batch is cancelled too.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !intake.progress().finished && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let n = self.engine.cancel_intake(intake.id)?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// One window of the queue view with its counts: the window asks for the rows around its
+    /// scroll position, never for the whole queue.
+    pub fn queue_page(&self, offset: u32, limit: u32) -> Result<QueuePage, AppError> {
+        let limit = limit.clamp(1, MAX_QUEUE_PAGE) as usize;
+        let counts = self.engine.queue_counts()?;
+        let jobs = self
+            .engine
+            .queue_page(u64::from(offset), limit)?
+            .iter()
+            .map(JobView::from)
+            .collect();
+        Ok(QueuePage {
+            counts: QueueCountsView::from(&counts),
+            offset,
+            jobs,
         })
     }
 
-    /// Every job not finished, and those finished since this process started.
-    pub fn queue(&self) -> Result<Vec<JobView>, AppError> {
-        let mut ids = self.engine.unfinished()?;
-        let known: HashSet<JobId> = ids.iter().copied().collect();
-        ids.extend(
-            lock(&self.session_jobs)
-                .iter()
-                .filter(|id| !known.contains(id)),
-        );
-        ids.sort();
-        let mut jobs = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Ok(record) = self.engine.job(id) {
-                jobs.push(JobView::from(&record));
-            }
-        }
-        Ok(jobs)
+    /// The queue view's counts.
+    pub fn queue_counts(&self) -> Result<QueueCountsView, AppError> {
+        Ok(QueueCountsView::from(&self.engine.queue_counts()?))
     }
 
-    /// Forgets finished jobs in the queue view (their history stays).
-    pub fn clear_finished(&self) -> Result<(), AppError> {
-        let finished: HashSet<JobId> = lock(&self.session_jobs)
-            .iter()
-            .copied()
-            .filter(|id| {
-                self.engine
-                    .job(*id)
-                    .map(|r| r.state.is_terminal())
-                    .unwrap_or(true)
-            })
-            .collect();
-        lock(&self.session_jobs).retain(|id| !finished.contains(id));
-        Ok(())
+    /// Takes finished jobs out of the queue view (their history stays), however many.
+    pub fn clear_finished(&self) -> Result<u32, AppError> {
+        let n = self.engine.dismiss_finished()?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Puts every failed or stuck upload of the queue back in the queue, however many.
+    pub fn retry_failed(&self) -> Result<u32, AppError> {
+        let n = self.engine.retry_failed()?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     pub fn job_record(&self, id: u32) -> Result<JobRecord, AppError> {
@@ -557,11 +517,6 @@ impl Core {
         if record.state == JobState::Paused {
             return Ok(self.engine.resume(record.id)?);
         }
-        let mut sessions = lock(&self.session_jobs);
-        if !sessions.contains(&record.id) {
-            sessions.push(record.id);
-        }
-        drop(sessions);
         Ok(self.engine.retry(record.id)?)
     }
 
@@ -814,7 +769,7 @@ impl Core {
     // Status
 
     pub fn status(&self) -> AppStatus {
-        let pending = self.engine.unfinished().map(|v| v.len()).unwrap_or(0);
+        let pending = self.engine.count_unfinished().unwrap_or(0);
         let uploads_paused = self.engine.is_paused();
         let watching_paused = self.watching_paused();
         let batch = *lock(&self.batch);
@@ -844,21 +799,22 @@ impl Core {
         }
     }
 
-    /// Counts a finished job into the current batch. Returns the batch when it just ended
+    /// Counts finished jobs into the current batch. Returns the batch when it just ended
     /// (nothing left to do), for one notification per batch.
-    pub fn batch_finished(&self, state: JobState) -> Option<Batch> {
+    pub fn batch_finished(&self, states: &[JobState]) -> Option<Batch> {
+        if states.is_empty() {
+            return None;
+        }
         let mut batch = lock(&self.batch);
-        match state {
-            JobState::Done => batch.done += 1,
-            JobState::Failed | JobState::NeedsAttention => batch.failed += 1,
-            _ => {}
+        for state in states {
+            match state {
+                JobState::Done => batch.done += 1,
+                JobState::Failed | JobState::NeedsAttention => batch.failed += 1,
+                _ => {}
+            }
         }
         drop(batch);
-        let idle = self
-            .engine
-            .unfinished()
-            .map(|v| v.is_empty())
-            .unwrap_or(false);
+        let idle = self.engine.count_unfinished().is_ok_and(|n| n == 0);
         if !idle {
             return None;
         }
@@ -914,78 +870,6 @@ fn cloudinary_kind(record: &JobRecord, profile: &Profile) -> (String, String) {
             .unwrap_or(if private { "private" } else { "upload" })
             .to_owned(),
     )
-}
-
-/// The batch's folder and tags as upload parameter overrides, validated.
-fn destination_overrides(destination: &Destination) -> Result<Params, AppError> {
-    let mut params = Params::new();
-    if let Some(folder) = &destination.folder {
-        let folder = folder.trim();
-        if folder.len() > MAX_FOLDER_LEN || folder.chars().any(char::is_control) {
-            return Err(AppError::input(format!(
-                "the folder is over {MAX_FOLDER_LEN} characters or has control characters"
-            )));
-        }
-        if Path::new(folder)
-            .components()
-            .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
-        {
-            return Err(AppError::input(
-                "the folder must not contain `.` or `..` parts",
-            ));
-        }
-        if !folder.is_empty() {
-            params.insert("folder".into(), folder.to_owned());
-        }
-    }
-    if let Some(tags) = &destination.tags {
-        if tags.len() > MAX_TAGS {
-            return Err(AppError::input(format!("at most {MAX_TAGS} tags")));
-        }
-        for tag in tags {
-            if tag.trim().is_empty()
-                || tag.len() > MAX_TAG_LEN
-                || tag.contains(',')
-                || tag.chars().any(char::is_control)
-            {
-                return Err(AppError::input(format!(
-                    "tag `{tag}` is empty, too long or contains a comma"
-                )));
-            }
-        }
-        if !tags.is_empty() {
-            params.insert(
-                "tags".into(),
-                tags.iter().map(|t| t.trim()).collect::<Vec<_>>().join(","),
-            );
-        }
-    }
-    Ok(params)
-}
-
-/// Regular files under `dir`, depth first, skipping dot-files and symlinked folders (no loops).
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, max: usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<_> = entries.flatten().collect();
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        if out.len() > max {
-            return;
-        }
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        if kind.is_dir() {
-            walk(&entry.path(), out, max);
-        } else if kind.is_file() || (kind.is_symlink() && entry.path().is_file()) {
-            out.push(entry.path());
-        }
-    }
 }
 
 fn start_watch(engine: &Engine, watch: &Watch) -> WatchSlot {

@@ -3,7 +3,7 @@
 //! `subscribe`, so 1,000 uploads cost at most ten messages a second. The same loop keeps the
 //! tray's tooltip and recent uploads current and sends one notification per finished batch.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 use dropkey::engine::{Event, JobId, JobState};
 
 use crate::core::{lock, Batch, Core};
-use crate::models::{job_id, AppStatus, JobView, ProgressView, UiEvent, WatchView};
+use crate::models::{job_id, AppStatus, IntakeView, JobView, ProgressView, UiEvent, WatchView};
 
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// Watch status and the app status are polled this many flushes apart when nothing happens.
@@ -54,14 +54,27 @@ pub fn send<R: Runtime>(app: &AppHandle<R>, events: Vec<UiEvent>) {
     }
 }
 
+/// More changed jobs than this in one flush are not sent row by row: the window reads its rows
+/// again instead.
+const MAX_CHANGED: usize = 256;
+/// Finished uploads sent to the History screen per flush at most (the newest); it reads the
+/// rest from the core when it needs them.
+const MAX_UPLOADED: usize = 200;
+/// The queue's counts are a query over the whole queue: during a burst, at most this often.
+const COUNTS_EVERY: Duration = Duration::from_millis(400);
+
 /// Engine events gathered between two flushes.
 #[derive(Default)]
 pub struct Batcher {
     changed: BTreeSet<JobId>,
     progress: HashMap<JobId, ProgressView>,
-    uploaded: Vec<JobId>,
+    uploaded: VecDeque<JobId>,
     finished: Vec<JobState>,
-    resync: bool,
+    /// Rows were added or changed in bulk: the window reads its rows again.
+    reload: bool,
+    /// The queue's counts changed since they were last sent.
+    counts_due: bool,
+    counts_sent: Option<tokio::time::Instant>,
     /// Connectivity changed: the status (and its offline line) is due at the next flush.
     status_due: bool,
 }
@@ -77,11 +90,17 @@ pub struct Flushed {
 impl Batcher {
     pub fn add(&mut self, event: &Event) {
         match event {
-            Event::Queued { job, .. } | Event::Started { job, .. } | Event::Paused { job } => {
-                self.changed.insert(*job);
+            // New rows: the window fetches them if they fall in its view (queued jobs
+            // arrive by the thousand when a folder is dropped).
+            Event::Queued { .. } | Event::QueueChanged => {
+                self.reload = true;
+                self.counts_due = true;
+            }
+            Event::Started { job, .. } | Event::Paused { job } => {
+                self.change(*job);
             }
             Event::Retrying { job, .. } => {
-                self.changed.insert(*job);
+                self.change(*job);
                 self.progress.remove(job);
             }
             Event::Progress(p) => {
@@ -98,33 +117,59 @@ impl Batcher {
             }
             Event::Offline { .. } | Event::Online { .. } => self.status_due = true,
             Event::Finished(f) => {
-                self.changed.insert(f.job);
+                self.change(f.job);
                 self.progress.remove(&f.job);
                 self.finished.push(f.state);
                 if f.state == JobState::Done {
-                    self.uploaded.push(f.job);
+                    if self.uploaded.len() == MAX_UPLOADED {
+                        self.uploaded.pop_front();
+                    }
+                    self.uploaded.push_back(f.job);
                 }
             }
         }
     }
 
-    /// Some events were dropped: resend the whole queue at the next flush.
+    fn change(&mut self, job: JobId) {
+        self.counts_due = true;
+        if self.reload {
+            return;
+        }
+        self.changed.insert(job);
+        if self.changed.len() > MAX_CHANGED {
+            self.changed.clear();
+            self.reload = true;
+        }
+    }
+
+    /// Some events were dropped: the window reads its rows and counts again.
     pub fn resync(&mut self) {
-        self.resync = true;
+        self.reload = true;
+        self.counts_due = true;
     }
 
     pub fn flush(&mut self, core: &Core) -> Flushed {
         let mut events = Vec::new();
-        let jobs: Vec<JobView> = if std::mem::take(&mut self.resync) {
-            self.changed.clear();
-            core.queue().unwrap_or_default()
-        } else {
-            std::mem::take(&mut self.changed)
-                .into_iter()
-                .filter_map(|id| core.engine.job(id).ok())
-                .map(|r| JobView::from(&r))
-                .collect()
-        };
+        let now = tokio::time::Instant::now();
+        let counts_now = self.counts_due
+            && self
+                .counts_sent
+                .is_none_or(|at| now.duration_since(at) >= COUNTS_EVERY);
+        if counts_now {
+            if let Ok(counts) = core.queue_counts() {
+                events.push(UiEvent::Queue {
+                    counts,
+                    reload: std::mem::take(&mut self.reload),
+                });
+                self.counts_due = false;
+                self.counts_sent = Some(now);
+            }
+        }
+        let jobs: Vec<JobView> = std::mem::take(&mut self.changed)
+            .into_iter()
+            .filter_map(|id| core.engine.job(id).ok())
+            .map(|r| JobView::from(&r))
+            .collect();
         if !jobs.is_empty() {
             events.push(UiEvent::Jobs { jobs });
         }
@@ -143,12 +188,8 @@ impl Batcher {
                 .collect();
             events.push(UiEvent::Uploaded { entries });
         }
-        let mut batch_ended = None;
-        for state in std::mem::take(&mut self.finished) {
-            if let Some(batch) = core.batch_finished(state) {
-                batch_ended = Some(batch);
-            }
-        }
+        let finished = std::mem::take(&mut self.finished);
+        let batch_ended = core.batch_finished(&finished);
         Flushed {
             events,
             batch_ended,
@@ -166,6 +207,7 @@ pub async fn forward<R: Runtime>(app: AppHandle<R>, core: Arc<Core>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_status: Option<AppStatus> = None;
     let mut last_watches: Option<Vec<WatchView>> = None;
+    let mut last_intakes: Vec<IntakeView> = Vec::new();
     let mut quiet = 0u32;
     let mut menu_due = false;
     let mut last_menu: Option<tokio::time::Instant> = None;
@@ -182,6 +224,11 @@ pub async fn forward<R: Runtime>(app: AppHandle<R>, core: Arc<Core>) {
                 let flushed = batcher.flush(&core);
                 let busy = !flushed.events.is_empty();
                 let mut out = flushed.events;
+                let intakes = core.intake_views();
+                if intakes != last_intakes {
+                    out.push(UiEvent::Intakes { intakes: intakes.clone() });
+                    last_intakes = intakes;
+                }
                 quiet += 1;
                 if busy || flushed.status_due || quiet >= POLL_EVERY {
                     quiet = 0;

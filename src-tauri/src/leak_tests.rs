@@ -79,20 +79,22 @@ fn no_command_output_or_event_carries_a_secret() {
         let events = core.engine.subscribe();
 
         out.add("list_profiles", &core.list_profiles());
-        let enqueued = core.enqueue_files(
-            &EnqueueRequest {
-                paths: vec![file.display().to_string(), "relative/path".into()],
-                destination: Destination {
-                    profile: "sandbox".into(),
-                    folder: Some("/leak".into()),
-                    tags: Some(vec!["a".into()]),
+        let enqueued = core
+            .enqueue_files(
+                EnqueueRequest {
+                    paths: vec![file.display().to_string(), "relative/path".into()],
+                    destination: Destination {
+                        profile: "sandbox".into(),
+                        folder: Some("/leak".into()),
+                        tags: Some(vec!["a".into()]),
+                    },
+                    keep_structure: false,
                 },
-                keep_structure: false,
-            },
-            "app",
-        );
+                "app",
+            )
+            .await;
         out.add("enqueue_files", &enqueued);
-        let queue = core.queue().unwrap();
+        let queue = core.queue_page(0, 100).unwrap().jobs;
         out.add("queue", &queue);
         let ids: Vec<_> = queue
             .iter()
@@ -109,7 +111,7 @@ fn no_command_output_or_event_carries_a_secret() {
             "{finished:?}"
         );
         out.add("events", &batcher.flush(&core).events);
-        out.add("queue after", &core.queue().unwrap());
+        out.add("queue after", &core.queue_page(0, 100).unwrap());
         let history = core.history(100).unwrap();
         assert_eq!(history.len(), 1);
         out.add("history", &history);

@@ -11,8 +11,9 @@ use serde_json::Value;
 
 use dropkey::config::{Profile, Provider as CoreProvider};
 use dropkey::config_edit::ProfileSpec;
+use dropkey::engine::intake::IntakeProgress;
 use dropkey::engine::store::JobRecord;
-use dropkey::engine::{JobId, JobState};
+use dropkey::engine::{JobId, JobState, QueueCounts};
 use dropkey::profile::ProfileStatus;
 use dropkey::secrets::SecretSource as CoreSecretSource;
 use dropkey::watch::{WatchInfo, WatchStatus};
@@ -442,9 +443,19 @@ pub enum DragState {
 #[derive(Debug, Clone, Serialize, specta::Type, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum UiEvent {
-    /// New or changed jobs (latest state wins).
+    /// Changed jobs (latest state wins); rows the window does not show are ignored there.
     Jobs {
         jobs: Vec<JobView>,
+    },
+    /// The queue's counts changed; `reload`: rows changed too that `Jobs` did not carry (new
+    /// jobs, or a bulk change), so the window reads its rows again.
+    Queue {
+        counts: QueueCountsView,
+        reload: bool,
+    },
+    /// Drops being walked in the background; each finished one is sent once more, finished.
+    Intakes {
+        intakes: Vec<IntakeView>,
     },
     Progress {
         updates: Vec<ProgressView>,
@@ -503,10 +514,122 @@ pub struct Rejected {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize, specta::Type, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, specta::Type, PartialEq, Eq)]
 pub struct EnqueueResult {
+    /// Files queued so far (all of them unless `running`).
+    pub queued: u32,
+    /// The first rejections, with their reasons.
+    pub rejected: Vec<Rejected>,
+    /// Every rejection, counted.
+    pub rejected_total: u32,
+    /// The intake still walking the drop in the background (see `UiEvent::Intakes`).
+    pub running: Option<u32>,
+    /// Why queueing stopped early (the queue database could not be written).
+    pub error: Option<String>,
+}
+
+fn count(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn rejections(progress: &IntakeProgress) -> Vec<Rejected> {
+    progress
+        .rejections
+        .iter()
+        .map(|r| Rejected {
+            path: r.path.clone(),
+            reason: r.reason.clone(),
+        })
+        .collect()
+}
+
+impl EnqueueResult {
+    pub fn from_progress(progress: &IntakeProgress, running: Option<u32>) -> Self {
+        Self {
+            queued: count(progress.queued),
+            rejected: rejections(progress),
+            rejected_total: count(progress.rejected),
+            running,
+            error: progress.error.clone(),
+        }
+    }
+}
+
+/// A drop being walked and queued in the background.
+#[derive(Debug, Clone, Serialize, specta::Type, PartialEq, Eq)]
+pub struct IntakeView {
+    pub id: u32,
+    /// What was dropped: "Photos", "a.jpg and 3 more".
+    pub label: String,
+    pub found: u32,
     pub queued: u32,
     pub rejected: Vec<Rejected>,
+    pub rejected_total: u32,
+    /// Walked to the end (or cancelled, or stopped by `error`); reported once, then gone.
+    pub finished: bool,
+    pub cancelled: bool,
+    pub error: Option<String>,
+}
+
+impl IntakeView {
+    pub fn new(id: u32, label: &str, progress: &IntakeProgress) -> Self {
+        Self {
+            id,
+            label: label.to_owned(),
+            found: count(progress.found),
+            queued: count(progress.queued),
+            rejected: rejections(progress),
+            rejected_total: count(progress.rejected),
+            finished: progress.finished,
+            cancelled: progress.cancelled,
+            error: progress.error.clone(),
+        }
+    }
+}
+
+/// The queue by state: the summary line and the scroll bar's length, without the jobs.
+#[derive(Debug, Clone, Copy, Default, Serialize, specta::Type, PartialEq)]
+pub struct QueueCountsView {
+    pub total: u32,
+    pub queued: u32,
+    pub running: u32,
+    pub paused: u32,
+    pub done: u32,
+    /// Failed and needing attention (what "Retry failed" retries).
+    pub failed: u32,
+    pub cancelled: u32,
+    /// Finished in any way (what "Clear finished" clears).
+    pub finished: u32,
+    #[specta(type = u32)]
+    pub bytes_total: f64,
+    #[specta(type = u32)]
+    pub bytes_done: f64,
+}
+
+impl From<&QueueCounts> for QueueCountsView {
+    fn from(c: &QueueCounts) -> Self {
+        Self {
+            total: count(c.total()),
+            queued: count(c.queued),
+            running: count(c.running),
+            paused: count(c.paused),
+            done: count(c.done + c.deleted),
+            failed: count(c.failed + c.needs_attention),
+            cancelled: count(c.cancelled),
+            finished: count(c.finished()),
+            bytes_total: c.bytes_total as f64,
+            bytes_done: c.bytes_done as f64,
+        }
+    }
+}
+
+/// Rows `offset..offset + jobs.len()` of the queue, oldest first, and the counts they were
+/// read with.
+#[derive(Debug, Clone, Serialize, specta::Type, PartialEq)]
+pub struct QueuePage {
+    pub counts: QueueCountsView,
+    pub offset: u32,
+    pub jobs: Vec<JobView>,
 }
 
 #[derive(Debug, Clone, Serialize, specta::Type, PartialEq, Eq)]

@@ -36,7 +36,7 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { accessSync, constants, existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import zlib from "node:zlib";
 import { homedir, tmpdir } from "node:os";
@@ -761,6 +761,50 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
       const states = await queueStates();
       return names.every((n) => states[n] === "done");
     }, "the files did not upload after resuming");
+  });
+
+  it("queues a folder of thousands in the background, pages the queue, retries and clears any number", async () => {
+    await go("upload");
+    // Clear what earlier tests left, so the counts below are this folder's.
+    await browser.execute(() => {
+      for (const close of document.querySelectorAll('[data-testid="toast"] button')) close.click();
+    });
+    if (await browser.$('[data-testid="clear-finished"]').isEnabled()) await browser.$('[data-testid="clear-finished"]').click();
+    await eventually(async () => browser.$('[data-testid="queue-empty"]').isExisting(), "the queue did not clear");
+    await browser.$('[data-testid="pause-all"]').click();
+    const FILES = 3000;
+    const folder = join(tmp, "archive");
+    await mkdir(folder);
+    const name = (i) => `scan-${String(i).padStart(5, "0")}.txt`;
+    for (let i = 0; i < FILES; i += 1) await writeFile(join(folder, name(i)), `page ${i}\n`);
+    await pastePaths([folder]);
+    const summary = browser.$('[data-testid="queue-summary"]');
+    // Counts are shown in the user's locale (3,000 or 3000 or 3 000).
+    const num = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, "[,.\u00a0\u202f ]?");
+    const shows = async (pattern) => (await summary.isExisting()) && new RegExp(pattern).test(await summary.getText());
+    await eventually(() => shows(`^0 of ${num(FILES)} uploaded`), "the folder's files were not all queued");
+    // The window renders a few rows, not thousands.
+    const rendered = (await browser.$$('[data-testid="queue-item"]')).length;
+    assert.ok(rendered > 0 && rendered < 100, `${rendered} rows rendered for ${FILES} jobs`);
+    // Its last files are read from the core when scrolled to.
+    await browser.execute(() => {
+      const list = document.querySelector('[data-testid="queue-list"]');
+      if (list) list.scrollTop = list.scrollHeight;
+    });
+    await eventually(async () => (await queueStates())[name(FILES - 1)] === "queued", "the last file is not shown at the end of the queue");
+    // Forty files go away before their turn (moved, as a user tidying up would): they fail.
+    const away = join(tmp, "archive-away");
+    await mkdir(away);
+    for (let i = 0; i < 40; i += 1) await rename(join(folder, name(i * 70)), join(away, name(i * 70)));
+    await browser.$('[data-testid="pause-all"]').click();
+    await eventually(() => shows(`^${num(FILES - 40)} of ${num(FILES)} uploaded · 40 failed`), "the moved files did not fail and the rest upload", 120_000);
+    await shot("queue-thousands");
+    // Moved back (same file: same inode and mtime), all forty are retried with one click.
+    for (let i = 0; i < 40; i += 1) await rename(join(away, name(i * 70)), join(folder, name(i * 70)));
+    await browser.$('[data-testid="retry-failed"]').click();
+    await eventually(() => shows(`^${num(FILES)} of ${num(FILES)} uploaded`), "the retried files did not upload");
+    await browser.$('[data-testid="clear-finished"]').click();
+    await eventually(async () => browser.$('[data-testid="queue-empty"]').isExisting(), "Clear finished left uploads in the queue");
   });
 
   it("shows offline in a banner while the provider cannot be reached, and clears it", async () => {

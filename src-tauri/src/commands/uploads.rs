@@ -9,7 +9,7 @@ use crate::core::AppState;
 use crate::error::AppError;
 use crate::events::UiChannel;
 use crate::grants::Grants;
-use crate::models::{Destination, EnqueueRequest, EnqueueResult, JobView, UiEvent};
+use crate::models::{Destination, EnqueueRequest, EnqueueResult, QueuePage, UiEvent};
 use crate::native;
 
 /// Registers the window's channel for queue changes, progress, new uploads, watch status and
@@ -24,12 +24,16 @@ pub async fn subscribe(
     Ok(())
 }
 
-/// The queue: unfinished jobs (including those resumed from an earlier run) and the ones
-/// finished since the app started.
+/// One window of the queue (rows `offset..offset + limit`, oldest first) with the counts by
+/// state. The window reads the rows around its scroll position, never the whole queue.
 #[tauri::command]
 #[specta::specta]
-pub async fn queue(state: State<'_, AppState>) -> Result<Vec<JobView>, AppError> {
-    blocking(&state, |core| core.queue()).await
+pub async fn queue_page(
+    state: State<'_, AppState>,
+    offset: u32,
+    limit: u32,
+) -> Result<QueuePage, AppError> {
+    blocking(&state, move |core| core.queue_page(offset, limit)).await
 }
 
 /// Queues files and folders the user dropped or picked, for one destination. Any other path
@@ -44,7 +48,15 @@ pub async fn enqueue_files(
     if let Some(path) = grants.first_refused(request.paths.iter().map(String::as_str)) {
         return Err(not_chosen(path));
     }
-    blocking(&state, move |core| core.enqueue_files(&request, "app")).await
+    state.core().await?.enqueue_files(request, "app").await
+}
+
+/// Stops walking a drop that is still being queued and cancels the uploads it queued; how many
+/// were cancelled.
+#[tauri::command]
+#[specta::specta]
+pub async fn cancel_intake(state: State<'_, AppState>, id: u32) -> Result<u32, AppError> {
+    blocking(&state, move |core| core.cancel_intake(id)).await
 }
 
 pub fn not_chosen(path: &str) -> AppError {
@@ -112,9 +124,16 @@ pub async fn set_uploads_paused(state: State<'_, AppState>, paused: bool) -> Res
     .await
 }
 
-/// Drops finished jobs from the queue view (they stay in the history).
+/// Drops finished jobs from the queue view (they stay in the history); how many.
 #[tauri::command]
 #[specta::specta]
-pub async fn clear_finished(state: State<'_, AppState>) -> Result<(), AppError> {
+pub async fn clear_finished(state: State<'_, AppState>) -> Result<u32, AppError> {
     blocking(&state, |core| core.clear_finished()).await
+}
+
+/// Retries every failed or stuck upload of the queue; how many.
+#[tauri::command]
+#[specta::specta]
+pub async fn retry_failed(state: State<'_, AppState>) -> Result<u32, AppError> {
+    blocking(&state, |core| core.retry_failed()).await
 }

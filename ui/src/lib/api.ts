@@ -15,8 +15,10 @@ import type {
   ConnectionCheck,
   Destination_Deserialize,
   EnqueueRequest_Deserialize,
-  EnqueueResult,
+  EnqueueResult_Serialize,
   HistoryEntry_Serialize,
+  IntakeView_Serialize,
+  QueuePage_Serialize,
   JobView_Serialize,
   ProfileInput_Deserialize,
   ProfileInput_Serialize,
@@ -33,8 +35,8 @@ export type {
   AppError,
   AppStatus,
   ConnectionCheck,
-  EnqueueResult,
   Provider,
+  QueueCountsView,
   SecretSource,
   SettingsUpdate,
   SettingsView,
@@ -49,6 +51,9 @@ export type UiEvent = UiEvent_Serialize;
 export type ProgressView = Extract<UiEvent, { type: "progress" }>["updates"][number];
 export type Destination = Destination_Deserialize;
 export type EnqueueRequest = EnqueueRequest_Deserialize;
+export type EnqueueResult = EnqueueResult_Serialize;
+export type QueuePage = QueuePage_Serialize;
+export type IntakeView = IntakeView_Serialize;
 /** A profile's public settings, as the edit form loads (`_Serialize`) and saves them. */
 export type ProfileInput = ProfileInput_Serialize & ProfileInput_Deserialize;
 export type WatchInput = WatchInput_Deserialize;
@@ -86,13 +91,19 @@ export interface Api {
 
   /** Registers the handler for the backend's batched events (one call per page). */
   subscribe(onEvents: (events: UiEvent[]) => void): Async<null>;
-  queue(): Async<JobView[]>;
+  /** Rows `offset..offset + limit` of the queue, with its counts by state. */
+  queuePage(offset: number, limit: number): Async<QueuePage>;
   enqueueFiles(request: EnqueueRequest): Async<EnqueueResult>;
   uploadClipboard(destination: Destination): Async<EnqueueResult>;
   cancelJob(id: number): Async<null>;
   retryJob(id: number): Async<null>;
   setUploadsPaused(paused: boolean): Async<null>;
-  clearFinished(): Async<null>;
+  /** Clears every finished upload from the queue; how many. */
+  clearFinished(): Async<number>;
+  /** Retries every failed upload of the queue; how many. */
+  retryFailed(): Async<number>;
+  /** Stops a drop still being queued and cancels its uploads; how many. */
+  cancelIntake(id: number): Async<number>;
 
   history(limit: number): Async<HistoryEntry[]>;
   signedLink(id: number, expireIn: number): Async<string>;
@@ -200,13 +211,15 @@ export function createTauriApi(available: () => boolean = isTauri): Api {
       // The bindings name the channel's payload from the Rust side's (serialising) view.
       return commands.subscribe(channel as unknown as Channel<UiEvent_Deserialize[]>);
     }),
-    queue: call(() => commands.queue()),
+    queuePage: call((offset: number, limit: number) => commands.queuePage(offset, limit)),
     enqueueFiles: call((request: EnqueueRequest) => commands.enqueueFiles(request)),
     uploadClipboard: call((destination: Destination) => commands.uploadClipboard(destination)),
     cancelJob: call((id: number) => commands.cancelJob(id)),
     retryJob: call((id: number) => commands.retryJob(id)),
     setUploadsPaused: call((paused: boolean) => commands.setUploadsPaused(paused)),
     clearFinished: call(() => commands.clearFinished()),
+    retryFailed: call(() => commands.retryFailed()),
+    cancelIntake: call((id: number) => commands.cancelIntake(id)),
 
     history: call((limit: number) => commands.history(limit)),
     signedLink: call((id: number, expireIn: number) => commands.signedLink(id, expireIn)),

@@ -32,17 +32,24 @@ export const commands = {
 	 */
 	subscribe: (events: Channel<UiEvent_Deserialize[]>) => typedError<null, AppError>(__TAURI_INVOKE("subscribe", { events })),
 	/**
-	 *  The queue: unfinished jobs (including those resumed from an earlier run) and the ones
-	 *  finished since the app started.
+	 *  One window of the queue (rows `offset..offset + limit`, oldest first) with the counts by
+	 *  state. The window reads the rows around its scroll position, never the whole queue.
 	 */
-	queue: () => typedError<JobView_Serialize[], AppError>(__TAURI_INVOKE("queue")),
+	queuePage: (offset: number, limit: number) => typedError<QueuePage_Serialize, AppError>(__TAURI_INVOKE("queue_page", { offset, limit })),
+	/**
+	 *  Stops walking a drop that is still being queued and cancels the uploads it queued; how many
+	 *  were cancelled.
+	 */
+	cancelIntake: (id: number) => typedError<number, AppError>(__TAURI_INVOKE("cancel_intake", { id })),
+	/**  Retries every failed or stuck upload of the queue; how many. */
+	retryFailed: () => typedError<number, AppError>(__TAURI_INVOKE("retry_failed")),
 	/**
 	 *  Queues files and folders the user dropped or picked, for one destination. Any other path
 	 *  is refused: the page holds the paths, but only Rust grants them (see `grants`).
 	 */
-	enqueueFiles: (request: EnqueueRequest_Deserialize) => typedError<EnqueueResult, AppError>(__TAURI_INVOKE("enqueue_files", { request })),
+	enqueueFiles: (request: EnqueueRequest_Deserialize) => typedError<EnqueueResult_Serialize, AppError>(__TAURI_INVOKE("enqueue_files", { request })),
 	/**  Uploads what the clipboard holds (files it names, or an image); the tray's action too. */
-	uploadClipboard: (destination: Destination_Deserialize) => typedError<EnqueueResult, AppError>(__TAURI_INVOKE("upload_clipboard", { destination })),
+	uploadClipboard: (destination: Destination_Deserialize) => typedError<EnqueueResult_Serialize, AppError>(__TAURI_INVOKE("upload_clipboard", { destination })),
 	/**
 	 *  The system file picker (shown by Rust, so its answer is the user's); the chosen files, none
 	 *  when cancelled.
@@ -54,8 +61,8 @@ export const commands = {
 	retryJob: (id: number) => typedError<null, AppError>(__TAURI_INVOKE("retry_job", { id })),
 	/**  Pauses (true) or resumes (false) every upload. */
 	setUploadsPaused: (paused: boolean) => typedError<null, AppError>(__TAURI_INVOKE("set_uploads_paused", { paused })),
-	/**  Drops finished jobs from the queue view (they stay in the history). */
-	clearFinished: () => typedError<null, AppError>(__TAURI_INVOKE("clear_finished")),
+	/**  Drops finished jobs from the queue view (they stay in the history); how many. */
+	clearFinished: () => typedError<number, AppError>(__TAURI_INVOKE("clear_finished")),
 	/**  Finished uploads, newest first (at most 50,000). */
 	history: (limit: number) => typedError<HistoryEntry_Serialize[], AppError>(__TAURI_INVOKE("history", { limit })),
 	/**  A link that opens the upload for `expire_in` seconds (60 s to 7 days), private files too. */
@@ -182,9 +189,32 @@ export type EnqueueRequest_Serialize = {
 	keep_structure: boolean,
 };
 
-export type EnqueueResult = {
+export type EnqueueResult = EnqueueResult_Serialize | EnqueueResult_Deserialize;
+
+export type EnqueueResult_Deserialize = {
+	/**  Files queued so far (all of them unless `running`). */
 	queued: number,
+	/**  The first rejections, with their reasons. */
 	rejected: Rejected[],
+	/**  Every rejection, counted. */
+	rejected_total: number,
+	/**  The intake still walking the drop in the background (see `UiEvent::Intakes`). */
+	running?: number | null,
+	/**  Why queueing stopped early (the queue database could not be written). */
+	error?: string | null,
+};
+
+export type EnqueueResult_Serialize = {
+	/**  Files queued so far (all of them unless `running`). */
+	queued: number,
+	/**  The first rejections, with their reasons. */
+	rejected: Rejected[],
+	/**  Every rejection, counted. */
+	rejected_total: number,
+	/**  The intake still walking the drop in the background (see `UiEvent::Intakes`). */
+	running: number | null,
+	/**  Why queueing stopped early (the queue database could not be written). */
+	error: string | null,
 };
 
 /**  A finished upload, as the History screen shows it. */
@@ -232,6 +262,39 @@ export type HistoryEntry_Serialize = {
 	/**  ImageKit's URL endpoint, where a `tr:` segment goes; none for Cloudinary. */
 	url_endpoint: string | null,
 	source: string,
+};
+
+/**  A drop being walked and queued in the background. */
+export type IntakeView = IntakeView_Serialize | IntakeView_Deserialize;
+
+/**  A drop being walked and queued in the background. */
+export type IntakeView_Deserialize = {
+	id: number,
+	/**  What was dropped: "Photos", "a.jpg and 3 more". */
+	label: string,
+	found: number,
+	queued: number,
+	rejected: Rejected[],
+	rejected_total: number,
+	/**  Walked to the end (or cancelled, or stopped by `error`); reported once, then gone. */
+	finished: boolean,
+	cancelled: boolean,
+	error?: string | null,
+};
+
+/**  A drop being walked and queued in the background. */
+export type IntakeView_Serialize = {
+	id: number,
+	/**  What was dropped: "Photos", "a.jpg and 3 more". */
+	label: string,
+	found: number,
+	queued: number,
+	rejected: Rejected[],
+	rejected_total: number,
+	/**  Walked to the end (or cancelled, or stopped by `error`); reported once, then gone. */
+	finished: boolean,
+	cancelled: boolean,
+	error: string | null,
 };
 
 /**  A job's state as the queue shows it. */
@@ -373,6 +436,48 @@ export type ProgressView_Serialize = {
 
 export type Provider = "imagekit" | "cloudinary";
 
+/**  The queue by state: the summary line and the scroll bar's length, without the jobs. */
+export type QueueCountsView = {
+	total: number,
+	queued: number,
+	running: number,
+	paused: number,
+	done: number,
+	/**  Failed and needing attention (what "Retry failed" retries). */
+	failed: number,
+	cancelled: number,
+	/**  Finished in any way (what "Clear finished" clears). */
+	finished: number,
+	bytes_total: number,
+	bytes_done: number,
+};
+
+/**
+ *  Rows `offset..offset + jobs.len()` of the queue, oldest first, and the counts they were
+ *  read with.
+ */
+export type QueuePage = QueuePage_Serialize | QueuePage_Deserialize;
+
+/**
+ *  Rows `offset..offset + jobs.len()` of the queue, oldest first, and the counts they were
+ *  read with.
+ */
+export type QueuePage_Deserialize = {
+	counts: QueueCountsView,
+	offset: number,
+	jobs: JobView_Deserialize[],
+};
+
+/**
+ *  Rows `offset..offset + jobs.len()` of the queue, oldest first, and the counts they were
+ *  read with.
+ */
+export type QueuePage_Serialize = {
+	counts: QueueCountsView,
+	offset: number,
+	jobs: JobView_Serialize[],
+};
+
 export type Rejected = {
 	path: string,
 	reason: string,
@@ -412,8 +517,15 @@ export type UiEvent = UiEvent_Serialize | UiEvent_Deserialize;
  *  sent at most every 100 ms.
  */
 export type UiEvent_Deserialize = 
-/**  New or changed jobs (latest state wins). */
-{ type: "jobs"; jobs: JobView_Deserialize[] } | { type: "progress"; updates: ProgressView_Deserialize[] } | 
+/**  Changed jobs (latest state wins); rows the window does not show are ignored there. */
+{ type: "jobs"; jobs: JobView_Deserialize[] } | 
+/**
+ *  The queue's counts changed; `reload`: rows changed too that `Jobs` did not carry (new
+ *  jobs, or a bulk change), so the window reads its rows again.
+ */
+{ type: "queue"; counts: QueueCountsView; reload: boolean } | 
+/**  Drops being walked in the background; each finished one is sent once more, finished. */
+{ type: "intakes"; intakes: IntakeView_Deserialize[] } | { type: "progress"; updates: ProgressView_Deserialize[] } | 
 /**  Uploads that just finished, newest last, for the History screen. */
 { type: "uploaded"; entries: HistoryEntry_Deserialize[] } | 
 /**  Uploads deleted at the provider. */
@@ -428,8 +540,15 @@ export type UiEvent_Deserialize =
  *  sent at most every 100 ms.
  */
 export type UiEvent_Serialize = 
-/**  New or changed jobs (latest state wins). */
-{ type: "jobs"; jobs: JobView_Serialize[] } | { type: "progress"; updates: ProgressView_Serialize[] } | 
+/**  Changed jobs (latest state wins); rows the window does not show are ignored there. */
+{ type: "jobs"; jobs: JobView_Serialize[] } | 
+/**
+ *  The queue's counts changed; `reload`: rows changed too that `Jobs` did not carry (new
+ *  jobs, or a bulk change), so the window reads its rows again.
+ */
+{ type: "queue"; counts: QueueCountsView; reload: boolean } | 
+/**  Drops being walked in the background; each finished one is sent once more, finished. */
+{ type: "intakes"; intakes: IntakeView_Serialize[] } | { type: "progress"; updates: ProgressView_Serialize[] } | 
 /**  Uploads that just finished, newest last, for the History screen. */
 { type: "uploaded"; entries: HistoryEntry_Serialize[] } | 
 /**  Uploads deleted at the provider. */

@@ -1,9 +1,13 @@
 /**
- * The upload queue as the window holds it: jobs by id in queue order, with live progress.
- * Plain data and methods (no Svelte), so the hot path is cheap and testable; the screen bumps
- * one reactive counter per batch (at most ten a second) and re-renders only the visible rows.
+ * The upload queue as the window holds it: the counts by state, and one window of rows around
+ * the scroll position, read from the core in pages. A drop of a million files costs the window
+ * what a drop of ten does. Plain data and methods (no Svelte), so the hot path is cheap and
+ * testable; the screen bumps one reactive counter per batch (at most ten a second).
  */
-import type { JobView, ProgressView } from "./api";
+import type { JobView, ProgressView, QueueCountsView, QueuePage } from "./api";
+
+/** Rows read at once: a few screens' worth, so scrolling rarely waits. */
+export const PAGE = 200;
 
 export interface QueueItem extends JobView {
   /** Bytes per second while running. */
@@ -22,6 +26,19 @@ export interface QueueSummary {
   speed: number;
 }
 
+export const EMPTY_COUNTS: QueueCountsView = {
+  total: 0,
+  queued: 0,
+  running: 0,
+  paused: 0,
+  done: 0,
+  failed: 0,
+  cancelled: 0,
+  finished: 0,
+  bytes_total: 0,
+  bytes_done: 0,
+};
+
 const FINISHED = new Set(["done", "failed", "needs_attention", "cancelled", "deleted"]);
 
 export function isFinished(state: JobView["state"]): boolean {
@@ -36,101 +53,114 @@ export function canRetry(state: JobView["state"]): boolean {
   return state === "failed" || state === "needs_attention" || state === "cancelled" || state === "paused";
 }
 
+interface Live {
+  bytes_sent: number;
+  speed: number;
+  eta_secs: number | null;
+}
+
 export class QueueModel {
-  items: QueueItem[] = [];
+  counts: QueueCountsView = EMPTY_COUNTS;
+  /** Queue position of `rows[0]`. */
+  private offset = 0;
+  private rows: QueueItem[] = [];
   private index = new Map<number, number>();
+  /** Progress of the running jobs, wherever they are in the queue (for the summary). */
+  private live = new Map<number, Live>();
 
-  /** Replaces everything (first load, or a resync). */
-  load(jobs: readonly JobView[]): void {
-    this.items = [];
-    this.index.clear();
-    this.applyJobs(jobs);
+  get total(): number {
+    return this.counts.total;
   }
 
-  /** New or changed jobs; new ones keep id order at the end. */
-  applyJobs(jobs: readonly JobView[]): void {
-    let appended = false;
-    for (const job of jobs) {
-      const at = this.index.get(job.id);
-      if (at === undefined) {
-        this.index.set(job.id, this.items.length);
-        this.items.push({ ...job, speed: 0, eta_secs: null });
-        appended = true;
-      } else {
-        const old = this.items[at];
-        const running = job.state === "running";
-        this.items[at] = {
-          ...job,
-          // A running job's live progress is fresher than the stored acknowledgement.
-          bytes_sent: running ? Math.max(job.bytes_sent, old.bytes_sent) : job.bytes_sent,
-          speed: running ? old.speed : 0,
-          eta_secs: running ? old.eta_secs : null,
-        };
-      }
-    }
-    if (appended && !this.sorted()) this.reindex(true);
-  }
-
-  applyProgress(updates: readonly ProgressView[]): void {
-    for (const update of updates) {
-      const at = this.index.get(update.id);
-      if (at === undefined) continue;
-      const item = this.items[at];
-      if (isFinished(item.state)) continue;
-      item.bytes_sent = update.bytes_sent;
-      item.speed = update.speed;
-      item.eta_secs = update.eta_secs ?? null;
-    }
-  }
-
-  /** Drops finished jobs (the backend forgets them too). */
-  clearFinished(): void {
-    this.items = this.items.filter((item) => !isFinished(item.state));
-    this.reindex(false);
+  /** The row at queue position `i`, when it is loaded. */
+  at(i: number): QueueItem | undefined {
+    const k = i - this.offset;
+    return k >= 0 && k < this.rows.length ? this.rows[k] : undefined;
   }
 
   get(id: number): QueueItem | undefined {
     const at = this.index.get(id);
-    return at === undefined ? undefined : this.items[at];
+    return at === undefined ? undefined : this.rows[at];
+  }
+
+  /**
+   * The page to read so that positions `start..end` are loaded (`force`: even if they are,
+   * because rows changed), or null when nothing needs reading.
+   */
+  wanted(start: number, end: number, force = false): { offset: number; limit: number } | null {
+    const last = Math.min(end, this.total);
+    const loaded = start >= this.offset && last <= this.offset + this.rows.length;
+    if (loaded && !force) return null;
+    const middle = Math.floor((start + last) / 2);
+    const offset = Math.max(0, Math.min(middle - PAGE / 2, this.total - PAGE));
+    return { offset, limit: PAGE };
+  }
+
+  /** A page read from the core replaces the window; its counts are the freshest. */
+  loadPage(page: QueuePage): void {
+    this.counts = page.counts;
+    this.offset = page.offset;
+    this.rows = page.jobs.map((job) => this.item(job));
+    this.index.clear();
+    this.rows.forEach((row, i) => this.index.set(row.id, i));
+    if (page.counts.running === 0) this.live.clear();
+  }
+
+  setCounts(counts: QueueCountsView): void {
+    this.counts = counts;
+    if (counts.running === 0) this.live.clear();
+  }
+
+  /** Changed jobs: the loaded ones are updated; the others are in no row shown. */
+  applyJobs(jobs: readonly JobView[]): void {
+    for (const job of jobs) {
+      if (job.state !== "running") this.live.delete(job.id);
+      const at = this.index.get(job.id);
+      if (at !== undefined) this.rows[at] = this.item(job, this.rows[at]);
+    }
+  }
+
+  applyProgress(updates: readonly ProgressView[]): void {
+    for (const update of updates) {
+      const live = { bytes_sent: update.bytes_sent, speed: update.speed, eta_secs: update.eta_secs ?? null };
+      const at = this.index.get(update.id);
+      if (at !== undefined) {
+        const item = this.rows[at];
+        if (isFinished(item.state)) continue;
+        Object.assign(item, live);
+      }
+      this.live.set(update.id, live);
+    }
   }
 
   summary(): QueueSummary {
-    const summary: QueueSummary = {
-      total: this.items.length,
-      done: 0,
-      failed: 0,
-      active: 0,
-      bytesTotal: 0,
-      bytesSent: 0,
-      speed: 0,
+    const c = this.counts;
+    let speed = 0;
+    let sending = 0;
+    for (const live of this.live.values()) {
+      speed += live.speed;
+      sending += live.bytes_sent;
+    }
+    return {
+      total: c.total,
+      done: c.done,
+      failed: c.failed,
+      active: c.queued + c.running + c.paused,
+      bytesTotal: c.bytes_total,
+      bytesSent: Math.min(c.bytes_total, c.bytes_done + sending),
+      speed,
     };
-    for (const item of this.items) {
-      if (item.state === "cancelled") continue;
-      summary.bytesTotal += item.size;
-      if (item.state === "done") {
-        summary.done += 1;
-        summary.bytesSent += item.size;
-      } else if (item.state === "failed" || item.state === "needs_attention") {
-        summary.failed += 1;
-      } else {
-        summary.active += 1;
-        summary.bytesSent += Math.min(item.bytes_sent, item.size);
-        if (item.state === "running") summary.speed += item.speed;
-      }
-    }
-    return summary;
   }
 
-  private sorted(): boolean {
-    for (let i = 1; i < this.items.length; i += 1) {
-      if (this.items[i - 1].id > this.items[i].id) return false;
-    }
-    return true;
-  }
-
-  private reindex(sort: boolean): void {
-    if (sort) this.items.sort((a, b) => a.id - b.id);
-    this.index.clear();
-    this.items.forEach((item, i) => this.index.set(item.id, i));
+  private item(job: JobView, old?: QueueItem): QueueItem {
+    if (job.state !== "running") return { ...job, speed: 0, eta_secs: null };
+    // A running job's live progress is fresher than the stored acknowledgement.
+    const live = this.live.get(job.id);
+    return {
+      ...job,
+      bytes_sent: Math.max(job.bytes_sent, live?.bytes_sent ?? old?.bytes_sent ?? 0),
+      speed: live?.speed ?? old?.speed ?? 0,
+      eta_secs: live?.eta_secs ?? old?.eta_secs ?? null,
+    };
   }
 }

@@ -70,7 +70,7 @@ pub struct Batcher {
     progress: HashMap<JobId, ProgressView>,
     uploaded: VecDeque<JobId>,
     finished: Vec<JobState>,
-    /// Rows were added or changed in bulk: the window reads its rows again.
+    /// Rows changed in bulk or unseen: the window reads its rows again.
     reload: bool,
     /// The queue's counts changed since they were last sent.
     counts_due: bool,
@@ -90,12 +90,11 @@ pub struct Flushed {
 impl Batcher {
     pub fn add(&mut self, event: &Event) {
         match event {
-            // New rows: the window fetches them if they fall in its view (queued jobs
-            // arrive by the thousand when a folder is dropped).
-            Event::Queued { .. } | Event::QueueChanged => {
-                self.reload = true;
-                self.counts_due = true;
-            }
+            // New rows are appended: the counts say so, and the window reads them when they
+            // come into its view (they arrive by the thousand when a folder is dropped).
+            Event::Queued { .. } => self.counts_due = true,
+            // Rows changed anywhere (retry all, a cancelled drop): the window reads again.
+            Event::QueueChanged => self.resync(),
             Event::Started { job, .. } | Event::Paused { job } => {
                 self.change(*job);
             }

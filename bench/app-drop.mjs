@@ -1,0 +1,215 @@
+// The app with a folder of 100,000 files (BENCH_APP_FILES to change) dropped on it: time from
+// the drop to the first upload starting, the window's frame times while the folder is queued
+// in the background, how long queueing and uploading take, and the memory (PSS of the app and
+// its WebKit processes) before and after, idle. The folder is pasted as a file manager's Copy
+// would put it on the clipboard (xclip), the path Dropkey's drop takes too (one enqueue
+// request naming the folder). Uploads go to a `dropkey sandbox --discard` on loopback, so the
+// app is measured, not the disk. Prints Markdown table rows and checks the targets. Used by
+// bench/app-drop.sh, which runs it inside its own Xvfb, D-Bus session and keyring.
+import { execFileSync, spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import net from "node:net";
+import { homedir, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { randomBytes } from "node:crypto";
+
+const REPO = resolve(import.meta.dirname, "..");
+const require = createRequire(join(REPO, "tests/e2e/package.json"));
+const { remote } = await import(pathToFileURL(require.resolve("webdriverio")).href);
+const APP = resolve(process.env.DROPKEY_APP ?? join(REPO, "target/debug/dropkey-app"));
+const CLI = resolve(process.env.DROPKEY_BIN ?? join(REPO, "target/debug/dropkey"));
+const FILES = Number(process.env.BENCH_APP_FILES ?? 100_000);
+const PER_DIR = 1000;
+const KEY = `private_bench_${randomBytes(12).toString("hex")}`;
+const TARGETS = { firstUploadMs: 2000, frameP95Ms: 33, pssGrowthMiB: 50 };
+
+const freePort = () =>
+  new Promise((ok) => {
+    const server = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => ok(port));
+    });
+  });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The process and all it started (WebKit's web and network processes). */
+function tree(pid) {
+  const out = [pid];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) out.push(...tree(Number(entry)));
+    } catch {}
+  }
+  return out;
+}
+/** PSS in MiB of the process tree, in all and by process name. */
+function pss(pid) {
+  const by = {};
+  let kib = 0;
+  for (const p of tree(pid)) {
+    try {
+      const m = /^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${p}/smaps_rollup`, "utf8"));
+      const name = readFileSync(`/proc/${p}/comm`, "utf8").trim();
+      const k = m ? Number(m[1]) : 0;
+      kib += k;
+      by[name] = Math.round(((by[name] ?? 0) + k / 1024) * 10) / 10;
+    } catch {}
+  }
+  return { total: kib / 1024, by };
+}
+function appPid() {
+  const out = execFileSync("pgrep", ["-n", "-f", APP], { encoding: "utf8" }).trim();
+  return Number(out);
+}
+
+// Files on tmpfs when there is one, so the disk is not what is measured.
+const base = existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
+const tmp = await mkdtemp(join(base, "dropkey-app-drop-"));
+const data = await mkdtemp(join(tmpdir(), "dropkey-app-drop-data-"));
+let sandbox;
+let driver;
+let browser;
+try {
+  const folder = join(tmp, "Archive");
+  const payload = randomBytes(2048);
+  const made = Date.now();
+  for (let i = 0; i < FILES; i += 1) {
+    const dir = join(folder, `d${String(Math.floor(i / PER_DIR)).padStart(4, "0")}`);
+    if (i % PER_DIR === 0) await mkdir(dir, { recursive: true });
+    payload.writeUInt32LE(i, 0);
+    await writeFile(join(dir, `f${String(i).padStart(7, "0")}.bin`), payload);
+  }
+  console.error(`made ${FILES} files in ${((Date.now() - made) / 1000).toFixed(1)} s`);
+
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("DROPKEY_")));
+  env.DROPKEY_SECRET_SANDBOX = KEY;
+  env.DROPKEY_LOG = "warn";
+  sandbox = spawn(CLI, ["sandbox", "--listen", "127.0.0.1:0", "--root", join(tmp, "sandbox"), "--discard"], {
+    env,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const listen = await new Promise((ok, fail) => {
+    sandbox.stdout.once("data", (line) => ok(JSON.parse(String(line).split("\n")[0]).listen));
+    sandbox.once("exit", (code) => fail(new Error(`the sandbox exited (${code})`)));
+  });
+  await writeFile(join(data, "config.toml"), `[sandbox]\nlisten = "${listen}"\n`);
+
+  const port = await freePort();
+  driver = spawn(
+    process.env.TAURI_DRIVER ?? join(homedir(), ".cargo/bin/tauri-driver"),
+    ["--port", String(port), "--native-port", String(await freePort())],
+    {
+      env: {
+        ...env,
+        DROPKEY_CONFIG: join(data, "config.toml"),
+        DROPKEY_DATA_DIR: join(data, "data"),
+        XDG_CONFIG_HOME: join(data, "xdg"),
+      },
+      detached: true,
+      stdio: "ignore",
+    },
+  );
+  for (let i = 0; i < 200; i += 1) {
+    const up = await new Promise((ok) => {
+      const s = net.connect({ host: "127.0.0.1", port }, () => (s.destroy(), ok(true)));
+      s.on("error", () => ok(false));
+    });
+    if (up) break;
+    await sleep(100);
+  }
+  browser = await remote({
+    hostname: "127.0.0.1",
+    port,
+    logLevel: "error",
+    capabilities: { "wdio:enforceWebDriverClassic": true, "tauri:options": { application: APP } },
+  });
+  await browser.$('[data-testid="dest-profile"]').waitForExist({ timeout: 30_000 });
+  await browser.waitUntil(async () => (await browser.$('[data-testid="dest-profile"]').getValue()) === "sandbox");
+  const pid = appPid();
+  await sleep(3000);
+  const before = pss(pid);
+  const pssBefore = before.total;
+
+  // In the page: every frame's time, and when the first row shows an upload under way.
+  await browser.execute(() => {
+    const w = window;
+    w.__frames = [];
+    let last = performance.now();
+    const tick = (now) => {
+      w.__frames.push([now, now - last]);
+      last = now;
+      if (!w.__stop) requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+    w.__firstUpload = null;
+    new MutationObserver(() => {
+      if (w.__firstUpload === null && document.querySelector('[data-state="running"], [data-state="done"]')) {
+        w.__firstUpload = performance.now();
+      }
+    }).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ["data-state"] });
+  });
+  execFileSync("xclip", ["-selection", "clipboard", "-i"], { input: folder, stdio: ["pipe", "ignore", "ignore"] });
+  const wallStart = Date.now();
+  await browser.execute(() => {
+    window.__dropAt = performance.now();
+    document.body.dispatchEvent(new ClipboardEvent("paste", { clipboardData: new DataTransfer(), bubbles: true, cancelable: true }));
+  });
+  const counts = async () => {
+    const text = await browser.$('[data-testid="queue-summary"]').getText().catch(() => "");
+    const m = /^([\d.,\s\u00a0\u202f]+) of ([\d.,\s\u00a0\u202f]+) uploaded/.exec(text ?? "");
+    const digits = (s) => Number(s.replace(/\D/g, ""));
+    return m ? { done: digits(m[1]), total: digits(m[2]) } : { done: 0, total: 0 };
+  };
+  // Queued: every file counted and no "Adding files…" line left.
+  let queuedAt;
+  for (;;) {
+    const c = await counts();
+    if (c.total === FILES && !(await browser.$('[data-testid="intake"]').isExisting())) {
+      queuedAt = await browser.execute(() => performance.now());
+      break;
+    }
+    if (Date.now() - wallStart > 600_000) throw new Error(`not all queued after 10 min: ${JSON.stringify(c)}`);
+    await sleep(200);
+  }
+  const queuedSecs = (Date.now() - wallStart) / 1000;
+  for (;;) {
+    const c = await counts();
+    if (c.done === FILES) break;
+    if (Date.now() - wallStart > 3_600_000) throw new Error(`not all uploaded after 60 min: ${JSON.stringify(c)}`);
+    await sleep(1000);
+  }
+  const uploadedSecs = (Date.now() - wallStart) / 1000;
+  const { frames, dropAt, firstUpload } = await browser.execute(() => {
+    window.__stop = true;
+    return { frames: window.__frames, dropAt: window.__dropAt, firstUpload: window.__firstUpload };
+  });
+  await sleep(5000);
+  const after = pss(pid);
+  const pssAfter = after.total;
+  console.error(`PSS by process before ${JSON.stringify(before.by)} after ${JSON.stringify(after.by)}`);
+
+  const during = frames.filter(([at]) => at > dropAt && at <= queuedAt).map(([, dt]) => dt).sort((a, b) => a - b);
+  const pct = (p) => during[Math.min(during.length - 1, Math.floor(p * during.length))] ?? NaN;
+  const first = firstUpload === null ? NaN : firstUpload - dropAt;
+  const growth = pssAfter - pssBefore;
+  const ok = (good) => (good ? "ok" : "MISSED");
+  const n = FILES.toLocaleString("en-US");
+  console.log(`| app: drop of ${n} files, to the first upload under way | ${first.toFixed(0)} ms | < ${TARGETS.firstUploadMs} ms ${ok(first < TARGETS.firstUploadMs)} |`);
+  console.log(`| app: frame time while the ${n} files are queued (${during.length} frames over ${queuedSecs.toFixed(1)} s) | p50 ${pct(0.5).toFixed(1)} ms, p95 ${pct(0.95).toFixed(1)} ms, max ${(during.at(-1) ?? NaN).toFixed(0)} ms | p95 < ${TARGETS.frameP95Ms} ms ${ok(pct(0.95) < TARGETS.frameP95Ms)} |`);
+  console.log(`| app: all ${n} uploaded (debug build unless DROPKEY_APP says otherwise) | ${uploadedSecs.toFixed(1)} s, ${(FILES / uploadedSecs).toFixed(0)} files/s | |`);
+  console.log(`| app: PSS idle before the drop → idle after it (app + WebKit) | ${pssBefore.toFixed(0)} → ${pssAfter.toFixed(0)} MiB (+${growth.toFixed(0)} MiB) | growth < ${TARGETS.pssGrowthMiB} MiB ${ok(growth < TARGETS.pssGrowthMiB)} |`);
+} finally {
+  await browser?.deleteSession().catch(() => {});
+  try {
+    if (driver) process.kill(-driver.pid, "SIGTERM");
+  } catch {}
+  sandbox?.kill("SIGTERM");
+  await rm(tmp, { recursive: true, force: true });
+  await rm(data, { recursive: true, force: true });
+}

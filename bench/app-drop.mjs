@@ -194,6 +194,8 @@ try {
   const pssAfter = after.total;
   console.error(`PSS by process before ${JSON.stringify(before.by)} after ${JSON.stringify(after.by)}`);
 
+  const long = frames.filter(([at, dt]) => at > dropAt && at <= queuedAt && dt > 50).map(([at, dt]) => `${(at - dropAt).toFixed(0)}:${dt.toFixed(0)}`);
+  console.error(`long frames while queueing (ms since the drop:duration): ${long.join(" ")}`);
   const during = frames.filter(([at]) => at > dropAt && at <= queuedAt).map(([, dt]) => dt).sort((a, b) => a - b);
   const pct = (p) => during[Math.min(during.length - 1, Math.floor(p * during.length))] ?? NaN;
   const first = firstUpload === null ? NaN : firstUpload - dropAt;

@@ -32,6 +32,8 @@ use crate::prefs::Prefs;
 /// How long `enqueue_files` waits for a drop to be walked before it answers and lets the walk
 /// go on in the background.
 const INTAKE_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+/// How long cancelling a drop waits for its walk to notice.
+const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Rows of the queue view one call returns at most.
 const MAX_QUEUE_PAGE: u32 = 1_000;
 pub const MAX_HISTORY: u32 = 50_000;
@@ -433,7 +435,7 @@ impl Core {
     }
 
     /// Stops a drop that is still being walked and cancels the uploads it queued.
-    pub fn cancel_intake(&self, id: u32) -> Result<u32, AppError> {
+    pub async fn cancel_intake(&self, id: u32) -> Result<u32, AppError> {
         let intake = {
             let intakes = lock(&self.intakes);
             intakes
@@ -448,11 +450,11 @@ impl Core {
         intake.stop();
         // The walk may queue one more batch before it sees the stop: wait for it to end, so
         // that batch is cancelled too.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !intake.progress().finished && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        let n = self.engine.cancel_intake(intake.id)?;
+        intake.wait(CANCEL_WAIT).await;
+        let engine = self.engine.clone();
+        let n = tauri::async_runtime::spawn_blocking(move || engine.cancel_intake(intake.id))
+            .await
+            .map_err(AppError::internal)??;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 

@@ -56,7 +56,7 @@ pub async fn enqueue_files(
 #[tauri::command]
 #[specta::specta]
 pub async fn cancel_intake(state: State<'_, AppState>, id: u32) -> Result<u32, AppError> {
-    blocking(&state, move |core| core.cancel_intake(id)).await
+    state.core().await?.cancel_intake(id).await
 }
 
 pub fn not_chosen(path: &str) -> AppError {

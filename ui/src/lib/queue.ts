@@ -20,6 +20,8 @@ export interface QueueSummary {
   done: number;
   failed: number;
   active: number;
+  /** Ended in any way: what "Clear finished" clears. */
+  finished: number;
   bytesTotal: number;
   bytesSent: number;
   /** Sum of the running jobs' speeds. */
@@ -146,6 +148,7 @@ export class QueueModel {
       done: c.done,
       failed: c.failed,
       active: c.queued + c.running + c.paused,
+      finished: c.finished,
       bytesTotal: c.bytes_total,
       bytesSent: Math.min(c.bytes_total, c.bytes_done + sending),
       speed,

@@ -38,6 +38,8 @@ const COMMANDS: &[&str] = &[
     "app_ready",
 ];
 
+// A build script reports to cargo on stderr.
+#[allow(clippy::print_stderr)]
 fn main() {
     let manifest = tauri_build::AppManifest::new().commands(COMMANDS);
     if let Err(err) = tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest))

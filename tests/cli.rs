@@ -1,5 +1,12 @@
 //! The CLI contract of the foundation issue, driven through the real `dropkey` binary.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 mod common;
 
 use std::collections::BTreeMap;

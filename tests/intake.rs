@@ -2,6 +2,13 @@
 //! batches, against the embedded sandbox over real HTTP; cancelling one; the queue view's bulk
 //! actions over thousands of jobs.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -2,6 +2,13 @@
 //! (gnome-keyring in CI, started by `make test`), never a mock. They also prove that a secret,
 //! once set, shows up in no output and no file, whatever command runs.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 mod common;
 
 use common::{files_under, keychain_available, stdout_json, Env};

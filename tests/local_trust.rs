@@ -3,6 +3,13 @@
 //! another's DROPKEY_SECRET_ variable, and values echoed by config errors. Over real HTTP and
 //! through the real binary.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 mod common;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};

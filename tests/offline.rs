@@ -4,6 +4,13 @@
 //! spent, never after a count of attempts. The sandbox stands in for the provider and its
 //! ledger is the witness; tests wait on lines and events with deadlines, not on sleeps.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use std::collections::HashSet;
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;

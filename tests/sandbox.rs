@@ -2,6 +2,13 @@
 //! refuse, its storage across restarts, its fault injection, and `dropkey sandbox` itself.
 //! Tests wait on responses and process events, never on sleeps.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 mod common;
 
 use std::collections::HashSet;

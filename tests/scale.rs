@@ -2,6 +2,13 @@
 //! (arguments, folders, `--files-from`), real HTTP to the embedded sandbox, and paging through
 //! the store (`resume`, `history --offset`).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -2,6 +2,13 @@
 //! that the embedded sandbox accepts, refusing what its policy forbids, and an `auth = "remote"`
 //! profile uploading through it with no provider key on the client.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 mod common;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};

@@ -1,6 +1,13 @@
 //! The upload engine end to end: the real `dropkey` binary uploading to the embedded sandbox
 //! over real HTTP, with the sandbox's ledger as the witness of what landed.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -2,6 +2,13 @@
 //! events, the embedded sandbox's ledger as the witness. Tests wait on the upload lines the
 //! watcher prints (with a deadline), never on sleeps.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::PathBuf;

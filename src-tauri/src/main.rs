@@ -34,6 +34,8 @@ use crate::core::{lock, AppState};
 use crate::events::UiChannel;
 use crate::models::{DragState, UiEvent};
 
+// Without a window there is no other place to say why the app did not start.
+#[allow(clippy::print_stderr)]
 fn main() {
     // First, before any thread starts: WebKit's processes, xdg-open and every other child would
     // inherit DROPKEY_SECRET_* keys.

@@ -14,7 +14,9 @@ pub const POINTS: &[&str] = &[
     "chunk-acknowledged",
 ];
 
+// Only in builds with `fault-points` (the crash tests), whose tests read this line on stderr.
 #[cfg(feature = "fault-points")]
+#[allow(clippy::print_stderr)]
 pub fn point(name: &str) {
     use std::sync::atomic::{AtomicU64, Ordering};
     static HITS: AtomicU64 = AtomicU64::new(0);

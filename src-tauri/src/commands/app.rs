@@ -97,9 +97,11 @@ pub async fn set_launch_at_login(app: AppHandle, enabled: bool) -> Result<bool, 
     Ok(launch_at_login(&app))
 }
 
-/// The window painted its first screen: logged once, for `bench/app.sh`.
+/// The window painted its first screen: logged once, for `bench/app.sh` (which reads stderr,
+/// whatever the log level).
 #[tauri::command]
 #[specta::specta]
+#[allow(clippy::print_stderr)]
 pub async fn app_ready() -> Result<(), AppError> {
     static ONCE: OnceLock<()> = OnceLock::new();
     if ONCE.set(()).is_ok() {

@@ -311,7 +311,7 @@ impl Core {
         if with_key {
             self.secrets.delete(&profile).map_err(|err| {
                 AppError::new(
-                    "keychain",
+                    crate::error::ErrorKind::Keychain,
                     format!(
                         "profile `{}` was removed from the config, but its key is still in the keychain: {err}",
                         profile.name

@@ -1,54 +1,82 @@
 //! The one error type commands return. It crosses IPC as `{ kind, message }`: a stable kind the
-//! UI can branch on and the core's message, which already says how to fix the problem.
+//! UI can branch on (an enum, exported to TypeScript with the commands) and the core's message,
+//! which already says how to fix the problem.
 
 use serde::Serialize;
+
+/// What went wrong, as the UI branches on it. The names are a contract with `ui/`: add, do not
+/// rename.
+#[derive(Debug, Clone, Copy, Serialize, specta::Type, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The config file cannot be read or would become invalid.
+    Config,
+    /// The keychain refused or is unavailable.
+    Keychain,
+    /// A command's input was refused (validated in Rust, whatever the UI checked).
+    Input,
+    /// The provider (or the network) refused or failed a request.
+    Provider,
+    /// The upload, profile or watch named does not exist (any more).
+    NotFound,
+    /// A path the user did not drop or pick in the window.
+    NotChosen,
+    Clipboard,
+    /// A bug or an environment failure the user cannot fix from the window.
+    Internal,
+    /// Raised by the UI, never by Rust: the page runs outside the app.
+    NoBackend,
+    /// Raised by the UI, never by Rust: Tauri refused the call (a missing permission, say).
+    Ipc,
+}
 
 #[derive(Debug, Clone, Serialize, specta::Type, thiserror::Error)]
 #[error("{message}")]
 pub struct AppError {
-    /// `config`, `keychain`, `input`, `provider`, `not_found`, `starting` or `internal`.
-    pub kind: String,
+    pub kind: ErrorKind,
     pub message: String,
 }
 
 impl AppError {
-    pub(crate) fn new(kind: &str, message: impl std::fmt::Display) -> Self {
+    pub(crate) fn new(kind: ErrorKind, message: impl std::fmt::Display) -> Self {
         Self {
-            kind: kind.to_owned(),
+            kind,
             message: message.to_string(),
         }
     }
 
     pub fn internal(message: impl std::fmt::Display) -> Self {
-        Self::new("internal", message)
+        Self::new(ErrorKind::Internal, message)
     }
 
     /// The UI sent something a command refuses (validated in Rust, whatever the UI checked).
     pub fn input(message: impl std::fmt::Display) -> Self {
-        Self::new("input", message)
+        Self::new(ErrorKind::Input, message)
     }
 
     pub fn not_found(message: impl std::fmt::Display) -> Self {
-        Self::new("not_found", message)
+        Self::new(ErrorKind::NotFound, message)
     }
 
     /// The provider (or the network) refused or failed a request.
     pub fn provider(message: impl std::fmt::Display) -> Self {
-        Self::new("provider", message)
+        Self::new(ErrorKind::Provider, message)
     }
 }
 
 impl From<dropkey::Error> for AppError {
     fn from(err: dropkey::Error) -> Self {
         let kind = match &err {
-            dropkey::Error::Config(_) => "config",
-            dropkey::Error::ConfigEdit(dropkey::config_edit::ConfigEditError::Input(_)) => "input",
-            dropkey::Error::ConfigEdit(_) => "config",
-            dropkey::Error::Secret(_) => "keychain",
-            dropkey::Error::Engine(dropkey::engine::EngineError::Secret(_)) => "keychain",
-            dropkey::Error::Engine(dropkey::engine::EngineError::Store(_)) => "internal",
-            dropkey::Error::Sandbox(_) => "internal",
-            _ => "input",
+            dropkey::Error::Config(_) => ErrorKind::Config,
+            dropkey::Error::ConfigEdit(dropkey::config_edit::ConfigEditError::Input(_)) => {
+                ErrorKind::Input
+            }
+            dropkey::Error::ConfigEdit(_) => ErrorKind::Config,
+            dropkey::Error::Secret(_) => ErrorKind::Keychain,
+            dropkey::Error::Engine(dropkey::engine::EngineError::Secret(_)) => ErrorKind::Keychain,
+            dropkey::Error::Engine(dropkey::engine::EngineError::Store(_)) => ErrorKind::Internal,
+            dropkey::Error::Sandbox(_) => ErrorKind::Internal,
+            _ => ErrorKind::Input,
         };
         Self::new(kind, err)
     }

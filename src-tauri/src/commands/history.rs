@@ -65,9 +65,12 @@ pub async fn copy_text(app: AppHandle, text: String) -> Result<(), AppError> {
             "the text holds a file path; Dropkey copies links, not paths",
         ));
     }
-    app.clipboard()
-        .write_text(text)
-        .map_err(|err| AppError::new("clipboard", format!("cannot write the clipboard: {err}")))
+    app.clipboard().write_text(text).map_err(|err| {
+        AppError::new(
+            crate::error::ErrorKind::Clipboard,
+            format!("cannot write the clipboard: {err}"),
+        )
+    })
 }
 
 const MAX_COPY: usize = 64 * 1024;

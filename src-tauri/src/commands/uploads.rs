@@ -61,7 +61,7 @@ pub async fn cancel_intake(state: State<'_, AppState>, id: u32) -> Result<u32, A
 
 pub fn not_chosen(path: &str) -> AppError {
     AppError::new(
-        "not_chosen",
+        crate::error::ErrorKind::NotChosen,
         format!("{path} was not dropped on or picked in Dropkey's window: it uploads and watches only what you choose there"),
     )
 }

@@ -10,6 +10,10 @@ describe("toAppError", () => {
     });
   });
 
+  it("shows a kind it does not know (a newer backend) as an IPC error, keeping the message", () => {
+    expect(toAppError({ kind: "quota", message: "over the plan" })).toEqual({ kind: "ipc", message: "over the plan" });
+  });
+
   it("wraps Tauri's plain-string rejections and thrown errors", () => {
     expect(toAppError("command list_profiles not found")).toEqual({
       kind: "ipc",

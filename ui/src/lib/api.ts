@@ -14,6 +14,7 @@ import type {
   AppStatus,
   ConnectionCheck,
   Destination_Deserialize,
+  ErrorKind,
   EnqueueRequest_Deserialize,
   EnqueueResult_Serialize,
   HistoryEntry_Serialize,
@@ -33,6 +34,7 @@ import type {
 export type {
   Activity,
   AppError,
+  ErrorKind,
   AppStatus,
   ConnectionCheck,
   Provider,
@@ -132,8 +134,25 @@ export interface Api {
 }
 
 /** `kind` of errors raised on the UI side of the IPC boundary (not by the Rust core). */
-export const NO_BACKEND = "no_backend";
-export const IPC_ERROR = "ipc";
+export const NO_BACKEND: ErrorKind = "no_backend";
+export const IPC_ERROR: ErrorKind = "ipc";
+
+const KINDS: readonly ErrorKind[] = [
+  "config",
+  "keychain",
+  "input",
+  "provider",
+  "not_found",
+  "not_chosen",
+  "clipboard",
+  "internal",
+  "no_backend",
+  "ipc",
+];
+
+function isKind(kind: unknown): kind is ErrorKind {
+  return typeof kind === "string" && (KINDS as readonly string[]).includes(kind);
+}
 
 /**
  * Turns anything a command can reject with into an {@link AppError}.
@@ -145,7 +164,8 @@ export function toAppError(error: unknown): AppError {
   if (typeof error === "object" && error !== null) {
     const { kind, message } = error as Record<string, unknown>;
     if (typeof message === "string") {
-      return { kind: typeof kind === "string" ? kind : IPC_ERROR, message };
+      // A kind this UI does not know (a newer backend) is still an error it can show.
+      return { kind: isKind(kind) ? kind : IPC_ERROR, message };
     }
   }
   if (typeof error === "string" && error.length > 0) {

@@ -96,7 +96,10 @@ export const commands = {
 	setSettings: (update: SettingsUpdate) => typedError<null, AppError>(__TAURI_INVOKE("set_settings", { update })),
 	/**  Turns launching Dropkey at login on or off; answers what is now in effect. */
 	setLaunchAtLogin: (enabled: boolean) => typedError<boolean, AppError>(__TAURI_INVOKE("set_launch_at_login", { enabled })),
-	/**  The window painted its first screen: logged once, for `bench/app.sh`. */
+	/**
+	 *  The window painted its first screen: logged once, for `bench/app.sh` (which reads stderr,
+	 *  whatever the log level).
+	 */
 	appReady: () => typedError<null, AppError>(__TAURI_INVOKE("app_ready")),
 };
 
@@ -105,8 +108,7 @@ export const commands = {
 export type Activity = "idle" | "uploading" | "paused" | "error";
 
 export type AppError = {
-	/**  `config`, `keychain`, `input`, `provider`, `not_found`, `starting` or `internal`. */
-	kind: string,
+	kind: ErrorKind,
 	message: string,
 };
 
@@ -216,6 +218,30 @@ export type EnqueueResult_Serialize = {
 	/**  Why queueing stopped early (the queue database could not be written). */
 	error: string | null,
 };
+
+/**
+ *  What went wrong, as the UI branches on it. The names are a contract with `ui/`: add, do not
+ *  rename.
+ */
+export type ErrorKind = 
+/**  The config file cannot be read or would become invalid. */
+"config" | 
+/**  The keychain refused or is unavailable. */
+"keychain" | 
+/**  A command's input was refused (validated in Rust, whatever the UI checked). */
+"input" | 
+/**  The provider (or the network) refused or failed a request. */
+"provider" | 
+/**  The upload, profile or watch named does not exist (any more). */
+"not_found" | 
+/**  A path the user did not drop or pick in the window. */
+"not_chosen" | "clipboard" | 
+/**  A bug or an environment failure the user cannot fix from the window. */
+"internal" | 
+/**  Raised by the UI, never by Rust: the page runs outside the app. */
+"no_backend" | 
+/**  Raised by the UI, never by Rust: Tauri refused the call (a missing permission, say). */
+"ipc";
 
 /**  A finished upload, as the History screen shows it. */
 export type HistoryEntry = HistoryEntry_Serialize | HistoryEntry_Deserialize;

@@ -59,7 +59,7 @@ describe("loadProfiles", () => {
   });
 
   it("passes the backend's error through", async () => {
-    const error = { kind: "config", message: "config.toml: unknown provider `s3`" };
+    const error = { kind: "config" as const, message: "config.toml: unknown provider `s3`" };
     const state = await loadProfiles(fakeApi(async () => ({ status: "error", error })));
     expect(state).toEqual({ status: "error", error });
   });

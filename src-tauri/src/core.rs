@@ -816,7 +816,7 @@ impl Core {
             }
         }
         drop(batch);
-        let idle = self.engine.count_unfinished().is_ok_and(|n| n == 0);
+        let idle = self.engine.has_unfinished().is_ok_and(|busy| !busy);
         if !idle {
             return None;
         }

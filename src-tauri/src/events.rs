@@ -17,7 +17,8 @@ use crate::core::{lock, Batch, Core};
 use crate::models::{job_id, AppStatus, IntakeView, JobView, ProgressView, UiEvent, WatchView};
 
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
-/// Watch status and the app status are polled this many flushes apart when nothing happens.
+/// Watch status and the app status are polled this many flushes apart (and at once after a
+/// connectivity change).
 const POLL_EVERY: u32 = 5;
 /// The tray is rebuilt at most this often during a burst (and once when it ends): each rebuild
 /// runs on the GTK main thread and re-exports the menu over D-Bus, and doing it at the flush
@@ -229,7 +230,9 @@ pub async fn forward<R: Runtime>(app: AppHandle<R>, core: Arc<Core>) {
                     last_intakes = intakes;
                 }
                 quiet += 1;
-                if busy || flushed.status_due || quiet >= POLL_EVERY {
+                // Not on every busy flush: the status counts the unfinished jobs, and a
+                // million of them cost a count each time.
+                if flushed.status_due || quiet >= POLL_EVERY {
                     quiet = 0;
                     let status = core.status();
                     if last_status.as_ref() != Some(&status) {

@@ -445,6 +445,11 @@ impl Engine {
         Ok(lock(&self.shared.store).count_unfinished()?)
     }
 
+    /// Whether any job is queued or running (without counting them).
+    pub fn has_unfinished(&self) -> Result<bool, EngineError> {
+        Ok(lock(&self.shared.store).has_unfinished()?)
+    }
+
     /// Takes the finished jobs out of the queue view. Returns how many.
     pub fn dismiss_finished(&self) -> Result<usize, EngineError> {
         let n = lock(&self.shared.store).dismiss_finished()?;

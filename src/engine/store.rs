@@ -755,6 +755,15 @@ impl Store {
             .map(IntakeId))
     }
 
+    /// Whether any job is queued or running: one index probe, whatever the queue's size.
+    pub fn has_unfinished(&self) -> Result<bool, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM jobs WHERE state IN ('queued', 'running'))",
+            [],
+            |r| r.get::<_, bool>(0),
+        )?)
+    }
+
     /// Jobs queued or running, counted (what [`Store::unfinished`] lists).
     pub fn count_unfinished(&self) -> Result<u64, StoreError> {
         Ok(self
@@ -868,6 +877,7 @@ mod tests {
         store
             .set_state(ids[2], JobState::NeedsAttention, Some("slow"), 2)
             .unwrap();
+        assert!(store.has_unfinished().unwrap());
         let counts = store.queue_counts().unwrap();
         assert_eq!(
             (
@@ -903,6 +913,7 @@ mod tests {
     fn cancelling_an_intake_cancels_only_its_waiting_jobs() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path()).unwrap();
+        assert!(!store.has_unfinished().unwrap());
         let mine = store
             .enqueue_in(&[job("a"), job("b"), job("c")], Some(IntakeId(1)), 1)
             .unwrap();

@@ -889,8 +889,11 @@ fn a_tree_larger_than_the_pending_cap_uploads_whole_and_once() {
     wait_until("the scan reported", || scan_summary(&log).is_some());
     let (files, candidates, peak) = scan_summary(&log).unwrap();
     assert_eq!((files, candidates), (n as u64, n as u64));
-    let cap: usize = SMALL_CAP.parse().unwrap();
-    assert!(peak <= cap, "{peak} candidates waited at once, over the cap of {cap}");
+    let limit: usize = SMALL_CAP.parse().unwrap();
+    assert!(
+        peak <= limit,
+        "{peak} candidates waited at once, over the cap of {limit}"
+    );
     stop(child);
     let mut per: HashMap<String, usize> = HashMap::new();
     for l in rig.ledger() {

@@ -58,6 +58,8 @@ const SCAN_BATCH: usize = 1_000;
 /// Finished candidates hashed and queued per tick at most, so events (and the engine's
 /// finished uploads) are seen between them even when a scan made thousands ready at once.
 const READY_PER_TICK: usize = 256;
+/// Events (from `notify`, from the engine) taken in one turn of the loop at most.
+const EVENTS_PER_TURN: usize = 1_024;
 /// The safety-net rescan, in case an event was lost without an overflow report.
 const SAFETY_RESCAN: Duration = Duration::from_secs(600);
 /// How often a vanished folder is looked for.
@@ -359,7 +361,12 @@ impl WatchTask {
         // Never descend into a linked folder: its events would carry paths inside the root
         // for files outside it.
         let watcher = notify::RecommendedWatcher::new(
-            move |res| {
+            move |res: notify::Result<notify::Event>| {
+                // Reads (opened, closed without writing) tell nothing, and every file the
+                // watch hashes and uploads is read twice: dropped here, they never queue up.
+                if res.as_ref().is_ok_and(|e| is_read_only(&e.kind)) {
+                    return;
+                }
                 let _ = tx.send(res);
             },
             notify::Config::default().with_follow_symlinks(false),
@@ -434,28 +441,17 @@ impl WatchTask {
                 }
                 event = rx.recv() => {
                     let Some(event) = event else { return Leave::Missing("the file watcher stopped".into()) };
-                    if *self.paused.borrow() { continue; }
-                    match event {
-                        Ok(event) => {
-                            if event.need_rescan() {
-                                tracing::warn!("watch {}: events were lost (queue overflow); rescanning", self.watch.path.display());
-                                scans.request_full(&self.watch.path, true);
-                                continue;
-                            }
-                            // Deleted and re-created before we looked: the kernel watch is on
-                            // the old folder and will never report the new one's files.
-                            let root_removed = matches!(event.kind, EventKind::Remove(_))
-                                && event.paths.iter().any(|p| p == &self.watch.path);
-                            match root_state(&self.watch.path, root_id) {
-                                Err(how) => return Leave::Missing(format!("{} was {how}", self.watch.path.display())),
-                                Ok(()) if root_removed => return Leave::Missing(format!("{} was replaced", self.watch.path.display())),
-                                Ok(()) => {}
-                            }
-                            self.on_event(&event, &mut watcher, &mut scans, &mut pending);
+                    // What has queued up is taken in one turn: one event per turn would fall
+                    // behind a busy watch and its queue would grow without end.
+                    let mut next = Some(event);
+                    let mut taken = 0;
+                    while let Some(event) = next.take() {
+                        if let Some(leave) = self.on_notify(event, root_id, &mut watcher, &mut scans, &mut pending) {
+                            return leave;
                         }
-                        Err(err) => {
-                            tracing::warn!("watch {}: {err}; rescanning", self.watch.path.display());
-                            scans.request_full(&self.watch.path, true);
+                        taken += 1;
+                        if taken < EVENTS_PER_TURN {
+                            next = rx.try_recv().ok();
                         }
                     }
                 }
@@ -470,18 +466,79 @@ impl WatchTask {
                     if running { scans.request_full(&self.watch.path, false); }
                 }
                 event = events.recv() => {
-                    if let Ok(Event::Finished(finished)) = event {
-                        match finished.state {
-                            JobState::Done => {
-                                self.after_upload(finished.job, finished.uploaded.as_ref().map(|u| u.url.clone())).await;
+                    // As above: the engine's events are taken as they queued up, so this
+                    // receiver does not lag (and miss uploads to act on) behind a busy engine.
+                    let mut next = event.ok();
+                    let mut taken = 0;
+                    while let Some(event) = next.take() {
+                        if let Event::Finished(finished) = event {
+                            match finished.state {
+                                JobState::Done => {
+                                    self.after_upload(finished.job, finished.uploaded.as_ref().map(|u| u.url.clone())).await;
+                                }
+                                JobState::Failed => self.recheck_failed(Some(finished.job), &mut pending).await,
+                                _ => {}
                             }
-                            JobState::Failed => self.recheck_failed(Some(finished.job), &mut pending).await,
-                            _ => {}
+                        }
+                        taken += 1;
+                        if taken < EVENTS_PER_TURN {
+                            next = events.try_recv().ok();
                         }
                     }
                 }
             }
         }
+    }
+
+    /// One event from `notify`; `Some` when the watch must leave the folder.
+    fn on_notify(
+        &self,
+        event: notify::Result<notify::Event>,
+        root_id: Option<(u64, u64)>,
+        watcher: &mut notify::RecommendedWatcher,
+        scans: &mut Scans,
+        pending: &mut HashMap<PathBuf, Pending>,
+    ) -> Option<Leave> {
+        if *self.paused.borrow() {
+            return None;
+        }
+        match event {
+            Ok(event) => {
+                if event.need_rescan() {
+                    tracing::warn!(
+                        "watch {}: events were lost (queue overflow); rescanning",
+                        self.watch.path.display()
+                    );
+                    scans.request_full(&self.watch.path, true);
+                    return None;
+                }
+                // Deleted and re-created before we looked: the kernel watch is on
+                // the old folder and will never report the new one's files.
+                let root_removed = matches!(event.kind, EventKind::Remove(_))
+                    && event.paths.iter().any(|p| p == &self.watch.path);
+                match root_state(&self.watch.path, root_id) {
+                    Err(how) => {
+                        return Some(Leave::Missing(format!(
+                            "{} was {how}",
+                            self.watch.path.display()
+                        )))
+                    }
+                    Ok(()) if root_removed => {
+                        return Some(Leave::Missing(format!(
+                            "{} was replaced",
+                            self.watch.path.display()
+                        )))
+                    }
+                    Ok(()) => {}
+                }
+                self.on_event(&event, watcher, scans, pending);
+            }
+            Err(err) => {
+                tracing::warn!("watch {}: {err}; rescanning", self.watch.path.display());
+                scans.request_full(&self.watch.path, true);
+            }
+        }
+        None
     }
 
     fn on_event(
@@ -1110,6 +1167,11 @@ fn unchanged(entry: &JournalEntry, meta: &std::fs::Metadata) -> bool {
             .is_none_or(|inode| inode == identity::dev_ino(meta))
 }
 
+/// An event for a file only read: opened, accessed, or closed without writing.
+fn is_read_only(kind: &EventKind) -> bool {
+    matches!(kind, EventKind::Access(access) if !matches!(access, AccessKind::Close(AccessMode::Write)))
+}
+
 /// Whether every folder between `root` and `path`'s parent is a real folder, not a link.
 fn real_folders_between(root: &Path, path: &Path) -> bool {
     let Some(rel) = path.parent().and_then(|p| p.strip_prefix(root).ok()) else {
@@ -1238,6 +1300,18 @@ mod tests {
         );
         assert_eq!(civil_date(0), (1970, 1, 1));
         assert_eq!(civil_date(951_782_400), (2000, 2, 29));
+    }
+
+    #[test]
+    fn reads_are_dropped_writes_are_kept() {
+        use notify::event::{CreateKind, DataChange};
+        assert!(is_read_only(&EventKind::Access(AccessKind::Open(AccessMode::Any))));
+        assert!(is_read_only(&EventKind::Access(AccessKind::Close(AccessMode::Read))));
+        assert!(is_read_only(&EventKind::Access(AccessKind::Read)));
+        assert!(!is_read_only(&EventKind::Access(AccessKind::Close(AccessMode::Write))));
+        assert!(!is_read_only(&EventKind::Create(CreateKind::File)));
+        assert!(!is_read_only(&EventKind::Modify(ModifyKind::Data(DataChange::Any))));
+        assert!(!is_read_only(&EventKind::Any));
     }
 
     #[test]

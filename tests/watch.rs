@@ -844,7 +844,9 @@ const SMALL_CAP: &str = "40";
 /// or changed, at most P waiting at once".
 fn scan_summary(log: &std::path::Path) -> Option<(u64, u64, usize)> {
     let text = std::fs::read_to_string(log).ok()?;
-    let line = text.lines().find(|l| l.contains(" done: ") && l.contains("scan of"))?;
+    let line = text
+        .lines()
+        .find(|l| l.contains(" done: ") && l.contains("scan of"))?;
     let number_before = |word: &str| -> Option<u64> {
         let end = line.find(word)?;
         line[..end].split_whitespace().last()?.parse().ok()
@@ -866,7 +868,9 @@ fn a_tree_larger_than_the_pending_cap_uploads_whole_and_once() {
     let n = 300;
     let mut contents = HashMap::new();
     for i in 0..n {
-        let dir = inbox.join(format!("d{}", i % 7)).join(format!("e{}", i % 3));
+        let dir = inbox
+            .join(format!("d{}", i % 7))
+            .join(format!("e{}", i % 3));
         std::fs::create_dir_all(&dir).unwrap();
         let body = format!("tree file {i}");
         std::fs::write(dir.join(format!("f{i}.txt")), &body).unwrap();
@@ -907,11 +911,16 @@ fn a_tree_larger_than_the_pending_cap_uploads_whole_and_once() {
     // A restart: the scan compares the whole tree with the journal and queues nothing.
     let log = rig.dir.path().join("restart.log");
     let (child, rx) = rig.spawn_logged(&["watch", "sandbox", inbox.to_str().unwrap()], &cap, &log);
-    wait_until("the restart's scan reported", || scan_summary(&log).is_some());
+    wait_until("the restart's scan reported", || {
+        scan_summary(&log).is_some()
+    });
     assert_eq!(scan_summary(&log).unwrap(), (n as u64, 0, 0));
     std::fs::write(inbox.join("later.txt"), b"later").unwrap();
     let line = next(&rx);
-    assert!(line["path"].as_str().unwrap().ends_with("later.txt"), "{line}");
+    assert!(
+        line["path"].as_str().unwrap().ends_with("later.txt"),
+        "{line}"
+    );
     stop(child);
     assert_eq!(rig.ledger().len(), n + 1);
     assert_eq!(rig.job_paths().len(), n + 1);

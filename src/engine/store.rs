@@ -958,7 +958,13 @@ mod journal_batch_tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path()).unwrap();
         // Names JSON and SQL would both trip over, among plain ones.
-        let odd = ["quote\"d.jpg", "back\\slash.jpg", "new\nline.jpg", "ünï 😀.jpg", "a'b.jpg"];
+        let odd = [
+            "quote\"d.jpg",
+            "back\\slash.jpg",
+            "new\nline.jpg",
+            "ünï 😀.jpg",
+            "a'b.jpg",
+        ];
         let mut known: Vec<JournalEntry> = (0..1_000)
             .map(|i| entry("w", &format!("d{}/f{i}.txt", i % 7), i))
             .collect();
@@ -976,10 +982,7 @@ mod journal_batch_tests {
             assert_eq!(found.get(&e.rel_path), Some(e), "{}", e.rel_path);
         }
         assert!(store.journal_get_many("w", &[]).unwrap().is_empty());
-        assert!(store
-            .journal_get_many("nobody", &refs)
-            .unwrap()
-            .is_empty());
+        assert!(store.journal_get_many("nobody", &refs).unwrap().is_empty());
     }
 
     #[test]

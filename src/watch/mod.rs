@@ -1305,12 +1305,20 @@ mod tests {
     #[test]
     fn reads_are_dropped_writes_are_kept() {
         use notify::event::{CreateKind, DataChange};
-        assert!(is_read_only(&EventKind::Access(AccessKind::Open(AccessMode::Any))));
-        assert!(is_read_only(&EventKind::Access(AccessKind::Close(AccessMode::Read))));
+        assert!(is_read_only(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(is_read_only(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
         assert!(is_read_only(&EventKind::Access(AccessKind::Read)));
-        assert!(!is_read_only(&EventKind::Access(AccessKind::Close(AccessMode::Write))));
+        assert!(!is_read_only(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
         assert!(!is_read_only(&EventKind::Create(CreateKind::File)));
-        assert!(!is_read_only(&EventKind::Modify(ModifyKind::Data(DataChange::Any))));
+        assert!(!is_read_only(&EventKind::Modify(ModifyKind::Data(
+            DataChange::Any
+        ))));
         assert!(!is_read_only(&EventKind::Any));
     }
 

@@ -663,6 +663,38 @@ impl Store {
             .collect::<Result<_, _>>()?;
         Ok(rows)
     }
+
+    /// Marks the after-upload action done, in one statement, for every entry of `watch` whose
+    /// upload is done: what `after_upload = "keep"` does at start, without loading the entries.
+    pub fn journal_keep_done(&mut self, watch: &str) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE watch_journal SET action_done = 1
+             WHERE watch = ?1 AND action_done = 0
+               AND job_id IN (SELECT id FROM jobs WHERE state = 'done')",
+            [watch],
+        )?)
+    }
+
+    /// One page, by path, of [`Store::journal_pending_actions`]: the entries after `after`.
+    /// A watch pages through them at start instead of loading a million at once.
+    pub fn journal_pending_actions_page(
+        &self,
+        watch: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{JOURNAL_SELECT} WHERE j.watch = ?1 AND j.rel_path > ?2 AND j.action_done = 0
+               AND jobs.state = 'done' ORDER BY j.rel_path LIMIT ?3"
+        ))?;
+        let rows = stmt
+            .query_map(
+                params![watch, after, i64::try_from(limit).unwrap_or(i64::MAX)],
+                row_to_journal,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
 }
 
 /// See [`Store::journal_get_many`].
@@ -919,6 +951,18 @@ mod tests {
 mod journal_batch_tests {
     use super::*;
 
+    fn job(name: &str) -> NewJob {
+        NewJob {
+            profile: "p".into(),
+            path: PathBuf::from(format!("/tmp/{name}")),
+            file_name: name.into(),
+            size: 3,
+            params: Params::new(),
+            source: "test".into(),
+            file: None,
+        }
+    }
+
     fn entry(watch: &str, rel: &str, size: u64) -> JournalEntry {
         JournalEntry {
             watch: watch.into(),
@@ -983,6 +1027,45 @@ mod journal_batch_tests {
         }
         assert!(store.journal_get_many("w", &[]).unwrap().is_empty());
         assert!(store.journal_get_many("nobody", &refs).unwrap().is_empty());
+    }
+
+    #[test]
+    fn pending_actions_come_a_page_at_a_time_and_keep_marks_them_in_one_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        for i in 0..25 {
+            let rel = format!("f{i:02}");
+            let id = store
+                .enqueue_watched(&job(&rel), &entry("w", &rel, i), 1)
+                .unwrap();
+            // Every other upload is done; the rest still queued.
+            if i % 2 == 0 {
+                store.claim_next(&[]).unwrap();
+                store
+                    .mark_done(id, "rid", "http://x", &serde_json::json!({}), 2)
+                    .unwrap();
+            } else {
+                store.claim_next(&[]).unwrap();
+                store.requeue_interrupted().unwrap();
+            }
+        }
+        let mut after = String::new();
+        let mut seen = Vec::new();
+        loop {
+            let page = store.journal_pending_actions_page("w", &after, 4).unwrap();
+            assert!(page.len() <= 4);
+            let Some(last) = page.last() else { break };
+            after = last.rel_path.clone();
+            seen.extend(page.into_iter().map(|e| e.rel_path));
+        }
+        let done: Vec<String> = (0..25).step_by(2).map(|i| format!("f{i:02}")).collect();
+        assert_eq!(seen, done);
+        assert_eq!(store.journal_keep_done("w").unwrap(), done.len());
+        assert!(store
+            .journal_pending_actions_page("w", "", 100)
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.journal_keep_done("w").unwrap(), 0);
     }
 
     #[test]

@@ -468,6 +468,8 @@ impl WatchTask {
                 event = events.recv() => {
                     // As above: the engine's events are taken as they queued up, so this
                     // receiver does not lag (and miss uploads to act on) behind a busy engine.
+                    // Lagged: uploads ended unseen; what they left to do is in the journal.
+                    let mut lagged = matches!(event, Err(tokio::sync::broadcast::error::RecvError::Lagged(_)));
                     let mut next = event.ok();
                     let mut taken = 0;
                     while let Some(event) = next.take() {
@@ -482,8 +484,19 @@ impl WatchTask {
                         }
                         taken += 1;
                         if taken < EVENTS_PER_TURN {
-                            next = events.try_recv().ok();
+                            next = match events.try_recv() {
+                                Ok(event) => Some(event),
+                                Err(err) => {
+                                    lagged |= matches!(err, tokio::sync::broadcast::error::TryRecvError::Lagged(_));
+                                    None
+                                }
+                            };
                         }
+                    }
+                    if lagged {
+                        tracing::warn!("watch {}: missed finished uploads; catching up from the journal", self.watch.path.display());
+                        self.apply_pending_actions().await;
+                        self.recheck_failed(None, &mut pending).await;
                     }
                 }
             }
@@ -904,11 +917,33 @@ impl WatchTask {
         self.apply_action(&entry).await;
     }
 
+    /// The after-upload actions not applied yet (the process stopped first, or their uploads'
+    /// events were missed), a page at a time: after a crash there may be a million.
     async fn apply_pending_actions(&mut self) {
+        const PAGE: usize = 256;
         let key = self.key.clone();
-        if let Ok(entries) = self.engine.with_store(|s| s.journal_pending_actions(&key)) {
-            for entry in entries {
+        if self.watch.after_upload == AfterUpload::Keep {
+            let _ = self.engine.with_store(|s| s.journal_keep_done(&key));
+            return;
+        }
+        let mut after = String::new();
+        loop {
+            let Ok(page) = self
+                .engine
+                .with_store(|s| s.journal_pending_actions_page(&key, &after, PAGE))
+            else {
+                return;
+            };
+            let Some(last) = page.last() else {
+                return;
+            };
+            after = last.rel_path.clone();
+            let full = page.len() == PAGE;
+            for entry in page {
                 self.apply_action(&entry).await;
+            }
+            if !full {
+                return;
             }
         }
     }

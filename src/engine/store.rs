@@ -668,9 +668,11 @@ impl Store {
     /// upload is done: what `after_upload = "keep"` does at start, without loading the entries.
     pub fn journal_keep_done(&mut self, watch: &str) -> Result<usize, StoreError> {
         Ok(self.conn.execute(
+            // EXISTS, not `job_id IN (SELECT ...)`: that would first list every done job.
             "UPDATE watch_journal SET action_done = 1
              WHERE watch = ?1 AND action_done = 0
-               AND job_id IN (SELECT id FROM jobs WHERE state = 'done')",
+               AND EXISTS (SELECT 1 FROM jobs
+                           WHERE jobs.id = watch_journal.job_id AND jobs.state = 'done')",
             [watch],
         )?)
     }

@@ -62,6 +62,25 @@ impl Rig {
     }
 
     fn spawn(&self, args: &[&str], envs: &[(&str, &str)]) -> (Child, mpsc::Receiver<Value>) {
+        self.spawn_with_log(args, envs, None)
+    }
+
+    /// [`Rig::spawn`], with the watcher's info log written to `log` (to wait on its scans).
+    fn spawn_logged(
+        &self,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        log: &std::path::Path,
+    ) -> (Child, mpsc::Receiver<Value>) {
+        self.spawn_with_log(args, envs, Some(log))
+    }
+
+    fn spawn_with_log(
+        &self,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        log: Option<&std::path::Path>,
+    ) -> (Child, mpsc::Receiver<Value>) {
         let mut cmd = common::isolated_dropkey();
         cmd.env("DROPKEY_SECRET_SANDBOX", KEY)
             .arg("--config")
@@ -70,7 +89,9 @@ impl Rig {
             .arg(self.dir.path().join("data"))
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("WATCH_TEST_STDERR").is_some() {
+            .stderr(if let Some(log) = log {
+                Stdio::from(std::fs::File::create(log).unwrap())
+            } else if std::env::var_os("WATCH_TEST_STDERR").is_some() {
                 Stdio::inherit()
             } else {
                 Stdio::null()
@@ -78,6 +99,8 @@ impl Rig {
         // Debugging aid: WATCH_TEST_STDERR=1 shows the watcher's debug log.
         if std::env::var_os("WATCH_TEST_STDERR").is_some() {
             cmd.env("DROPKEY_LOG", "dropkey=debug");
+        } else if log.is_some() {
+            cmd.env("DROPKEY_LOG", "dropkey=info");
         }
         for (k, v) in envs {
             cmd.env(k, v);
@@ -818,4 +841,126 @@ fn files_in_a_burst_of_new_folders_all_upload() {
         seen.insert(line["path"].as_str().unwrap().to_owned());
     }
     stop(child);
+}
+
+/// The pending cap the scale tests give the watcher (the real one is 10,000), so that a tree
+/// of a few hundred files is many times larger than it.
+const SMALL_CAP: &str = "40";
+
+/// The first full-scan summary line in `log` once it is there: "... done: N files in S s, C new
+/// or changed, at most P waiting at once".
+fn scan_summary(log: &std::path::Path) -> Option<(u64, u64, usize)> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let line = text
+        .lines()
+        .find(|l| l.contains(" done: ") && l.contains("scan of"))?;
+    let number_before = |word: &str| -> Option<u64> {
+        let end = line.find(word)?;
+        line[..end].split_whitespace().last()?.parse().ok()
+    };
+    Some((
+        number_before(" files in")?,
+        number_before(" new or changed")?,
+        number_before(" waiting at once")? as usize,
+    ))
+}
+
+/// A catch-up scan of a tree many times the pending cap uploads every file exactly once while
+/// never letting more than the cap wait at once (it stops walking until those are done and then
+/// resumes where it was); a restart over the journaled tree finds nothing to do.
+#[test]
+fn a_tree_larger_than_the_pending_cap_uploads_whole_and_once() {
+    let rig = Rig::new(AD_HOC);
+    let inbox = rig.inbox();
+    let n = 300;
+    let mut contents = HashMap::new();
+    for i in 0..n {
+        let dir = inbox
+            .join(format!("d{}", i % 7))
+            .join(format!("e{}", i % 3));
+        std::fs::create_dir_all(&dir).unwrap();
+        let body = format!("tree file {i}");
+        std::fs::write(dir.join(format!("f{i}.txt")), &body).unwrap();
+        contents.insert(sha(body.as_bytes()), i);
+    }
+    let cap = [("DROPKEY_WATCH_PENDING_CAP", SMALL_CAP)];
+    let log = rig.dir.path().join("first.log");
+    let (child, rx) = rig.spawn_logged(&["watch", "sandbox", inbox.to_str().unwrap()], &cap, &log);
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < n {
+        let line = rx
+            .recv_timeout(DEADLINE)
+            .unwrap_or_else(|_| panic!("{} of {n} files uploaded", seen.len()));
+        assert_eq!(line["ok"], true, "{line}");
+        assert!(
+            seen.insert(line["path"].as_str().unwrap().to_owned()),
+            "uploaded twice: {line}"
+        );
+    }
+    wait_until("the scan reported", || scan_summary(&log).is_some());
+    let (files, candidates, peak) = scan_summary(&log).unwrap();
+    assert_eq!((files, candidates), (n as u64, n as u64));
+    let limit: usize = SMALL_CAP.parse().unwrap();
+    assert!(
+        peak <= limit,
+        "{peak} candidates waited at once, over the cap of {limit}"
+    );
+    stop(child);
+    let mut per: HashMap<String, usize> = HashMap::new();
+    for l in rig.ledger() {
+        *per.entry(l["sha256"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    for (sha, i) in &contents {
+        assert_eq!(per.get(sha), Some(&1), "file {i}");
+    }
+
+    // A restart: the scan compares the whole tree with the journal and queues nothing.
+    let log = rig.dir.path().join("restart.log");
+    let (child, rx) = rig.spawn_logged(&["watch", "sandbox", inbox.to_str().unwrap()], &cap, &log);
+    wait_until("the restart's scan reported", || {
+        scan_summary(&log).is_some()
+    });
+    assert_eq!(scan_summary(&log).unwrap(), (n as u64, 0, 0));
+    std::fs::write(inbox.join("later.txt"), b"later").unwrap();
+    let line = next(&rx);
+    assert!(
+        line["path"].as_str().unwrap().ends_with("later.txt"),
+        "{line}"
+    );
+    stop(child);
+    assert_eq!(rig.ledger().len(), n + 1);
+    assert_eq!(rig.job_paths().len(), n + 1);
+}
+
+/// A folder of many files moved in whole (one rename, no events for its files) is walked as a
+/// stream under the same cap: every file in it uploads, once.
+#[test]
+fn a_big_folder_moved_in_uploads_every_file_once() {
+    let rig = Rig::new(AD_HOC);
+    let inbox = rig.inbox();
+    let staging = rig.dir.path().join("staging/shoot");
+    let n = 150;
+    for i in 0..n {
+        let dir = staging.join(format!("roll{}", i % 4));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("p{i}.jpg")), format!("photo {i}")).unwrap();
+    }
+    let cap = [("DROPKEY_WATCH_PENDING_CAP", SMALL_CAP)];
+    let (child, rx) = rig.spawn(&["watch", "sandbox", inbox.to_str().unwrap()], &cap);
+    std::fs::write(inbox.join("marker.txt"), b"ready").unwrap();
+    assert_eq!(next(&rx)["ok"], true);
+    std::fs::rename(&staging, inbox.join("shoot")).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < n {
+        let line = rx
+            .recv_timeout(DEADLINE)
+            .unwrap_or_else(|_| panic!("{} of {n} files uploaded", seen.len()));
+        assert_eq!(line["ok"], true, "{line}");
+        let path = line["path"].as_str().unwrap().to_owned();
+        assert!(path.contains("/shoot/roll"), "{path}");
+        assert!(seen.insert(path.clone()), "uploaded twice: {path}");
+    }
+    stop(child);
+    assert_eq!(rig.ledger().len(), n + 1);
 }

@@ -775,7 +775,70 @@ impl Store {
             )?
             .max(0) as u64)
     }
+
+    // ---- Watch scans: the journal compared a batch at a time ----
+
+    /// The journal entries of `watch` at the paths `rel_paths` (those that have one), in one
+    /// query: a scan compares its files a batch at a time, not one query per file. The paths
+    /// go in as one JSON array, so a batch of thousands needs no thousands of placeholders, and
+    /// each is looked up through the `(watch, rel_path)` key.
+    pub fn journal_get_many(
+        &self,
+        watch: &str,
+        rel_paths: &[&str],
+    ) -> Result<std::collections::HashMap<String, JournalEntry>, StoreError> {
+        if rel_paths.is_empty() {
+            return Ok(std::collections::HashMap::new());
+        }
+        let wanted = serde_json::to_string(rel_paths).unwrap_or_else(|_| "[]".into());
+        let mut stmt = self.conn.prepare_cached(JOURNAL_GET_MANY)?;
+        let rows = stmt
+            .query_map(params![watch, wanted], row_to_journal)?
+            .map(|row| row.map(|entry| (entry.rel_path.clone(), entry)))
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Marks the after-upload action done, in one statement, for every entry of `watch` whose
+    /// upload is done: what `after_upload = "keep"` does at start, without loading the entries.
+    pub fn journal_keep_done(&mut self, watch: &str) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            // EXISTS, not `job_id IN (SELECT ...)`: that would first list every done job.
+            "UPDATE watch_journal SET action_done = 1
+             WHERE watch = ?1 AND action_done = 0
+               AND EXISTS (SELECT 1 FROM jobs
+                           WHERE jobs.id = watch_journal.job_id AND jobs.state = 'done')",
+            [watch],
+        )?)
+    }
+
+    /// One page, by path, of [`Store::journal_pending_actions`]: the entries after `after`.
+    /// A watch pages through them at start instead of loading a million at once.
+    pub fn journal_pending_actions_page(
+        &self,
+        watch: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{JOURNAL_SELECT} WHERE j.watch = ?1 AND j.rel_path > ?2 AND j.action_done = 0
+               AND jobs.state = 'done' ORDER BY j.rel_path LIMIT ?3"
+        ))?;
+        let rows = stmt
+            .query_map(
+                params![watch, after, i64::try_from(limit).unwrap_or(i64::MAX)],
+                row_to_journal,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
 }
+
+/// See [`Store::journal_get_many`].
+const JOURNAL_GET_MANY: &str = "SELECT j.watch, j.rel_path, j.size, j.mtime_ns, j.sha256, j.job_id,
+    j.action_done, j.file_dev, j.file_ino
+    FROM watch_journal j
+    WHERE j.watch = ?1 AND j.rel_path IN (SELECT value FROM json_each(?2))";
 
 fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
     let params: String = row.get(5)?;
@@ -1116,5 +1179,151 @@ mod tests {
         let ids = store.enqueue(&[job("a"), job("b")], 1).unwrap();
         let next = store.claim_next(&[ids[0]]).unwrap().unwrap();
         assert_eq!(next.id, ids[1]);
+    }
+}
+
+#[cfg(test)]
+mod journal_batch_tests {
+    use super::*;
+
+    fn job(name: &str) -> NewJob {
+        NewJob {
+            profile: "p".into(),
+            path: PathBuf::from(format!("/tmp/{name}")),
+            file_name: name.into(),
+            size: 3,
+            params: Params::new(),
+            source: "test".into(),
+            file: None,
+        }
+    }
+
+    fn entry(watch: &str, rel: &str, size: u64) -> JournalEntry {
+        JournalEntry {
+            watch: watch.into(),
+            rel_path: rel.into(),
+            size,
+            mtime_ns: size as i64 * 10,
+            sha256: format!("sha-{rel}"),
+            job_id: None,
+            action_done: false,
+            file_inode: Some((1, size)),
+        }
+    }
+
+    fn journal(store: &mut Store, entries: &[JournalEntry]) {
+        let tx = store.conn.transaction().unwrap();
+        for e in entries {
+            tx.execute(
+                "INSERT INTO watch_journal (watch, rel_path, size, mtime_ns, sha256, action_done,
+                     recorded_at, file_dev, file_ino) VALUES (?1, ?2, ?3, ?4, ?5, 0, 1, ?6, ?7)",
+                params![
+                    e.watch,
+                    e.rel_path,
+                    e.size as i64,
+                    e.mtime_ns,
+                    e.sha256,
+                    e.file_inode.map(|(d, _)| d as i64),
+                    e.file_inode.map(|(_, i)| i as i64)
+                ],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn a_batch_of_paths_is_compared_in_one_query() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        // Names JSON and SQL would both trip over, among plain ones.
+        let odd = [
+            "quote\"d.jpg",
+            "back\\slash.jpg",
+            "new\nline.jpg",
+            "ünï 😀.jpg",
+            "a'b.jpg",
+        ];
+        let mut known: Vec<JournalEntry> = (0..1_000)
+            .map(|i| entry("w", &format!("d{}/f{i}.txt", i % 7), i))
+            .collect();
+        known.extend(odd.iter().map(|rel| entry("w", rel, 5)));
+        journal(&mut store, &known);
+        // The same paths under another watch must not answer for this one.
+        journal(&mut store, &[entry("other", "d0/unknown0.txt", 1)]);
+
+        let mut asked: Vec<String> = known.iter().map(|e| e.rel_path.clone()).collect();
+        asked.extend((0..1_500).map(|i| format!("d{}/unknown{i}.txt", i % 7)));
+        let refs: Vec<&str> = asked.iter().map(String::as_str).collect();
+        let found = store.journal_get_many("w", &refs).unwrap();
+        assert_eq!(found.len(), known.len());
+        for e in &known {
+            assert_eq!(found.get(&e.rel_path), Some(e), "{}", e.rel_path);
+        }
+        assert!(store.journal_get_many("w", &[]).unwrap().is_empty());
+        assert!(store.journal_get_many("nobody", &refs).unwrap().is_empty());
+    }
+
+    #[test]
+    fn pending_actions_come_a_page_at_a_time_and_keep_marks_them_in_one_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        for i in 0..25 {
+            let rel = format!("f{i:02}");
+            let id = store
+                .enqueue_watched(&job(&rel), &entry("w", &rel, i), 1)
+                .unwrap();
+            // Every other upload is done; the rest still queued.
+            if i % 2 == 0 {
+                store.claim_next(&[]).unwrap();
+                store
+                    .mark_done(id, "rid", "http://x", &serde_json::json!({}), 2)
+                    .unwrap();
+            } else {
+                store.claim_next(&[]).unwrap();
+                store.requeue_interrupted().unwrap();
+            }
+        }
+        let mut after = String::new();
+        let mut seen = Vec::new();
+        loop {
+            let page = store.journal_pending_actions_page("w", &after, 4).unwrap();
+            assert!(page.len() <= 4);
+            let Some(last) = page.last() else { break };
+            after = last.rel_path.clone();
+            seen.extend(page.into_iter().map(|e| e.rel_path));
+        }
+        let done: Vec<String> = (0..25).step_by(2).map(|i| format!("f{i:02}")).collect();
+        assert_eq!(seen, done);
+        assert_eq!(store.journal_keep_done("w").unwrap(), done.len());
+        assert!(store
+            .journal_pending_actions_page("w", "", 100)
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.journal_keep_done("w").unwrap(), 0);
+    }
+
+    #[test]
+    fn a_batch_lookup_uses_the_journal_key_not_a_scan() {
+        // A million-entry journal scanned once per batch would make a rescan quadratic.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut stmt = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {JOURNAL_GET_MANY}"))
+            .unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(params!["w", "[\"a\"]"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let journal_steps: Vec<&String> = plan.iter().filter(|s| s.contains(" j ")).collect();
+        assert!(!journal_steps.is_empty(), "{plan:?}");
+        assert!(
+            journal_steps
+                .iter()
+                .all(|s| s.contains("rel_path=?") || s.contains("rel_path>")),
+            "{plan:?}"
+        );
     }
 }

@@ -20,11 +20,14 @@
 //! path is gone is a rename, not a new file; a file deleted or moved by `after_upload` leaves the
 //! journal, so a new file at its path is new. A catch-up scan at start (and after an event-queue overflow, a
 //! periodic safety-net rescan, and the folder coming back after it vanished) finds what appeared
-//! while no events were seen. Retries, concurrency and crash safety are the engine's.
+//! while no events were seen. Scans stream (`walk.rs`): a batch of files at a time, compared with
+//! the journal in one query, and paused while `PENDING_CAP` candidates wait, so memory stays
+//! flat whatever the size of the tree. Retries, concurrency and crash safety are the engine's.
 
 pub mod filter;
+mod walk;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -45,8 +48,18 @@ use filter::Filter;
 
 /// A file with no close event is finished once its size and mtime held still this long.
 pub const STABLE_FOR: Duration = Duration::from_millis(1500);
-/// How often candidates are checked.
+/// How often candidates are checked, while there are any (an idle watch does not tick).
 const TICK: Duration = Duration::from_millis(50);
+/// Candidates a scan lets wait at once: past this it stops walking until those are uploaded or
+/// dropped, so a scan of a million new files holds this many, not a million.
+const PENDING_CAP: usize = 10_000;
+/// Files a scan walks and compares with the journal at a time (one journal query each).
+const SCAN_BATCH: usize = 1_000;
+/// Finished candidates hashed and queued per tick at most, so events (and the engine's
+/// finished uploads) are seen between them even when a scan made thousands ready at once.
+const READY_PER_TICK: usize = 256;
+/// Events (from `notify`, from the engine) taken in one turn of the loop at most.
+const EVENTS_PER_TURN: usize = 1_024;
 /// The safety-net rescan, in case an event was lost without an overflow report.
 const SAFETY_RESCAN: Duration = Duration::from_secs(600);
 /// How often a vanished folder is looked for.
@@ -125,6 +138,7 @@ impl Watcher {
                 states: states.clone(),
                 cancel: cancel.child_token(),
                 paused: paused_rx,
+                pending_cap: pending_cap(),
             };
             tracker.spawn(task.run());
         }
@@ -175,6 +189,133 @@ struct WatchTask {
     states: Arc<Mutex<Vec<WatchState>>>,
     cancel: CancellationToken,
     paused: tokio::sync::watch::Receiver<bool>,
+    /// [`PENDING_CAP`], lower in tests.
+    pending_cap: usize,
+}
+
+/// [`PENDING_CAP`], or with the test build `DROPKEY_WATCH_PENDING_CAP`, so a test can prove on
+/// a small tree that a scan larger than the cap still finds every file.
+fn pending_cap() -> usize {
+    #[cfg(feature = "fault-points")]
+    if let Some(cap) = std::env::var("DROPKEY_WATCH_PENDING_CAP")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&cap| cap > 0)
+    {
+        return cap;
+    }
+    PENDING_CAP
+}
+
+/// One walk under way: a blocking walker sends its files a batch at a time through a channel
+/// that holds one batch, so a scan holds a few batches whatever the size of the tree. Dropping
+/// it stops the walker.
+struct Scan {
+    root: PathBuf,
+    files: mpsc::Receiver<Vec<(PathBuf, std::fs::Metadata)>>,
+    started: Instant,
+    seen: u64,
+    candidates: u64,
+    peak_pending: usize,
+}
+
+impl Scan {
+    fn start(root: PathBuf, recursive: bool, batch: usize) -> Self {
+        let (tx, files) = mpsc::channel(1);
+        let walk_root = root.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut walk = walk::Walk::new(&walk_root, recursive);
+            loop {
+                let batch = walk.next_batch(batch);
+                if batch.is_empty() || tx.blocking_send(batch).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            root,
+            files,
+            started: Instant::now(),
+            seen: 0,
+            candidates: 0,
+            peak_pending: 0,
+        }
+    }
+}
+
+/// The scans of one watch: at most one of the whole tree (at start, after lost events,
+/// periodically) and one of a folder moved or copied in, which goes first (its files may come
+/// with no events of their own, and a full scan of a big tree takes minutes). Further folders
+/// wait as paths.
+struct Scans {
+    recursive: bool,
+    batch: usize,
+    full: Option<Scan>,
+    /// Asked for again while one ran (events were lost meanwhile): run another after it.
+    full_again: bool,
+    folder: Option<Scan>,
+    folders: VecDeque<PathBuf>,
+}
+
+impl Scans {
+    fn new(recursive: bool, batch: usize) -> Self {
+        Self {
+            recursive,
+            batch,
+            full: None,
+            full_again: false,
+            folder: None,
+            folders: VecDeque::new(),
+        }
+    }
+
+    /// A scan of the whole tree at `root`; when one is under way, another after it only if
+    /// `again` (what it already passed may have changed unseen).
+    fn request_full(&mut self, root: &Path, again: bool) {
+        if self.full.is_some() {
+            self.full_again |= again;
+        } else {
+            self.full = Some(Scan::start(root.to_path_buf(), self.recursive, self.batch));
+        }
+    }
+
+    fn request_folder(&mut self, folder: PathBuf) {
+        self.folders.push_back(folder);
+        self.next_folder();
+    }
+
+    fn next_folder(&mut self) {
+        if self.folder.is_none() {
+            if let Some(folder) = self.folders.pop_front() {
+                self.folder = Some(Scan::start(folder, self.recursive, self.batch));
+            }
+        }
+    }
+
+    fn is_active(&self) -> bool {
+        self.full.is_some() || self.folder.is_some()
+    }
+
+    fn clear(&mut self) {
+        *self = Self::new(self.recursive, self.batch);
+    }
+
+    /// The next batch of the scan that goes first, `None` when that scan is over (cancel-safe:
+    /// the batch waits in the channel when another branch wins). Never resolves with no scan.
+    async fn next(&mut self) -> Option<Vec<(PathBuf, std::fs::Metadata)>> {
+        match (&mut self.folder, &mut self.full) {
+            (Some(scan), _) | (None, Some(scan)) => scan.files.recv().await,
+            (None, None) => std::future::pending().await,
+        }
+    }
+
+    /// The scan `next` reads from.
+    fn current(&mut self) -> Option<&mut Scan> {
+        match (&mut self.folder, &mut self.full) {
+            (Some(scan), _) | (None, Some(scan)) => Some(scan),
+            (None, None) => None,
+        }
+    }
 }
 
 enum Leave {
@@ -220,7 +361,12 @@ impl WatchTask {
         // Never descend into a linked folder: its events would carry paths inside the root
         // for files outside it.
         let watcher = notify::RecommendedWatcher::new(
-            move |res| {
+            move |res: notify::Result<notify::Event>| {
+                // Reads (opened, closed without writing) tell nothing, and every file the
+                // watch hashes and uploads is read twice: dropped here, they never queue up.
+                if res.as_ref().is_ok_and(|e| is_read_only(&e.kind)) {
+                    return;
+                }
                 let _ = tx.send(res);
             },
             notify::Config::default().with_follow_symlinks(false),
@@ -240,6 +386,8 @@ impl WatchTask {
         let root_id = folder_identity(&self.watch.path);
         let mut events = self.engine.subscribe();
         let mut pending: HashMap<PathBuf, Pending> = HashMap::new();
+        let batch = SCAN_BATCH.min(self.pending_cap / 2).max(1);
+        let mut scans = Scans::new(self.watch.recursive, batch);
         let paused = *self.paused.borrow_and_update();
         self.set_status(if paused {
             WatchStatus::Paused
@@ -249,7 +397,7 @@ impl WatchTask {
         self.apply_pending_actions().await;
         self.recheck_failed(None, &mut pending).await;
         if !paused {
-            self.scan(&mut pending).await;
+            scans.request_full(&self.watch.path, true);
         }
         let periodic = self
             .watch
@@ -260,76 +408,157 @@ impl WatchTask {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
+            let running = !*self.paused.borrow();
+            // Idle (nothing pending) the watch does not tick at all; a scan walks on only while
+            // a batch more keeps the pending candidates within the cap.
+            let ticking = running && !pending.is_empty();
+            let walking = running && scans.is_active() && pending.len() + batch <= self.pending_cap;
             tokio::select! {
                 _ = self.cancel.cancelled() => return Leave::Cancelled,
                 changed = self.paused.changed() => {
                     if changed.is_err() { return Leave::Cancelled; }
                     if *self.paused.borrow_and_update() {
                         pending.clear();
+                        scans.clear();
                         self.set_status(WatchStatus::Paused);
                     } else {
                         self.set_status(WatchStatus::Watching);
                         // Whatever appeared while paused.
-                        self.scan(&mut pending).await;
+                        scans.request_full(&self.watch.path, true);
+                    }
+                }
+                files = scans.next(), if walking => {
+                    match files {
+                        Some(files) => self.scan_batch(files, &mut scans, &mut pending),
+                        None => {
+                            if self.scan_done(&mut scans) {
+                                // The safety net counts from the end of the last full scan, so
+                                // a scan longer than the interval does not run back to back.
+                                rescan.reset();
+                            }
+                        }
                     }
                 }
                 event = rx.recv() => {
                     let Some(event) = event else { return Leave::Missing("the file watcher stopped".into()) };
-                    if *self.paused.borrow() { continue; }
-                    match event {
-                        Ok(event) => {
-                            if event.need_rescan() {
-                                tracing::warn!("watch {}: events were lost (queue overflow); rescanning", self.watch.path.display());
-                                self.scan(&mut pending).await;
-                                continue;
-                            }
-                            // Deleted and re-created before we looked: the kernel watch is on
-                            // the old folder and will never report the new one's files.
-                            let root_removed = matches!(event.kind, EventKind::Remove(_))
-                                && event.paths.iter().any(|p| p == &self.watch.path);
-                            match root_state(&self.watch.path, root_id) {
-                                Err(how) => return Leave::Missing(format!("{} was {how}", self.watch.path.display())),
-                                Ok(()) if root_removed => return Leave::Missing(format!("{} was replaced", self.watch.path.display())),
-                                Ok(()) => {}
-                            }
-                            self.on_event(&event, &mut watcher, &mut pending);
+                    // What has queued up is taken in one turn: one event per turn would fall
+                    // behind a busy watch and its queue would grow without end.
+                    let mut next = Some(event);
+                    let mut taken = 0;
+                    while let Some(event) = next.take() {
+                        if let Some(leave) = self.on_notify(event, root_id, &mut watcher, &mut scans, &mut pending) {
+                            return leave;
                         }
-                        Err(err) => {
-                            tracing::warn!("watch {}: {err}; rescanning", self.watch.path.display());
-                            self.scan(&mut pending).await;
+                        taken += 1;
+                        if taken < EVENTS_PER_TURN {
+                            next = rx.try_recv().ok();
                         }
                     }
                 }
-                _ = tick.tick() => {
-                    if !pending.is_empty() && !*self.paused.borrow() {
-                        self.check_pending(&mut pending).await;
-                    }
+                _ = tick.tick(), if ticking => {
+                    self.check_pending(&mut pending).await;
                 }
                 _ = rescan.tick() => {
                     if root_state(&self.watch.path, root_id).is_err() {
                         return Leave::Missing(format!("{} was removed", self.watch.path.display()));
                     }
-                    if !*self.paused.borrow() { self.scan(&mut pending).await; }
+                    // One under way already covers what this one would look at.
+                    if running { scans.request_full(&self.watch.path, false); }
                 }
                 event = events.recv() => {
-                    if let Ok(Event::Finished(finished)) = event {
-                        match finished.state {
-                            JobState::Done => {
-                                self.after_upload(finished.job, finished.uploaded.as_ref().map(|u| u.url.clone())).await;
+                    // As above: the engine's events are taken as they queued up, so this
+                    // receiver does not lag (and miss uploads to act on) behind a busy engine.
+                    // Lagged: uploads ended unseen; what they left to do is in the journal.
+                    let mut lagged = matches!(event, Err(tokio::sync::broadcast::error::RecvError::Lagged(_)));
+                    let mut next = event.ok();
+                    let mut taken = 0;
+                    while let Some(event) = next.take() {
+                        if let Event::Finished(finished) = event {
+                            match finished.state {
+                                JobState::Done => {
+                                    self.after_upload(finished.job, finished.uploaded.as_ref().map(|u| u.url.clone())).await;
+                                }
+                                JobState::Failed => self.recheck_failed(Some(finished.job), &mut pending).await,
+                                _ => {}
                             }
-                            JobState::Failed => self.recheck_failed(Some(finished.job), &mut pending).await,
-                            _ => {}
                         }
+                        taken += 1;
+                        if taken < EVENTS_PER_TURN {
+                            next = match events.try_recv() {
+                                Ok(event) => Some(event),
+                                Err(err) => {
+                                    lagged |= matches!(err, tokio::sync::broadcast::error::TryRecvError::Lagged(_));
+                                    None
+                                }
+                            };
+                        }
+                    }
+                    if lagged {
+                        tracing::warn!("watch {}: missed finished uploads; catching up from the journal", self.watch.path.display());
+                        self.apply_pending_actions().await;
+                        self.recheck_failed(None, &mut pending).await;
                     }
                 }
             }
         }
     }
 
+    /// One event from `notify`; `Some` when the watch must leave the folder.
+    fn on_notify(
+        &self,
+        event: notify::Result<notify::Event>,
+        root_id: Option<(u64, u64)>,
+        watcher: &mut notify::RecommendedWatcher,
+        scans: &mut Scans,
+        pending: &mut HashMap<PathBuf, Pending>,
+    ) -> Option<Leave> {
+        if *self.paused.borrow() {
+            return None;
+        }
+        match event {
+            Ok(event) => {
+                if event.need_rescan() {
+                    tracing::warn!(
+                        "watch {}: events were lost (queue overflow); rescanning",
+                        self.watch.path.display()
+                    );
+                    scans.request_full(&self.watch.path, true);
+                    return None;
+                }
+                // Deleted and re-created before we looked: the kernel watch is on
+                // the old folder and will never report the new one's files.
+                let root_removed = matches!(event.kind, EventKind::Remove(_))
+                    && event.paths.iter().any(|p| p == &self.watch.path);
+                match root_state(&self.watch.path, root_id) {
+                    Err(how) => {
+                        return Some(Leave::Missing(format!(
+                            "{} was {how}",
+                            self.watch.path.display()
+                        )))
+                    }
+                    Ok(()) if root_removed => {
+                        return Some(Leave::Missing(format!(
+                            "{} was replaced",
+                            self.watch.path.display()
+                        )))
+                    }
+                    Ok(()) => {}
+                }
+                self.on_event(&event, watcher, scans, pending);
+            }
+            Err(err) => {
+                tracing::warn!("watch {}: {err}; rescanning", self.watch.path.display());
+                scans.request_full(&self.watch.path, true);
+            }
+        }
+        None
+    }
+
     fn on_event(
         &self,
         event: &notify::Event,
         watcher: &mut notify::RecommendedWatcher,
+        scans: &mut Scans,
         pending: &mut HashMap<PathBuf, Pending>,
     ) {
         let finished_signal = matches!(
@@ -380,9 +609,7 @@ impl WatchTask {
                     }
                     #[cfg(not(any(target_os = "linux", target_os = "android")))]
                     let _ = &watcher;
-                    for (file, meta) in walk(path, self.watch.recursive) {
-                        self.consider(&file, &meta, false, pending);
-                    }
+                    scans.request_folder(path.clone());
                 }
                 continue;
             }
@@ -434,8 +661,10 @@ impl WatchTask {
         let mut ready = Vec::new();
         pending.retain(|path, p| {
             // A file with no finished signal cannot be ready before it held still long enough:
-            // look at it only then (a catch-up scan may leave tens of thousands pending).
-            if !p.closed && now.duration_since(p.since) < STABLE_FOR {
+            // look at it only then (a catch-up scan may leave thousands pending).
+            if ready.len() >= READY_PER_TICK
+                || (!p.closed && now.duration_since(p.since) < STABLE_FOR)
+            {
                 return true;
             }
             let Ok(meta) = std::fs::symlink_metadata(path) else {
@@ -470,32 +699,80 @@ impl WatchTask {
         }
     }
 
-    async fn scan(&mut self, pending: &mut HashMap<PathBuf, Pending>) {
-        let root = self.watch.path.clone();
-        let recursive = self.watch.recursive;
-        let files = tokio::task::spawn_blocking(move || walk(&root, recursive))
-            .await
-            .unwrap_or_default();
-        for (path, meta) in files {
-            let Some(rel) = relative(&self.watch.path, &path) else {
-                continue;
-            };
-            if !self.filter.accepts(&rel) {
-                continue;
+    /// Compares a batch of walked files with the journal in one query and makes candidates of
+    /// the unknown or changed ones.
+    fn scan_batch(
+        &self,
+        files: Vec<(PathBuf, std::fs::Metadata)>,
+        scans: &mut Scans,
+        pending: &mut HashMap<PathBuf, Pending>,
+    ) {
+        let walked = files.len() as u64;
+        let files: Vec<(PathBuf, std::fs::Metadata, String)> = files
+            .into_iter()
+            .filter_map(|(path, meta)| {
+                let rel = relative(&self.watch.path, &path)?;
+                self.filter.accepts(&rel).then_some((path, meta, rel))
+            })
+            .collect();
+        let rels: Vec<&str> = files.iter().map(|(_, _, rel)| rel.as_str()).collect();
+        let known = match self
+            .engine
+            .with_store(|s| s.journal_get_many(&self.key, &rels))
+        {
+            Ok(known) => known,
+            Err(err) => {
+                // Each candidate is looked up again before it is queued.
+                tracing::warn!("watch {}: {err}", self.watch.path.display());
+                HashMap::new()
             }
+        };
+        let mut candidates = 0;
+        for (path, meta, rel) in &files {
             // Already journaled with the same size and mtime: nothing to do, and no hashing.
-            let known = self
-                .engine
-                .with_store(|s| s.journal_get(&self.key, &rel))
-                .ok()
-                .flatten();
-            if known.is_some_and(|k| unchanged(&k, &meta)) {
+            if known.get(rel).is_some_and(|k| unchanged(k, meta)) {
                 continue;
             }
             // Unknown or changed: it must hold still like any other candidate (it may be
             // mid-copy right now).
-            self.consider(&path, &meta, false, pending);
+            self.consider(path, meta, false, pending);
+            candidates += 1;
         }
+        if let Some(scan) = scans.current() {
+            scan.seen += walked;
+            scan.candidates += candidates;
+            scan.peak_pending = scan.peak_pending.max(pending.len());
+        }
+    }
+
+    /// The scan that went first is over: starts the next one due. True when it was a full scan.
+    fn scan_done(&self, scans: &mut Scans) -> bool {
+        let (scan, full) = match scans.folder.take() {
+            Some(scan) => (scan, false),
+            None => match scans.full.take() {
+                Some(scan) => (scan, true),
+                None => return false,
+            },
+        };
+        let line = format!(
+            "watch {}: scan of {} done: {} files in {:.1} s, {} new or changed, at most {} waiting at once",
+            self.watch.path.display(),
+            scan.root.display(),
+            scan.seen,
+            scan.started.elapsed().as_secs_f64(),
+            scan.candidates,
+            scan.peak_pending
+        );
+        if full {
+            tracing::info!("{line}");
+            if std::mem::take(&mut scans.full_again) {
+                scans.request_full(&self.watch.path, false);
+            }
+        } else {
+            tracing::debug!("{line}");
+            scans.next_folder();
+        }
+        full
     }
 
     /// A finished file: queue it unless the journal says it is already uploaded.
@@ -640,11 +917,33 @@ impl WatchTask {
         self.apply_action(&entry).await;
     }
 
+    /// The after-upload actions not applied yet (the process stopped first, or their uploads'
+    /// events were missed), a page at a time: after a crash there may be a million.
     async fn apply_pending_actions(&mut self) {
+        const PAGE: usize = 256;
         let key = self.key.clone();
-        if let Ok(entries) = self.engine.with_store(|s| s.journal_pending_actions(&key)) {
-            for entry in entries {
+        if self.watch.after_upload == AfterUpload::Keep {
+            let _ = self.engine.with_store(|s| s.journal_keep_done(&key));
+            return;
+        }
+        let mut after = String::new();
+        loop {
+            let Ok(page) = self
+                .engine
+                .with_store(|s| s.journal_pending_actions_page(&key, &after, PAGE))
+            else {
+                return;
+            };
+            let Some(last) = page.last() else {
+                return;
+            };
+            after = last.rel_path.clone();
+            let full = page.len() == PAGE;
+            for entry in page {
                 self.apply_action(&entry).await;
+            }
+            if !full {
+                return;
             }
         }
     }
@@ -903,6 +1202,11 @@ fn unchanged(entry: &JournalEntry, meta: &std::fs::Metadata) -> bool {
             .is_none_or(|inode| inode == identity::dev_ino(meta))
 }
 
+/// An event for a file only read: opened, accessed, or closed without writing.
+fn is_read_only(kind: &EventKind) -> bool {
+    matches!(kind, EventKind::Access(access) if !matches!(access, AccessKind::Close(AccessMode::Write)))
+}
+
 /// Whether every folder between `root` and `path`'s parent is a real folder, not a link.
 fn real_folders_between(root: &Path, path: &Path) -> bool {
     let Some(rel) = path.parent().and_then(|p| p.strip_prefix(root).ok()) else {
@@ -978,33 +1282,6 @@ fn root_state(path: &Path, root_id: Option<(u64, u64)>) -> Result<(), &'static s
     }
 }
 
-/// Every regular file below `root` (not following symlinks).
-fn walk(root: &Path, recursive: bool) -> Vec<(PathBuf, std::fs::Metadata)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            let path = entry.path();
-            if kind.is_dir() {
-                if recursive {
-                    stack.push(path);
-                }
-            } else if kind.is_file() {
-                if let Ok(meta) = entry.metadata() {
-                    out.push((path, meta));
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Renders a `remote_path` template for the file at `rel`, dated `now` (UTC).
 pub fn render_remote_path(template: &str, folder: &str, rel: &str, now: i64) -> String {
     let dir = rel.rsplit_once('/').map_or("", |(d, _)| d);
@@ -1058,6 +1335,26 @@ mod tests {
         );
         assert_eq!(civil_date(0), (1970, 1, 1));
         assert_eq!(civil_date(951_782_400), (2000, 2, 29));
+    }
+
+    #[test]
+    fn reads_are_dropped_writes_are_kept() {
+        use notify::event::{CreateKind, DataChange};
+        assert!(is_read_only(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(is_read_only(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(is_read_only(&EventKind::Access(AccessKind::Read)));
+        assert!(!is_read_only(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(!is_read_only(&EventKind::Create(CreateKind::File)));
+        assert!(!is_read_only(&EventKind::Modify(ModifyKind::Data(
+            DataChange::Any
+        ))));
+        assert!(!is_read_only(&EventKind::Any));
     }
 
     #[test]

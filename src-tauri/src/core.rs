@@ -13,7 +13,7 @@ use dropkey::config::{Config, Paths, Profile, Provider as CoreProvider, Watch, S
 use dropkey::config_edit::{self, ProfileSpec, WatchSpec};
 use dropkey::engine::clock::SkewClock;
 use dropkey::engine::provider::{self, RemoteFile};
-use dropkey::engine::store::JobRecord;
+use dropkey::engine::store::{HistoryQuery as CoreHistoryQuery, JobRecord};
 use dropkey::engine::{Engine, EngineError, EngineSettings, JobId, JobState};
 use dropkey::profile::ProfileStatus;
 use dropkey::sandbox::SandboxHandle;
@@ -24,8 +24,8 @@ use dropkey::watch::{watch_key, Watcher};
 use crate::error::AppError;
 use crate::models::{
     core_job_id, history_entry, watch_view, Activity, AppStatus, ConnectionCheck, Destination,
-    EnqueueRequest, EnqueueResult, HistoryEntry, JobView, ProfileInput, ProfileView, Rejected,
-    SecretSource, WatchInput, WatchView,
+    EnqueueRequest, EnqueueResult, HistoryEntry, HistoryPage, HistoryQuery, JobView, ProfileInput,
+    ProfileView, Rejected, SecretSource, WatchInput, WatchView,
 };
 use crate::prefs::Prefs;
 
@@ -34,7 +34,9 @@ const MAX_PATHS: usize = 100_000;
 const MAX_FOLDER_LEN: usize = 1_024;
 const MAX_TAGS: usize = 100;
 const MAX_TAG_LEN: usize = 128;
-pub const MAX_HISTORY: u32 = 50_000;
+/// The most History rows one call returns (the screen asks for windows of a few hundred).
+pub const MAX_HISTORY_PAGE: u32 = 1_000;
+const MAX_SEARCH_LEN: usize = 1_024;
 const CONNECTION_PROBE_ID: &str = "dropkey-connection-test";
 
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -576,15 +578,29 @@ impl Core {
     // -----------------------------------------------------------------------------------------
     // History
 
-    pub fn history(&self, limit: u32) -> Result<Vec<HistoryEntry>, AppError> {
-        let limit = limit.clamp(1, MAX_HISTORY) as usize;
+    /// One page of the finished uploads matching `query`, newest first (the store's search
+    /// index answers: the page never holds more than `MAX_HISTORY_PAGE` entries).
+    pub fn history(&self, query: HistoryQuery) -> Result<HistoryPage, AppError> {
+        if query.text.len() > MAX_SEARCH_LEN {
+            return Err(AppError::input("that search is too long; use fewer words"));
+        }
+        let page = self.engine.history_search(&CoreHistoryQuery {
+            text: query.text,
+            profile: query.profile.filter(|p| !p.is_empty()),
+            kind: query.kind.into(),
+            limit: query.limit.clamp(1, MAX_HISTORY_PAGE) as usize,
+            offset: query.offset as usize,
+        })?;
         let config = self.config();
-        Ok(self
-            .engine
-            .history(limit, None)?
-            .iter()
-            .map(|r| history_entry(r, config.profile(&r.profile)))
-            .collect())
+        Ok(HistoryPage {
+            entries: page
+                .records
+                .iter()
+                .map(|r| history_entry(r, config.profile(&r.profile)))
+                .collect(),
+            offset: query.offset,
+            total: u32::try_from(page.total).unwrap_or(u32::MAX),
+        })
     }
 
     pub fn history_entry(&self, record: &JobRecord) -> HistoryEntry {

@@ -69,6 +69,11 @@ type Data<Command> = Command extends (...args: never[]) => Promise<infer R>
  */
 export type ProfileView = Data<typeof commands.listProfiles>[number];
 
+/** A History search, one page of it, and its kind filter (taken from the command's types). */
+export type HistoryQuery = Parameters<typeof commands.history>[0];
+export type HistoryPage = Data<typeof commands.history>;
+export type HistoryKind = HistoryQuery["kind"];
+
 type Async<T> = Promise<Result<T, AppError>>;
 
 /** Everything the UI may ask of the backend. One method per command or plugin call. */
@@ -94,7 +99,8 @@ export interface Api {
   setUploadsPaused(paused: boolean): Async<null>;
   clearFinished(): Async<null>;
 
-  history(limit: number): Async<HistoryEntry[]>;
+  /** One page of the finished uploads matching the query, newest first, and the match count. */
+  history(query: HistoryQuery): Async<HistoryPage>;
   signedLink(id: number, expireIn: number): Async<string>;
   deleteUpload(id: number): Async<boolean>;
   copyLastUrl(): Async<string | null>;
@@ -208,7 +214,7 @@ export function createTauriApi(available: () => boolean = isTauri): Api {
     setUploadsPaused: call((paused: boolean) => commands.setUploadsPaused(paused)),
     clearFinished: call(() => commands.clearFinished()),
 
-    history: call((limit: number) => commands.history(limit)),
+    history: call((query: HistoryQuery) => commands.history(query)),
     signedLink: call((id: number, expireIn: number) => commands.signedLink(id, expireIn)),
     deleteUpload: call((id: number) => commands.deleteUpload(id)),
     copyLastUrl: call(() => commands.copyLastUrl()),

@@ -57,7 +57,7 @@ export const commands = {
 	/**  Drops finished jobs from the queue view (they stay in the history). */
 	clearFinished: () => typedError<null, AppError>(__TAURI_INVOKE("clear_finished")),
 	/**  Finished uploads, newest first (at most 50,000). */
-	history: (limit: number) => typedError<HistoryEntry_Serialize[], AppError>(__TAURI_INVOKE("history", { limit })),
+	history: (query: HistoryQuery) => typedError<HistoryPage, AppError>(__TAURI_INVOKE("history", { query })),
 	/**  A link that opens the upload for `expire_in` seconds (60 s to 7 days), private files too. */
 	signedLink: (id: number, expireIn: number) => typedError<string, AppError>(__TAURI_INVOKE("signed_link", { id, expireIn })),
 	/**  Deletes the upload at the provider; false when it was already gone there. */
@@ -502,4 +502,6 @@ async function typedError<T, E>(result: Promise<T>): Promise<{ status: "ok"; dat
         return { status: "error", error: e as any };
     }
 }
-
+export type HistoryKind = "all" | "images" | "other" | "private";
+export type HistoryQuery = { text: string, profile: string | null, kind: HistoryKind, offset: number, limit: number };
+export type HistoryPage = { entries: HistoryEntry_Serialize[], offset: number, total: number };

@@ -673,41 +673,56 @@ impl Store {
     pub fn history_search(&self, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {
         let clamp = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         let (limit, offset) = (clamp(query.limit), clamp(query.offset));
-        let Some(expr) = query.fts_expression() else {
-            let total: i64 = self
-                .conn
-                .prepare_cached("SELECT COUNT(*) FROM jobs WHERE state = 'done'")?
-                .query_row([], |r| r.get(0))?;
-            let records = self
+        let searched = query.fts_expression();
+        // Without words, the count is a sum over `history_counts` (kept by the triggers):
+        // counting a million index entries would take longer than the whole page.
+        let total: i64 = if query.has_words() {
+            self.conn
+                .prepare_cached("SELECT COUNT(*) FROM history_fts WHERE history_fts MATCH ?1")?
+                .query_row([&searched], |r| r.get(0))?
+        } else {
+            let (is_image, private) = match query.kind {
+                HistoryKind::All => (None, None),
+                HistoryKind::Images => (Some(true), None),
+                HistoryKind::Other => (Some(false), None),
+                HistoryKind::Private => (None, Some(true)),
+            };
+            self.conn
+                .prepare_cached(
+                    "SELECT COALESCE(SUM(n), 0) FROM history_counts
+                     WHERE (?1 IS NULL OR profile = ?1) AND (?2 IS NULL OR is_image = ?2)
+                       AND (?3 IS NULL OR private = ?3)",
+                )?
+                .query_row(params![query.profile, is_image, private], |r| r.get(0))?
+        };
+        let records = match searched {
+            None => self
                 .conn
                 .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM jobs WHERE state = 'done'
+                    // Named: without statistics the planner would take `jobs_by_state` (for
+                    // `state = 'done'`) and sort every finished job for the one page.
+                    "SELECT {COLUMNS} FROM jobs INDEXED BY jobs_history WHERE state = 'done'
                      ORDER BY done_seq DESC LIMIT ?1 OFFSET ?2"
                 ))?
                 .query_map(params![limit, offset], row_to_record)?
-                .collect::<Result<Vec<_>, _>>()?;
-            return Ok(HistoryPage {
-                records,
-                total: total.max(0) as u64,
-            });
+                .collect::<Result<Vec<_>, _>>()?,
+            // The page's sequence numbers first (the FTS index alone, in rowid order), then
+            // their jobs by the `jobs_history` index: never a join over every match. CROSS JOIN
+            // keeps that order (SQLite never reorders it); the planner would otherwise walk
+            // `jobs`.
+            Some(expr) => self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT {J_COLUMNS} FROM (
+                         SELECT rowid AS seq FROM history_fts WHERE history_fts MATCH ?1
+                         ORDER BY rowid DESC LIMIT ?2 OFFSET ?3) AS hit
+                     CROSS JOIN jobs AS j INDEXED BY jobs_history
+                     WHERE j.done_seq = hit.seq AND j.state = 'done'
+                     ORDER BY hit.seq DESC"
+                ))?
+                .query_map(params![expr, limit, offset], row_to_record)?
+                .collect::<Result<Vec<_>, _>>()?,
         };
-        let total: i64 = self
-            .conn
-            .prepare_cached("SELECT COUNT(*) FROM history_fts WHERE history_fts MATCH ?1")?
-            .query_row([&expr], |r| r.get(0))?;
-        // The page's sequence numbers first (the FTS index alone, in rowid order), then their
-        // jobs by the `jobs_history` index: never a join over every match.
-        let records = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {J_COLUMNS} FROM (
-                     SELECT rowid AS seq FROM history_fts WHERE history_fts MATCH ?1
-                     ORDER BY rowid DESC LIMIT ?2 OFFSET ?3) AS hit
-                 JOIN jobs j ON j.done_seq = hit.seq AND j.state = 'done'
-                 ORDER BY hit.seq DESC"
-            ))?
-            .query_map(params![expr, limit, offset], row_to_record)?
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(HistoryPage {
             records,
             total: total.max(0) as u64,
@@ -761,6 +776,11 @@ pub struct HistoryPage {
 }
 
 impl HistoryQuery {
+    /// The text has a word to search for (not only spaces and punctuation).
+    fn has_words(&self) -> bool {
+        self.text.chars().any(char::is_alphanumeric)
+    }
+
     /// The FTS5 expression, none when nothing narrows the history. Only letters and digits of
     /// the user's text reach it (each word becomes a quoted phrase of its alphanumeric runs,
     /// the tokenizer's own split), so no input is FTS syntax: `"`, `*` or `NEAR(` are just
@@ -827,6 +847,17 @@ fn fts_values(row: &str) -> String {
     )
 }
 
+/// Counts a done job (`row` is `new.` or empty) in `history_counts`: per profile and kind, so
+/// a count without words is a sum over a few rows.
+fn count_upsert(row: &str) -> String {
+    format!(
+        "INSERT INTO history_counts (profile, is_image, private, n)
+         SELECT {row}profile, COALESCE({row}is_image, 0) <> 0, COALESCE({row}private, 0) <> 0, 1
+         WHERE true
+         ON CONFLICT (profile, is_image, private) DO UPDATE SET n = n + 1;"
+    )
+}
+
 /// The history's indexes, FTS table and triggers (after `ADDED_COLUMNS`: they name new columns).
 fn history_schema() -> String {
     let values = fts_values("new.");
@@ -838,22 +869,36 @@ fn history_schema() -> String {
              name, folder, profile, url, tags, path, facets,
              content = '', contentless_delete = 1, prefix = '1 2 3',
              tokenize = 'unicode61 remove_diacritics 2');
+         CREATE TABLE IF NOT EXISTS history_counts (
+             profile  TEXT NOT NULL,
+             is_image INTEGER NOT NULL,
+             private  INTEGER NOT NULL,
+             n        INTEGER NOT NULL,
+             PRIMARY KEY (profile, is_image, private)
+         ) WITHOUT ROWID;
          CREATE TRIGGER IF NOT EXISTS history_fts_done AFTER UPDATE OF state ON jobs
              WHEN new.state = 'done' AND old.state <> 'done' AND new.done_seq IS NOT NULL
          BEGIN
              INSERT INTO history_fts (rowid, name, folder, profile, url, tags, path, facets)
              VALUES (new.done_seq, {values});
+             {count_new}
          END;
          CREATE TRIGGER IF NOT EXISTS history_fts_undone AFTER UPDATE OF state ON jobs
              WHEN old.state = 'done' AND new.state <> 'done' AND old.done_seq IS NOT NULL
          BEGIN
              DELETE FROM history_fts WHERE rowid = old.done_seq;
+             {uncount}
          END;
          CREATE TRIGGER IF NOT EXISTS history_fts_gone AFTER DELETE ON jobs
              WHEN old.state = 'done' AND old.done_seq IS NOT NULL
          BEGIN
              DELETE FROM history_fts WHERE rowid = old.done_seq;
-         END;"
+             {uncount}
+         END;",
+        count_new = count_upsert("new."),
+        uncount = "UPDATE history_counts SET n = n - 1 WHERE profile = old.profile
+             AND is_image = (COALESCE(old.is_image, 0) <> 0)
+             AND private = (COALESCE(old.private, 0) <> 0);",
     )
 }
 
@@ -882,7 +927,16 @@ fn prepare_history_search(conn: &Connection) -> rusqlite::Result<()> {
     if ready(&tx)? {
         return Ok(());
     }
+    let fresh: bool = tx.query_row(
+        "SELECT COUNT(*) = 0 FROM sqlite_master WHERE name = 'history_fts'",
+        [],
+        |r| r.get(0),
+    )?;
     tx.execute_batch(&history_schema())?;
+    if fresh {
+        // Counts left from an index that is gone would count its jobs twice.
+        tx.execute_batch("DELETE FROM history_counts")?;
+    }
     {
         let mut seq: i64 = tx.query_row(
             "SELECT COALESCE(MAX(done_seq), 0) FROM jobs WHERE state = 'done'",
@@ -900,6 +954,8 @@ fn prepare_history_search(conn: &Connection) -> rusqlite::Result<()> {
              SELECT done_seq, {} FROM jobs WHERE id = ?1",
             fts_values("")
         ))?;
+        let mut count =
+            tx.prepare(&count_upsert("").replace("WHERE true", "FROM jobs WHERE id = ?1"))?;
         let mut rows = select.query([])?;
         while let Some(row) = rows.next()? {
             let id: i64 = row.get(0)?;
@@ -913,6 +969,7 @@ fn prepare_history_search(conn: &Connection) -> rusqlite::Result<()> {
             seq += 1;
             update.execute(params![id, seq, kind.is_image, kind.private])?;
             index.execute([id])?;
+            count.execute([id])?;
         }
     }
     tx.commit()
@@ -1411,7 +1468,7 @@ mod tests {
             )
             .unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
         assert_eq!(
             search(&store, ""),
             (vec!["first.jpg".into(), "second.pdf".into()], 2)

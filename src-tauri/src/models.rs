@@ -4,10 +4,7 @@
 //! declared to specta as a plain number (`#[specta(type = u32)]`: specta would add `| null`
 //! for a NaN these values never hold).
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use dropkey::config::{Profile, Provider as CoreProvider};
 use dropkey::config_edit::ProfileSpec;

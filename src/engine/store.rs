@@ -671,15 +671,48 @@ impl Store {
 
     /// One page of the finished uploads matching `query`, newest first, and how many match.
     pub fn history_search(&self, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {
+        self.history_search_counting(query, EXACT_COUNT)
+    }
+
+    /// [`Store::history_search`] counting up to `exact_count` matches of the words.
+    fn history_search_counting(
+        &self,
+        query: &HistoryQuery,
+        exact_count: i64,
+    ) -> Result<HistoryPage, StoreError> {
         let clamp = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         let (limit, offset) = (clamp(query.limit), clamp(query.offset));
         let searched = query.fts_expression();
         // Without words, the count is a sum over `history_counts` (kept by the triggers):
         // counting a million index entries would take longer than the whole page.
-        let total: i64 = if query.has_words() {
-            self.conn
-                .prepare_cached("SELECT COUNT(*) FROM history_fts WHERE history_fts MATCH ?1")?
-                .query_row([&searched], |r| r.get(0))?
+        let mut exact = true;
+        let mut total: i64 = if query.has_words() {
+            // Exact up to `EXACT_COUNT` matches; past that (a letter or two typed, half the
+            // history matching) an estimate from how far back the first `EXACT_COUNT` reach,
+            // since counting half a million matches alone would take the whole 100 ms.
+            let (counted, oldest): (i64, Option<i64>) = self
+                .conn
+                .prepare_cached(
+                    "SELECT COUNT(*), MIN(seq) FROM (SELECT rowid AS seq FROM history_fts
+                     WHERE history_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?2)",
+                )?
+                .query_row(params![searched, EXACT_COUNT], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+            match oldest {
+                Some(oldest) if counted >= exact_count => {
+                    exact = false;
+                    let newest: i64 = self.conn.query_row(
+                        "SELECT COALESCE(MAX(done_seq), 0) FROM jobs INDEXED BY jobs_history
+                         WHERE state = 'done'",
+                        [],
+                        |r| r.get(0),
+                    )?;
+                    let span = (newest - oldest + 1).max(1) as f64;
+                    ((counted as f64) * (newest.max(1) as f64) / span).round() as i64
+                }
+                _ => counted,
+            }
         } else {
             let (is_image, private) = match query.kind {
                 HistoryKind::All => (None, None),
@@ -723,9 +756,15 @@ impl Store {
                 .query_map(params![expr, limit, offset], row_to_record)?
                 .collect::<Result<Vec<_>, _>>()?,
         };
+        // A short page is the end: whatever the estimate said, the count is now known.
+        if !exact && (records.len() as i64) < limit && (!records.is_empty() || offset == 0) {
+            total = offset + records.len() as i64;
+            exact = true;
+        }
         Ok(HistoryPage {
             records,
             total: total.max(0) as u64,
+            exact,
         })
     }
 }
@@ -773,7 +812,13 @@ pub struct HistoryQuery {
 pub struct HistoryPage {
     pub records: Vec<JobRecord>,
     pub total: u64,
+    /// `total` is counted, not estimated (words matching more than `EXACT_COUNT` uploads are
+    /// estimated until a page reaches the end).
+    pub exact: bool,
 }
+
+/// Matches of a search counted one by one; more are estimated.
+const EXACT_COUNT: i64 = 50_000;
 
 impl HistoryQuery {
     /// The text has a word to search for (not only spaces and punctuation).
@@ -1431,6 +1476,48 @@ mod tests {
         assert_eq!(all.len(), 5);
         assert_eq!(query(None, HistoryKind::All, 2, 3).0, all[3..5].to_vec());
         assert_eq!(query(None, HistoryKind::All, 2, 9).0, Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_search_matching_very_many_estimates_its_count_until_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        const CAP: i64 = 20;
+        let names: Vec<String> = (0..CAP + 10)
+            .map(|i| {
+                if i % 2 == 0 {
+                    format!("s{i}.jpg")
+                } else {
+                    format!("t{i}.jpg")
+                }
+            })
+            .collect();
+        let jobs: Vec<NewJob> = names.iter().map(|n| job(n)).collect();
+        let ids = store.enqueue(&jobs, 1).unwrap();
+        for id in ids {
+            store
+                .mark_done(id, "r", "u", &serde_json::json!({}), 2)
+                .unwrap();
+        }
+        let search = |text: &str, offset| {
+            let query = HistoryQuery {
+                text: text.into(),
+                limit: 5,
+                offset,
+                ..HistoryQuery::default()
+            };
+            store.history_search_counting(&query, CAP).unwrap()
+        };
+        let n = CAP as u64 + 10;
+        let all = search("jpg", 0);
+        assert!(!all.exact);
+        assert!(all.total.abs_diff(n) <= 2, "{}", all.total);
+        let half = search("s", 0);
+        assert!(half.exact, "fewer than the cap: counted");
+        assert_eq!(half.total, n / 2);
+        // The last page knows the count.
+        let end = search("jpg", n as usize - 3);
+        assert_eq!((end.records.len(), end.total, end.exact), (3, n, true));
     }
 
     #[test]

@@ -350,3 +350,79 @@ fn history_pages_with_limit_and_offset() {
     assert_eq!(code, Some(0));
     assert!(none.is_empty());
 }
+
+#[test]
+fn history_searches_by_word_prefixes_filters_and_pages() {
+    let rig = Rig::new();
+    let root = rig.files().join("trip");
+    let names = [
+        "sunset-beach.jpg",
+        "sunrise.png",
+        "sunset-city.jpg",
+        "report.pdf",
+        "notes.txt",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        write(&root.join(name), i);
+    }
+    let (code, _, stderr) = rig.run(&["upload", "sandbox", "-r", &s(&root)]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let file_names = |lines: &[Value]| -> Vec<String> {
+        let mut out: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                Path::new(l["path"].as_str().unwrap())
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let history = |args: &[&str]| {
+        let mut full = vec!["history"];
+        full.extend_from_slice(args);
+        let (code, lines, stderr) = rig.run(&full);
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+        lines
+    };
+
+    // A word's prefix, words in any order, every word needed.
+    let sunset = history(&["--search", "sunse"]);
+    assert_eq!(file_names(&sunset), ["sunset-beach.jpg", "sunset-city.jpg"]);
+    assert_eq!(
+        file_names(&history(&["--search", "BEACH sunse"])),
+        ["sunset-beach.jpg"]
+    );
+    assert_eq!(history(&["--search", "sunset pdf"]).len(), 0);
+    // The folder and profile are searched too.
+    assert_eq!(history(&["--search", "trip sandbox"]).len(), 5);
+    // Paging a search: the same lines as one page, in the same order.
+    assert_eq!(
+        history(&["--search", "sunse", "--limit", "1", "--offset", "1"]),
+        sunset[1..].to_vec()
+    );
+    // Text that is FTS syntax is just text.
+    for hostile in ["\"", "*", "NEAR(", "a OR b", "{name}:x"] {
+        history(&["--search", hostile]);
+    }
+    // Filters: profile and kind (the sandbox says image for .jpg and .png).
+    assert_eq!(history(&["--profile", "sandbox"]).len(), 5);
+    assert_eq!(history(&["--profile", "nope"]).len(), 0);
+    assert_eq!(
+        file_names(&history(&["--kind", "images"])),
+        ["sunrise.png", "sunset-beach.jpg", "sunset-city.jpg"]
+    );
+    assert_eq!(
+        file_names(&history(&["--kind", "other", "--search", "re"])),
+        ["report.pdf"]
+    );
+    let (code, _, stderr) = rig.run(&["history", "--kind", "movies"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("use all, images, other or private"),
+        "{stderr}"
+    );
+}

@@ -13,7 +13,7 @@ use dropkey::config_edit::{self, ProfileSpec, WatchSpec};
 use dropkey::engine::clock::SkewClock;
 use dropkey::engine::intake::{self, Intake, IntakeRequest};
 use dropkey::engine::provider::{self, RemoteFile};
-use dropkey::engine::store::JobRecord;
+use dropkey::engine::store::{HistoryQuery as CoreHistoryQuery, JobRecord};
 use dropkey::engine::{Engine, EngineSettings, JobState};
 use dropkey::profile::ProfileStatus;
 use dropkey::sandbox::SandboxHandle;
@@ -24,8 +24,8 @@ use dropkey::watch::{watch_key, Watcher};
 use crate::error::AppError;
 use crate::models::{
     core_job_id, history_entry, watch_view, Activity, AppStatus, ConnectionCheck, EnqueueRequest,
-    EnqueueResult, HistoryEntry, IntakeView, JobView, ProfileInput, ProfileView, QueueCountsView,
-    QueuePage, SecretSource, WatchInput, WatchView,
+    EnqueueResult, HistoryEntry, HistoryPage, HistoryQuery, IntakeView, JobView, ProfileInput,
+    ProfileView, QueueCountsView, QueuePage, SecretSource, WatchInput, WatchView,
 };
 use crate::prefs::Prefs;
 
@@ -36,7 +36,9 @@ const INTAKE_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
 const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Rows of the queue view one call returns at most.
 const MAX_QUEUE_PAGE: u32 = 1_000;
-pub const MAX_HISTORY: u32 = 50_000;
+/// The most History rows one call returns (the screen asks for windows of a few hundred).
+pub const MAX_HISTORY_PAGE: u32 = 1_000;
+const MAX_SEARCH_LEN: usize = 1_024;
 const CONNECTION_PROBE_ID: &str = "dropkey-connection-test";
 
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -533,15 +535,29 @@ impl Core {
     // -----------------------------------------------------------------------------------------
     // History
 
-    pub fn history(&self, limit: u32) -> Result<Vec<HistoryEntry>, AppError> {
-        let limit = limit.clamp(1, MAX_HISTORY) as usize;
+    /// One page of the finished uploads matching `query`, newest first (the store's search
+    /// index answers: the page never holds more than `MAX_HISTORY_PAGE` entries).
+    pub fn history(&self, query: HistoryQuery) -> Result<HistoryPage, AppError> {
+        if query.text.len() > MAX_SEARCH_LEN {
+            return Err(AppError::input("that search is too long; use fewer words"));
+        }
+        let page = self.engine.history_search(&CoreHistoryQuery {
+            text: query.text,
+            profile: query.profile.filter(|p| !p.is_empty()),
+            kind: query.kind.into(),
+            limit: query.limit.clamp(1, MAX_HISTORY_PAGE) as usize,
+            offset: query.offset as usize,
+        })?;
         let config = self.config();
-        Ok(self
-            .engine
-            .history(limit, None)?
-            .iter()
-            .map(|r| history_entry(r, config.profile(&r.profile)))
-            .collect())
+        Ok(HistoryPage {
+            entries: page
+                .records
+                .iter()
+                .map(|r| history_entry(r, config.profile(&r.profile)))
+                .collect(),
+            offset: query.offset,
+            total: u32::try_from(page.total).unwrap_or(u32::MAX),
+        })
     }
 
     pub fn history_entry(&self, record: &JobRecord) -> HistoryEntry {

@@ -24,9 +24,12 @@ pub enum ErrorKind {
     Clipboard,
     /// A bug or an environment failure the user cannot fix from the window.
     Internal,
-    /// Raised by the UI, never by Rust: the page runs outside the app.
+    /// Raised by the UI, never by Rust: the page runs outside the app. (Listed here so the
+    /// exported type has every kind the UI handles.)
+    #[allow(dead_code)]
     NoBackend,
     /// Raised by the UI, never by Rust: Tauri refused the call (a missing permission, say).
+    #[allow(dead_code)]
     Ipc,
 }
 

@@ -112,7 +112,7 @@ fn no_command_output_or_event_carries_a_secret() {
         );
         out.add("events", &batcher.flush(&core).events);
         out.add("queue after", &core.queue_page(0, 100).unwrap());
-        let history = core.history(100).unwrap();
+        let history = core.history(first_history_page()).unwrap().entries;
         assert_eq!(history.len(), 1);
         out.add("history", &history);
         let id = history[0].id;
@@ -173,8 +173,21 @@ fn no_command_output_or_event_carries_a_secret() {
         );
         out.add("delete_secret ik", &core.delete_secret("ik"));
         out.add("delete_upload", &core.delete_upload(id).await);
-        out.add("history after delete", &core.history(100).unwrap());
+        out.add(
+            "history after delete",
+            &core.history(first_history_page()).unwrap(),
+        );
         core.shutdown().await;
         out.assert_clean();
     });
+}
+
+fn first_history_page() -> crate::models::HistoryQuery {
+    crate::models::HistoryQuery {
+        text: String::new(),
+        profile: None,
+        kind: crate::models::HistoryKind::All,
+        offset: 0,
+        limit: 100,
+    }
 }

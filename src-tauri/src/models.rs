@@ -4,15 +4,12 @@
 //! declared to specta as a plain number (`#[specta(type = u32)]`: specta would add `| null`
 //! for a NaN these values never hold).
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use dropkey::config::{Profile, Provider as CoreProvider};
 use dropkey::config_edit::ProfileSpec;
 use dropkey::engine::intake::IntakeProgress;
-use dropkey::engine::store::JobRecord;
+use dropkey::engine::store::{HistoryKind as CoreHistoryKind, JobRecord, UploadKind};
 use dropkey::engine::{JobId, JobState, QueueCounts};
 use dropkey::profile::ProfileStatus;
 use dropkey::secrets::SecretSource as CoreSecretSource;
@@ -296,37 +293,51 @@ pub struct HistoryEntry {
     pub source: String,
 }
 
-const IMAGE_EXTENSIONS: &[&str] = &[
-    "jpg", "jpeg", "png", "gif", "webp", "avif", "bmp", "svg", "tif", "tiff", "heic", "ico",
-];
-
-fn str_field<'a>(response: Option<&'a Value>, name: &str) -> Option<&'a str> {
-    response.and_then(|r| r.get(name)).and_then(Value::as_str)
+/// What the History screen shows: all uploads, images, other files, or private ones.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, specta::Type, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryKind {
+    #[default]
+    All,
+    Images,
+    Other,
+    Private,
 }
 
-pub fn looks_like_image(name: &str) -> bool {
-    Path::new(name)
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+impl From<HistoryKind> for CoreHistoryKind {
+    fn from(kind: HistoryKind) -> Self {
+        match kind {
+            HistoryKind::All => Self::All,
+            HistoryKind::Images => Self::Images,
+            HistoryKind::Other => Self::Other,
+            HistoryKind::Private => Self::Private,
+        }
+    }
+}
+
+/// A History search: every word of `text` (each a word prefix, any order), the profile (none:
+/// all) and the kind; `limit` uploads after skipping the `offset` newest matches.
+#[derive(Debug, Clone, Deserialize, specta::Type, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub text: String,
+    pub profile: Option<String>,
+    pub kind: HistoryKind,
+    pub offset: u32,
+    pub limit: u32,
+}
+
+/// One page of a History search, and how many uploads match in all.
+#[derive(Debug, Clone, Serialize, specta::Type, PartialEq)]
+pub struct HistoryPage {
+    pub entries: Vec<HistoryEntry>,
+    pub offset: u32,
+    pub total: u32,
 }
 
 pub fn history_entry(record: &JobRecord, profile: Option<&Profile>) -> HistoryEntry {
-    let response = record.response.as_ref();
-    let is_image = match str_field(response, "fileType").or(str_field(response, "resource_type")) {
-        Some(kind) => kind == "image",
-        None => looks_like_image(&record.file_name),
-    };
-    let private = record.params.get("isPrivateFile").map(String::as_str) == Some("true")
-        || response
-            .and_then(|r| r.get("isPrivateFile"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
-        || matches!(
-            str_field(response, "type"),
-            Some("private" | "authenticated")
-        )
-        || record.params.get("type").map(String::as_str) == Some("private");
+    // The same derivation the store keeps for the history's kind filter.
+    let UploadKind { is_image, private } =
+        UploadKind::of(&record.file_name, &record.params, record.response.as_ref());
     let url_endpoint = profile.and_then(|p| match &p.provider {
         CoreProvider::ImageKit(ik) => {
             Some(ik.url_endpoint.as_str().trim_end_matches('/').to_owned())

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use super::{output, Context};
 use crate::config::{Profile, Provider};
 use crate::engine::provider::{self, RemoteFile};
+use crate::engine::store::{HistoryKind, HistoryQuery};
 use crate::engine::{Engine, EngineSettings, Event, Finished, JobId, JobState, NewJob};
 use crate::inputs::{self, Found};
 use crate::profile::parse_params;
@@ -73,6 +74,21 @@ pub struct HistoryArgs {
     /// How many of the newest uploads to skip first (with --limit, pages through history).
     #[arg(long, value_name = "M", default_value_t = 0)]
     offset: usize,
+    /// Only uploads matching every word (any order; each word a prefix of a word in the name,
+    /// folder, profile, URL, tags or path).
+    #[arg(long, value_name = "TEXT")]
+    search: Option<String>,
+    /// Only uploads to this profile.
+    #[arg(long, value_name = "P")]
+    profile: Option<String>,
+    /// Only images, other files, or private files.
+    #[arg(long, value_name = "KIND", default_value = "all", value_parser = parse_kind)]
+    kind: HistoryKind,
+}
+
+fn parse_kind(text: &str) -> Result<HistoryKind, String> {
+    HistoryKind::parse(text)
+        .ok_or_else(|| format!("unknown kind {text:?}: use all, images, other or private"))
 }
 
 #[derive(Debug, Args)]
@@ -562,9 +578,17 @@ pub async fn resume(ctx: Context, args: &ResumeArgs) -> Result<(), Error> {
 pub fn history(ctx: Context, args: &HistoryArgs) -> Result<(), Error> {
     let store = crate::engine::store::Store::open(&ctx.paths.data_dir)
         .map_err(crate::engine::EngineError::from)?;
+    let query = HistoryQuery {
+        text: args.search.clone().unwrap_or_default(),
+        profile: args.profile.clone(),
+        kind: args.kind,
+        limit: args.limit,
+        offset: args.offset,
+    };
     for record in store
-        .history_page(args.limit, args.offset, None)
+        .history_search(&query)
         .map_err(crate::engine::EngineError::from)?
+        .records
     {
         output::json_line(&json!({
             "job": record.id,

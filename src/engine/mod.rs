@@ -378,6 +378,15 @@ impl Engine {
         Ok(lock(&self.shared.store).history(limit, since)?)
     }
 
+    /// One page of the finished uploads matching `query` (words, profile, kind), and how many
+    /// match: answered by the store's search index, never by loading the history.
+    pub fn history_search(
+        &self,
+        query: &store::HistoryQuery,
+    ) -> Result<store::HistoryPage, EngineError> {
+        Ok(lock(&self.shared.store).history_search(query)?)
+    }
+
     /// Drops the cached secret of `profile`, so the next upload reads the one just stored or
     /// removed in the keychain.
     pub fn forget_secret(&self, profile: &str) {

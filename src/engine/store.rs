@@ -87,7 +87,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     file_ino      INTEGER,
     file_mtime_ns INTEGER,
     file_sha256   TEXT,
-    file_nofollow INTEGER NOT NULL DEFAULT 0
+    file_nofollow INTEGER NOT NULL DEFAULT 0,
+    done_seq      INTEGER,
+    is_image      INTEGER,
+    private       INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, id);
 CREATE INDEX IF NOT EXISTS jobs_by_finish ON jobs(finished_at);
@@ -142,6 +145,9 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("jobs", "file_mtime_ns", "INTEGER"),
     ("jobs", "file_sha256", "TEXT"),
     ("jobs", "file_nofollow", "INTEGER NOT NULL DEFAULT 0"),
+    ("jobs", "done_seq", "INTEGER"),
+    ("jobs", "is_image", "INTEGER"),
+    ("jobs", "private", "INTEGER"),
     ("watch_journal", "file_dev", "INTEGER"),
     ("watch_journal", "file_ino", "INTEGER"),
     ("jobs", "dismissed", "INTEGER NOT NULL DEFAULT 0"),
@@ -242,6 +248,7 @@ impl Store {
         conn.execute_batch(SCHEMA).map_err(open_err)?;
         add_missing_columns(&conn).map_err(open_err)?;
         conn.execute_batch(ADDED_INDEXES).map_err(open_err)?;
+        prepare_history_search(&conn).map_err(open_err)?;
         Ok(Self { conn })
     }
 
@@ -476,11 +483,26 @@ impl Store {
         response: &serde_json::Value,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE jobs SET state = 'done', error = NULL, remote_id = ?2, url = ?3, response = ?4,
-                 finished_at = ?5 WHERE id = ?1",
-            params![id.0, remote_id, url, response.to_string(), now],
+        // One transaction: the history search index (filled by a trigger) never lags the job.
+        let tx = self.conn.transaction()?;
+        let kind = upload_kind_of(&tx, id, response)?;
+        tx.execute(
+            &format!(
+                "UPDATE jobs SET state = 'done', error = NULL, remote_id = ?2, url = ?3, response = ?4,
+                     finished_at = ?5, is_image = ?6, private = ?7, done_seq = {NEXT_DONE_SEQ}
+                 WHERE id = ?1"
+            ),
+            params![
+                id.0,
+                remote_id,
+                url,
+                response.to_string(),
+                now,
+                kind.is_image,
+                kind.private
+            ],
         )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -832,6 +854,429 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
+
+    // -----------------------------------------------------------------------------------------
+    // History search (issue 16: a million rows). Finished uploads carry a `done_seq` (their
+    // place in finish order) and an FTS5 row keyed by it, kept in step by triggers on `jobs`.
+    // A query walks the FTS index newest first and stops at the page, so its cost follows the
+    // page and the matches' doclists, not the size of the history.
+
+    /// One page of the finished uploads matching `query`, newest first, and how many match.
+    pub fn history_search(&self, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {
+        self.history_search_counting(query, EXACT_COUNT)
+    }
+
+    /// [`Store::history_search`] counting up to `exact_count` matches of the words.
+    fn history_search_counting(
+        &self,
+        query: &HistoryQuery,
+        exact_count: i64,
+    ) -> Result<HistoryPage, StoreError> {
+        let clamp = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let (limit, offset) = (clamp(query.limit), clamp(query.offset));
+        let searched = query.fts_expression();
+        // Without words, the count is a sum over `history_counts` (kept by the triggers):
+        // counting a million index entries would take longer than the whole page.
+        let mut exact = true;
+        let mut total: i64 = if query.has_words() {
+            // Exact up to `EXACT_COUNT` matches; past that (a letter or two typed, half the
+            // history matching) an estimate from how far back the first `EXACT_COUNT` reach,
+            // since counting half a million matches alone would take the whole 100 ms.
+            let (counted, oldest): (i64, Option<i64>) = self
+                .conn
+                .prepare_cached(
+                    "SELECT COUNT(*), MIN(seq) FROM (SELECT rowid AS seq FROM history_fts
+                     WHERE history_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?2)",
+                )?
+                .query_row(params![searched, EXACT_COUNT], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+            match oldest {
+                Some(oldest) if counted >= exact_count => {
+                    exact = false;
+                    let newest: i64 = self.conn.query_row(
+                        "SELECT COALESCE(MAX(done_seq), 0) FROM jobs INDEXED BY jobs_history
+                         WHERE state = 'done'",
+                        [],
+                        |r| r.get(0),
+                    )?;
+                    let span = (newest - oldest + 1).max(1) as f64;
+                    ((counted as f64) * (newest.max(1) as f64) / span).round() as i64
+                }
+                _ => counted,
+            }
+        } else {
+            let (is_image, private) = match query.kind {
+                HistoryKind::All => (None, None),
+                HistoryKind::Images => (Some(true), None),
+                HistoryKind::Other => (Some(false), None),
+                HistoryKind::Private => (None, Some(true)),
+            };
+            self.conn
+                .prepare_cached(
+                    "SELECT COALESCE(SUM(n), 0) FROM history_counts
+                     WHERE (?1 IS NULL OR profile = ?1) AND (?2 IS NULL OR is_image = ?2)
+                       AND (?3 IS NULL OR private = ?3)",
+                )?
+                .query_row(params![query.profile, is_image, private], |r| r.get(0))?
+        };
+        let records = match searched {
+            None => self
+                .conn
+                .prepare_cached(&format!(
+                    // Named: without statistics the planner would take `jobs_by_state` (for
+                    // `state = 'done'`) and sort every finished job for the one page.
+                    "SELECT {COLUMNS} FROM jobs INDEXED BY jobs_history WHERE state = 'done'
+                     ORDER BY done_seq DESC LIMIT ?1 OFFSET ?2"
+                ))?
+                .query_map(params![limit, offset], row_to_record)?
+                .collect::<Result<Vec<_>, _>>()?,
+            // The page's sequence numbers first (the FTS index alone, in rowid order), then
+            // their jobs by the `jobs_history` index: never a join over every match. CROSS JOIN
+            // keeps that order (SQLite never reorders it); the planner would otherwise walk
+            // `jobs`.
+            Some(expr) => self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT {J_COLUMNS} FROM (
+                         SELECT rowid AS seq FROM history_fts WHERE history_fts MATCH ?1
+                         ORDER BY rowid DESC LIMIT ?2 OFFSET ?3) AS hit
+                     CROSS JOIN jobs AS j INDEXED BY jobs_history
+                     WHERE j.done_seq = hit.seq AND j.state = 'done'
+                     ORDER BY hit.seq DESC"
+                ))?
+                .query_map(params![expr, limit, offset], row_to_record)?
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        // A short page is the end: whatever the estimate said, the count is now known.
+        if !exact && (records.len() as i64) < limit && (!records.is_empty() || offset == 0) {
+            total = offset + records.len() as i64;
+            exact = true;
+        }
+        Ok(HistoryPage {
+            records,
+            total: total.max(0) as u64,
+            exact,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// History search: the query, the index's schema and how old databases gain it.
+
+/// What the history shows: all uploads, images, other files, or private ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryKind {
+    #[default]
+    All,
+    Images,
+    Other,
+    Private,
+}
+
+impl HistoryKind {
+    /// `all`, `images`, `other` or `private`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "all" => Some(Self::All),
+            "images" => Some(Self::Images),
+            "other" => Some(Self::Other),
+            "private" => Some(Self::Private),
+            _ => None,
+        }
+    }
+}
+
+/// A search of the finished uploads: every word of `text` (any order, each a prefix of a word
+/// in the name, folder, profile, URL, tags or path), the profile and the kind, one page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub text: String,
+    pub profile: Option<String>,
+    pub kind: HistoryKind,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+/// One page of a [`HistoryQuery`], and how many uploads match in all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub records: Vec<JobRecord>,
+    pub total: u64,
+    /// `total` is counted, not estimated (words matching more than `EXACT_COUNT` uploads are
+    /// estimated until a page reaches the end).
+    pub exact: bool,
+}
+
+/// Matches of a search counted one by one; more are estimated.
+const EXACT_COUNT: i64 = 50_000;
+
+impl HistoryQuery {
+    /// The text has a word to search for (not only spaces and punctuation).
+    fn has_words(&self) -> bool {
+        self.text.chars().any(char::is_alphanumeric)
+    }
+
+    /// The FTS5 expression, none when nothing narrows the history. Only letters and digits of
+    /// the user's text reach it (each word becomes a quoted phrase of its alphanumeric runs,
+    /// the tokenizer's own split), so no input is FTS syntax: `"`, `*` or `NEAR(` are just
+    /// separators.
+    fn fts_expression(&self) -> Option<String> {
+        let mut terms = Vec::new();
+        for word in self.text.split_whitespace() {
+            let tokens: Vec<String> = word
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|t| !t.is_empty())
+                .map(str::to_lowercase)
+                .collect();
+            if !tokens.is_empty() {
+                // The prefix applies to the phrase's last token: "sunse" finds sunset.jpg,
+                // "photo-99" finds photo-9921.png.
+                terms.push(format!("{{{SEARCHED}}} : \"{}\"*", tokens.join(" ")));
+            }
+        }
+        if let Some(profile) = &self.profile {
+            terms.push(format!("facets : \"{}\"", profile_facet(profile)));
+        }
+        match self.kind {
+            HistoryKind::All => {}
+            HistoryKind::Images => terms.push("facets : kimage".into()),
+            HistoryKind::Other => terms.push("facets : kother".into()),
+            HistoryKind::Private => terms.push("facets : kprivate".into()),
+        }
+        (!terms.is_empty()).then(|| terms.join(" AND "))
+    }
+}
+
+/// The FTS columns the user's words search (not `facets`, which holds the filters' tokens).
+const SEARCHED: &str = "name folder profile url tags path";
+
+/// A profile as one token (hex of its name): any name, and never a word the user types.
+fn profile_facet(profile: &str) -> String {
+    format!("p{}", hex::encode(profile.as_bytes()))
+}
+
+/// `COLUMNS` of the `jobs` table aliased `j`.
+const J_COLUMNS: &str = "j.id, j.profile, j.path, j.file_name, j.size, j.params, j.state, \
+    j.attempts, j.error, j.remote_id, j.url, j.response, j.upload_id, j.bytes_acked, j.source, \
+    j.created_at, j.finished_at, j.file_dev, j.file_ino, j.file_mtime_ns, j.file_sha256, \
+    j.file_nofollow";
+
+/// A done job's sequence number: the next after the newest done one (kept when it already is
+/// done). Reusing a deleted job's number is harmless: its FTS row left with it.
+const NEXT_DONE_SEQ: &str = "(CASE WHEN state = 'done' AND done_seq IS NOT NULL THEN done_seq
+    ELSE (SELECT COALESCE(MAX(done_seq), 0) + 1 FROM jobs WHERE state = 'done') END)";
+
+/// The FTS row of a job (`row` is `new.`, `old.` or empty), in `history_fts`'s column order.
+/// Folder and tags live in the params' JSON; `facets` holds the filters as tokens.
+fn fts_values(row: &str) -> String {
+    let param = |name: &str| {
+        format!("CASE WHEN json_valid({row}params) THEN json_extract({row}params, '$.{name}') END")
+    };
+    format!(
+        "{row}file_name, {folder}, {row}profile, {row}url, {tags}, {row}path,
+         'k' || CASE WHEN {row}is_image THEN 'image' ELSE 'other' END
+             || CASE WHEN {row}private THEN ' kprivate' ELSE '' END
+             || ' p' || lower(hex({row}profile))",
+        folder = param("folder"),
+        tags = param("tags"),
+    )
+}
+
+/// Counts a done job (`row` is `new.` or empty) in `history_counts`: per profile and kind, so
+/// a count without words is a sum over a few rows.
+fn count_upsert(row: &str) -> String {
+    format!(
+        "INSERT INTO history_counts (profile, is_image, private, n)
+         SELECT {row}profile, COALESCE({row}is_image, 0) <> 0, COALESCE({row}private, 0) <> 0, 1
+         WHERE true
+         ON CONFLICT (profile, is_image, private) DO UPDATE SET n = n + 1;"
+    )
+}
+
+/// The history's indexes, FTS table and triggers (after `ADDED_COLUMNS`: they name new columns).
+fn history_schema() -> String {
+    let values = fts_values("new.");
+    format!(
+        "CREATE INDEX IF NOT EXISTS jobs_history ON jobs(done_seq) WHERE state = 'done';
+         CREATE INDEX IF NOT EXISTS jobs_unindexed ON jobs(id)
+             WHERE state = 'done' AND done_seq IS NULL;
+         CREATE VIRTUAL TABLE IF NOT EXISTS history_fts USING fts5(
+             name, folder, profile, url, tags, path, facets,
+             content = '', contentless_delete = 1, prefix = '1 2 3',
+             tokenize = 'unicode61 remove_diacritics 2');
+         CREATE TABLE IF NOT EXISTS history_counts (
+             profile  TEXT NOT NULL,
+             is_image INTEGER NOT NULL,
+             private  INTEGER NOT NULL,
+             n        INTEGER NOT NULL,
+             PRIMARY KEY (profile, is_image, private)
+         ) WITHOUT ROWID;
+         CREATE TRIGGER IF NOT EXISTS history_fts_done AFTER UPDATE OF state ON jobs
+             WHEN new.state = 'done' AND old.state <> 'done' AND new.done_seq IS NOT NULL
+         BEGIN
+             INSERT INTO history_fts (rowid, name, folder, profile, url, tags, path, facets)
+             VALUES (new.done_seq, {values});
+             {count_new}
+         END;
+         CREATE TRIGGER IF NOT EXISTS history_fts_undone AFTER UPDATE OF state ON jobs
+             WHEN old.state = 'done' AND new.state <> 'done' AND old.done_seq IS NOT NULL
+         BEGIN
+             DELETE FROM history_fts WHERE rowid = old.done_seq;
+             {uncount}
+         END;
+         CREATE TRIGGER IF NOT EXISTS history_fts_gone AFTER DELETE ON jobs
+             WHEN old.state = 'done' AND old.done_seq IS NOT NULL
+         BEGIN
+             DELETE FROM history_fts WHERE rowid = old.done_seq;
+             {uncount}
+         END;",
+        count_new = count_upsert("new."),
+        uncount = "UPDATE history_counts SET n = n - 1 WHERE profile = old.profile
+             AND is_image = (COALESCE(old.is_image, 0) <> 0)
+             AND private = (COALESCE(old.private, 0) <> 0);",
+    )
+}
+
+/// Creates the history index, and indexes finished uploads that are not yet: all of them in a
+/// database from before it (once, on the first open by this version), or the few an older
+/// version finished meanwhile. One transaction, so a crash midway leaves no half index behind.
+fn prepare_history_search(conn: &Connection) -> rusqlite::Result<()> {
+    // Both checks are cheap: `sqlite_master`, and the partial index of unindexed done jobs.
+    let ready = |conn: &Connection| -> rusqlite::Result<bool> {
+        let exists: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'history_fts'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(exists
+            && !conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'done' AND done_seq IS NULL)",
+                [],
+                |r| r.get::<_, bool>(0),
+            )?)
+    };
+    if ready(conn)? {
+        return Ok(());
+    }
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    if ready(&tx)? {
+        return Ok(());
+    }
+    let fresh: bool = tx.query_row(
+        "SELECT COUNT(*) = 0 FROM sqlite_master WHERE name = 'history_fts'",
+        [],
+        |r| r.get(0),
+    )?;
+    tx.execute_batch(&history_schema())?;
+    if fresh {
+        // Counts left from an index that is gone would count its jobs twice.
+        tx.execute_batch("DELETE FROM history_counts")?;
+    }
+    {
+        let mut seq: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(done_seq), 0) FROM jobs WHERE state = 'done'",
+            [],
+            |r| r.get(0),
+        )?;
+        let mut select = tx.prepare(
+            "SELECT id, file_name, params, response FROM jobs
+             WHERE state = 'done' AND done_seq IS NULL ORDER BY finished_at, id",
+        )?;
+        let mut update =
+            tx.prepare("UPDATE jobs SET done_seq = ?2, is_image = ?3, private = ?4 WHERE id = ?1")?;
+        let mut index = tx.prepare(&format!(
+            "INSERT INTO history_fts (rowid, name, folder, profile, url, tags, path, facets)
+             SELECT done_seq, {} FROM jobs WHERE id = ?1",
+            fts_values("")
+        ))?;
+        let mut count =
+            tx.prepare(&count_upsert("").replace("WHERE true", "FROM jobs WHERE id = ?1"))?;
+        let mut rows = select.query([])?;
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            let name: String = row.get(1)?;
+            let job_params: Params =
+                serde_json::from_str(&row.get::<_, String>(2)?).unwrap_or_default();
+            let response: Option<serde_json::Value> = row
+                .get::<_, Option<String>>(3)?
+                .and_then(|r| serde_json::from_str(&r).ok());
+            let kind = UploadKind::of(&name, &job_params, response.as_ref());
+            seq += 1;
+            update.execute(params![id, seq, kind.is_image, kind.private])?;
+            index.execute([id])?;
+            count.execute([id])?;
+        }
+    }
+    tx.commit()
+}
+
+/// The kind of job `id` once `response` is its provider's answer.
+fn upload_kind_of(
+    tx: &rusqlite::Transaction<'_>,
+    id: JobId,
+    response: &serde_json::Value,
+) -> rusqlite::Result<UploadKind> {
+    let row = tx
+        .query_row(
+            "SELECT file_name, params FROM jobs WHERE id = ?1",
+            [id.0],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )
+        .optional()?;
+    Ok(match row {
+        Some((name, job_params)) => UploadKind::of(
+            &name,
+            &serde_json::from_str(&job_params).unwrap_or_default(),
+            Some(response),
+        ),
+        None => UploadKind::default(),
+    })
+}
+
+/// What the history's kind filter and icons need to know of an upload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UploadKind {
+    pub is_image: bool,
+    /// Needs a signed link to be opened (ImageKit private file, Cloudinary private type).
+    pub private: bool,
+}
+
+const IMAGE_EXTENSIONS: &[&str] = &[
+    "jpg", "jpeg", "png", "gif", "webp", "avif", "bmp", "svg", "tif", "tiff", "heic", "ico",
+];
+
+/// An image by its name's extension (when the provider did not say).
+pub fn looks_like_image(name: &str) -> bool {
+    Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+impl UploadKind {
+    /// From the provider's answer (ImageKit's `fileType` and `isPrivateFile`, Cloudinary's
+    /// `resource_type` and `type`), else the upload's parameters and the file name.
+    pub fn of(file_name: &str, params: &Params, response: Option<&serde_json::Value>) -> Self {
+        let field = |name: &str| {
+            response
+                .and_then(|r| r.get(name))
+                .and_then(serde_json::Value::as_str)
+        };
+        let is_image = match field("fileType").or(field("resource_type")) {
+            Some(kind) => kind == "image",
+            None => looks_like_image(file_name),
+        };
+        let private = params.get("isPrivateFile").map(String::as_str) == Some("true")
+            || response
+                .and_then(|r| r.get("isPrivateFile"))
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false)
+            || matches!(field("type"), Some("private" | "authenticated"))
+            || params.get("type").map(String::as_str) == Some("private");
+        Self { is_image, private }
+    }
 }
 
 /// See [`Store::journal_get_many`].
@@ -1170,6 +1615,269 @@ mod tests {
         assert!(store.journal_get("w", "scan.pdf").unwrap().is_some());
         store.journal_remove("w", "scan.pdf").unwrap();
         assert!(store.journal_get("w", "scan.pdf").unwrap().is_none());
+    }
+
+    /// Done uploads named `names` (in finish order), with folder and tags params.
+    fn done_uploads(store: &mut Store, profile: &str, names: &[&str]) -> Vec<JobId> {
+        let mut ids = Vec::new();
+        for name in names {
+            let mut new = job(name);
+            new.profile = profile.into();
+            new.params.insert("folder".into(), "/trips/2026".into());
+            new.params.insert("tags".into(), "holiday,beach".into());
+            let id = store.enqueue(&[new], 1).unwrap()[0];
+            let url = format!("https://cdn.example/{profile}/{name}");
+            store
+                .mark_done(id, "rid", &url, &serde_json::json!({}), 100)
+                .unwrap();
+            ids.push(id);
+        }
+        ids
+    }
+
+    fn search(store: &Store, text: &str) -> (Vec<String>, u64) {
+        let page = store
+            .history_search(&HistoryQuery {
+                text: text.into(),
+                limit: 100,
+                ..HistoryQuery::default()
+            })
+            .unwrap();
+        let names = page.records.iter().map(|r| r.file_name.clone()).collect();
+        (names, page.total)
+    }
+
+    #[test]
+    fn history_search_matches_word_prefixes_in_any_order_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        done_uploads(
+            &mut store,
+            "p",
+            &[
+                "sunset-beach.jpg",
+                "report.pdf",
+                "photo-9921.png",
+                "sunrise.PNG",
+            ],
+        );
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(search(&store, "sunse"), (names(&["sunset-beach.jpg"]), 1));
+        assert_eq!(
+            search(&store, "BEACH sunse"),
+            (names(&["sunset-beach.jpg"]), 1)
+        );
+        assert_eq!(
+            search(&store, "sun"),
+            (names(&["sunrise.PNG", "sunset-beach.jpg"]), 2)
+        );
+        assert_eq!(search(&store, "photo-99"), (names(&["photo-9921.png"]), 1));
+        // Folder, tags, profile and URL are searched too; every word must match.
+        assert_eq!(search(&store, "trips holiday").1, 4);
+        assert_eq!(search(&store, "cdn.example report").1, 1);
+        assert_eq!(search(&store, "report sunset").1, 0);
+        // Nothing typed: everything, newest first.
+        let (all, total) = search(&store, "  ");
+        assert_eq!(total, 4);
+        assert_eq!(all[0], "sunrise.PNG");
+    }
+
+    #[test]
+    fn history_search_takes_any_text_without_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        done_uploads(&mut store, "p", &["a.txt"]);
+        for text in [
+            "\"",
+            "*",
+            "NEAR(",
+            "a\" OR \"b",
+            "{name}: a",
+            "-a",
+            "^a",
+            "a:b",
+            "(",
+            ")",
+            "AND",
+            "NOT a",
+            "'",
+            "\u{0}",
+            "é",
+            "🙂",
+        ] {
+            let query = HistoryQuery {
+                text: text.into(),
+                limit: 10,
+                ..HistoryQuery::default()
+            };
+            assert!(store.history_search(&query).is_ok(), "{text:?}");
+        }
+        // Operators are words like any other: "a OR zzz" needs both "a" and "zzz".
+        assert_eq!(search(&store, "a OR zzz").1, 0);
+        assert_eq!(search(&store, "NEAR(a").1, 0);
+        assert_eq!(search(&store, "\"a\"").1, 1);
+    }
+
+    #[test]
+    fn history_search_filters_by_profile_and_kind_and_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        done_uploads(&mut store, "ik", &["one.jpg", "two.pdf", "three.png"]);
+        done_uploads(&mut store, "cl-2", &["four.jpg"]);
+        let mut secret = job("secret.pdf");
+        secret.params.insert("isPrivateFile".into(), "true".into());
+        let id = store.enqueue(&[secret], 1).unwrap()[0];
+        let answer = serde_json::json!({ "fileType": "non-image" });
+        store
+            .mark_done(id, "rid", "https://x/s", &answer, 100)
+            .unwrap();
+        let query = |profile: Option<&str>, kind, limit, offset| {
+            let page = store
+                .history_search(&HistoryQuery {
+                    text: String::new(),
+                    profile: profile.map(str::to_owned),
+                    kind,
+                    limit,
+                    offset,
+                })
+                .unwrap();
+            let names: Vec<String> = page.records.into_iter().map(|r| r.file_name).collect();
+            (names, page.total)
+        };
+        let ik = query(Some("ik"), HistoryKind::All, 10, 0);
+        assert_eq!(
+            ik,
+            (
+                vec!["three.png".into(), "two.pdf".into(), "one.jpg".into()],
+                3
+            )
+        );
+        assert_eq!(query(Some("cl-2"), HistoryKind::All, 10, 0).1, 1);
+        assert_eq!(query(Some("c"), HistoryKind::All, 10, 0).1, 0);
+        assert_eq!(query(None, HistoryKind::Images, 10, 0).1, 3);
+        assert_eq!(
+            query(None, HistoryKind::Other, 10, 0).0,
+            vec!["secret.pdf".to_string(), "two.pdf".into()]
+        );
+        assert_eq!(
+            query(None, HistoryKind::Private, 10, 0),
+            (vec!["secret.pdf".into()], 1)
+        );
+        assert_eq!(
+            query(Some("ik"), HistoryKind::Images, 1, 1),
+            (vec!["one.jpg".into()], 2)
+        );
+        // Paging the whole history: the same order as one big page.
+        let all = query(None, HistoryKind::All, 10, 0).0;
+        assert_eq!(all.len(), 5);
+        assert_eq!(query(None, HistoryKind::All, 2, 3).0, all[3..5].to_vec());
+        assert_eq!(query(None, HistoryKind::All, 2, 9).0, Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_search_matching_very_many_estimates_its_count_until_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        const CAP: i64 = 20;
+        let names: Vec<String> = (0..CAP + 10)
+            .map(|i| {
+                if i % 2 == 0 {
+                    format!("s{i}.jpg")
+                } else {
+                    format!("t{i}.jpg")
+                }
+            })
+            .collect();
+        let jobs: Vec<NewJob> = names.iter().map(|n| job(n)).collect();
+        let ids = store.enqueue(&jobs, 1).unwrap();
+        for id in ids {
+            store
+                .mark_done(id, "r", "u", &serde_json::json!({}), 2)
+                .unwrap();
+        }
+        let search = |text: &str, offset| {
+            let query = HistoryQuery {
+                text: text.into(),
+                limit: 5,
+                offset,
+                ..HistoryQuery::default()
+            };
+            store.history_search_counting(&query, CAP).unwrap()
+        };
+        let n = CAP as u64 + 10;
+        let all = search("jpg", 0);
+        assert!(!all.exact);
+        assert!(all.total.abs_diff(n) <= 2, "{}", all.total);
+        let half = search("s", 0);
+        assert!(half.exact, "fewer than the cap: counted");
+        assert_eq!(half.total, n / 2);
+        // The last page knows the count.
+        let end = search("jpg", n as usize - 3);
+        assert_eq!((end.records.len(), end.total, end.exact), (3, n, true));
+    }
+
+    #[test]
+    fn deleted_uploads_leave_the_search() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let ids = done_uploads(&mut store, "p", &["keep.jpg", "drop.jpg"]);
+        store.mark_deleted(ids[1]).unwrap();
+        assert_eq!(search(&store, "drop"), (vec![], 0));
+        assert_eq!(search(&store, "").1, 1);
+        // A later upload takes the freed place at the top, findable, and nothing is doubled.
+        done_uploads(&mut store, "p", &["new.jpg"]);
+        assert_eq!(
+            search(&store, "jpg"),
+            (vec!["new.jpg".into(), "keep.jpg".into()], 2)
+        );
+    }
+
+    #[test]
+    fn an_older_database_gets_its_history_indexed_in_finish_order() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            done_uploads(&mut store, "p", &["first.jpg", "second.pdf"]);
+        }
+        {
+            // As a version before the search left it: no index, no sequence, no kinds; the
+            // second upload finished first.
+            let conn = Connection::open(dir.path().join("dropkey.db")).unwrap();
+            conn.execute_batch(
+                "DROP TRIGGER history_fts_done; DROP TRIGGER history_fts_undone;
+                 DROP TRIGGER history_fts_gone; DROP TABLE history_fts;
+                 UPDATE jobs SET done_seq = NULL, is_image = NULL, private = NULL;
+                 UPDATE jobs SET finished_at = 50 WHERE file_name = 'second.pdf';",
+            )
+            .unwrap();
+        }
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            search(&store, ""),
+            (vec!["first.jpg".into(), "second.pdf".into()], 2)
+        );
+        assert_eq!(search(&store, "seco"), (vec!["second.pdf".into()], 1));
+        let images = store
+            .history_search(&HistoryQuery {
+                kind: HistoryKind::Images,
+                limit: 10,
+                ..HistoryQuery::default()
+            })
+            .unwrap();
+        assert_eq!(images.total, 1);
+        // An older version finishes an upload (no sequence number): the next open indexes it.
+        let id = store.enqueue(&[job("later.gif")], 1).unwrap()[0];
+        drop(store);
+        let conn = Connection::open(dir.path().join("dropkey.db")).unwrap();
+        conn.execute(
+            "UPDATE jobs SET state = 'done', url = 'u', finished_at = 200 WHERE id = ?1",
+            [id.0],
+        )
+        .unwrap();
+        drop(conn);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(search(&store, "").0[0], "later.gif");
+        assert_eq!(search(&store, "later").1, 1);
     }
 
     #[test]

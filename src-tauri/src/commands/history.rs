@@ -6,16 +6,17 @@ use super::blocking;
 use crate::actions;
 use crate::core::AppState;
 use crate::error::AppError;
-use crate::models::{HistoryEntry, UiEvent};
+use crate::models::{HistoryPage, HistoryQuery, UiEvent};
 
-/// Finished uploads, newest first (at most 50,000).
+/// One page of the finished uploads matching `query`, newest first, and the number of
+/// matches (at most 1,000 entries a call: the screen pages as it scrolls).
 #[tauri::command]
 #[specta::specta]
 pub async fn history(
     state: State<'_, AppState>,
-    limit: u32,
-) -> Result<Vec<HistoryEntry>, AppError> {
-    blocking(&state, move |core| core.history(limit)).await
+    query: HistoryQuery,
+) -> Result<HistoryPage, AppError> {
+    blocking(&state, move |core| core.history(query)).await
 }
 
 /// A link that opens the upload for `expire_in` seconds (60 s to 7 days), private files too.

@@ -76,6 +76,11 @@ type Data<Command> = Command extends (...args: never[]) => Promise<infer R>
  */
 export type ProfileView = Data<typeof commands.listProfiles>[number];
 
+/** A History search, one page of it, and its kind filter (taken from the command's types). */
+export type HistoryQuery = Parameters<typeof commands.history>[0];
+export type HistoryPage = Data<typeof commands.history>;
+export type HistoryKind = HistoryQuery["kind"];
+
 type Async<T> = Promise<Result<T, AppError>>;
 
 /** Everything the UI may ask of the backend. One method per command or plugin call. */
@@ -107,7 +112,8 @@ export interface Api {
   /** Stops a drop still being queued and cancels its uploads; how many. */
   cancelIntake(id: number): Async<number>;
 
-  history(limit: number): Async<HistoryEntry[]>;
+  /** One page of the finished uploads matching the query, newest first, and the match count. */
+  history(query: HistoryQuery): Async<HistoryPage>;
   signedLink(id: number, expireIn: number): Async<string>;
   deleteUpload(id: number): Async<boolean>;
   copyLastUrl(): Async<string | null>;
@@ -241,7 +247,7 @@ export function createTauriApi(available: () => boolean = isTauri): Api {
     retryFailed: call(() => commands.retryFailed()),
     cancelIntake: call((id: number) => commands.cancelIntake(id)),
 
-    history: call((limit: number) => commands.history(limit)),
+    history: call((query: HistoryQuery) => commands.history(query)),
     signedLink: call((id: number, expireIn: number) => commands.signedLink(id, expireIn)),
     deleteUpload: call((id: number) => commands.deleteUpload(id)),
     copyLastUrl: call(() => commands.copyLastUrl()),

@@ -63,8 +63,11 @@ export const commands = {
 	setUploadsPaused: (paused: boolean) => typedError<null, AppError>(__TAURI_INVOKE("set_uploads_paused", { paused })),
 	/**  Drops finished jobs from the queue view (they stay in the history); how many. */
 	clearFinished: () => typedError<number, AppError>(__TAURI_INVOKE("clear_finished")),
-	/**  Finished uploads, newest first (at most 50,000). */
-	history: (limit: number) => typedError<HistoryEntry_Serialize[], AppError>(__TAURI_INVOKE("history", { limit })),
+	/**
+	 *  One page of the finished uploads matching `query`, newest first, and the number of
+	 *  matches (at most 1,000 entries a call: the screen pages as it scrolls).
+	 */
+	history: (query: HistoryQuery_Deserialize) => typedError<HistoryPage_Serialize, AppError>(__TAURI_INVOKE("history", { query })),
 	/**  A link that opens the upload for `expire_in` seconds (60 s to 7 days), private files too. */
 	signedLink: (id: number, expireIn: number) => typedError<string, AppError>(__TAURI_INVOKE("signed_link", { id, expireIn })),
 	/**  Deletes the upload at the provider; false when it was already gone there. */
@@ -238,7 +241,10 @@ export type ErrorKind =
 "not_chosen" | "clipboard" | 
 /**  A bug or an environment failure the user cannot fix from the window. */
 "internal" | 
-/**  Raised by the UI, never by Rust: the page runs outside the app. */
+/**
+ *  Raised by the UI, never by Rust: the page runs outside the app. (Listed here so the
+ *  exported type has every kind the UI handles.)
+ */
 "no_backend" | 
 /**  Raised by the UI, never by Rust: Tauri refused the call (a missing permission, say). */
 "ipc";
@@ -288,6 +294,56 @@ export type HistoryEntry_Serialize = {
 	/**  ImageKit's URL endpoint, where a `tr:` segment goes; none for Cloudinary. */
 	url_endpoint: string | null,
 	source: string,
+};
+
+/**  What the History screen shows: all uploads, images, other files, or private ones. */
+export type HistoryKind = "all" | "images" | "other" | "private";
+
+/**  One page of a History search, and how many uploads match in all. */
+export type HistoryPage = HistoryPage_Serialize | HistoryPage_Deserialize;
+
+/**  One page of a History search, and how many uploads match in all. */
+export type HistoryPage_Deserialize = {
+	entries: HistoryEntry_Deserialize[],
+	offset: number,
+	total: number,
+};
+
+/**  One page of a History search, and how many uploads match in all. */
+export type HistoryPage_Serialize = {
+	entries: HistoryEntry_Serialize[],
+	offset: number,
+	total: number,
+};
+
+/**
+ *  A History search: every word of `text` (each a word prefix, any order), the profile (none:
+ *  all) and the kind; `limit` uploads after skipping the `offset` newest matches.
+ */
+export type HistoryQuery = HistoryQuery_Serialize | HistoryQuery_Deserialize;
+
+/**
+ *  A History search: every word of `text` (each a word prefix, any order), the profile (none:
+ *  all) and the kind; `limit` uploads after skipping the `offset` newest matches.
+ */
+export type HistoryQuery_Deserialize = {
+	text: string,
+	profile?: string | null,
+	kind: HistoryKind,
+	offset: number,
+	limit: number,
+};
+
+/**
+ *  A History search: every word of `text` (each a word prefix, any order), the profile (none:
+ *  all) and the kind; `limit` uploads after skipping the `offset` newest matches.
+ */
+export type HistoryQuery_Serialize = {
+	text: string,
+	profile: string | null,
+	kind: HistoryKind,
+	offset: number,
+	limit: number,
 };
 
 /**  A drop being walked and queued in the background. */

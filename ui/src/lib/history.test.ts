@@ -127,6 +127,19 @@ describe("HistoryRows", () => {
     expect(ids(rows, 0, 1e6).filter((id) => id !== undefined).length).toBeLessThanOrEqual(30 * 200 + 200);
   });
 
+  it("keeps a bounded window while uploads arrive for hours with the screen closed", () => {
+    const rows = new HistoryRows(200);
+    rows.receive(0, rows.ask(0), answer(rows, 0, 200), 200);
+    let next = 201;
+    for (let batch = 0; batch < 500; batch++) {
+      rows.added(Array.from({ length: 200 }, () => entry(next++)));
+    }
+    expect(rows.total).toBe(100_200);
+    // The newest are on top; what was pushed far down was let go (fetched again if scrolled to).
+    expect(rows.at(0)?.id).toBe(next - 1);
+    expect(ids(rows, 0, 200_000).filter((id) => id !== undefined).length).toBeLessThanOrEqual(30 * 200 + 200);
+  });
+
   it("lets a failed page be asked again", () => {
     const rows = new HistoryRows(10);
     const token = rows.ask(0);

@@ -50,6 +50,8 @@ export class HistoryRows {
   private current = new Set<number>();
   /** Pages asked for, and in which generation. */
   private pending = new Map<number, number>();
+  /** The page the view was last near: what eviction keeps when uploads push rows down. */
+  private near = 0;
 
   constructor(readonly pageSize = PAGE_SIZE) {}
 
@@ -79,6 +81,7 @@ export class HistoryRows {
 
   /** Pages to fetch so that rows `[start, end)`, and half a page either side, are current. */
   wanted(start: number, end: number): number[] {
+    this.near = Math.floor(start / this.pageSize);
     const last = this.loaded ? Math.max(0, Math.ceil(this.total / this.pageSize) - 1) : 0;
     const from = Math.max(0, Math.floor((start - this.pageSize / 2) / this.pageSize));
     const to = Math.min(last, Math.floor((Math.max(end, start + 1) + this.pageSize / 2) / this.pageSize));
@@ -109,6 +112,7 @@ export class HistoryRows {
     if (total < this.total) for (const index of [...this.rows.keys()]) if (index >= total) this.rows.delete(index);
     this.total = total;
     this.loaded = true;
+    this.near = page;
     this.evict(page);
     return true;
   }
@@ -133,6 +137,9 @@ export class HistoryRows {
         for (const [index, entry] of this.rows) shifted.set(index + fresh.length, entry);
         this.rows = shifted;
         this.total += fresh.length;
+        // Hours of uploads with the screen closed must not pile up here: only the pages
+        // around the view stay (the rest are asked for when scrolled to).
+        this.evict(this.near);
       }
     }
     this.invalidate();

@@ -39,6 +39,23 @@ describe("QueueModel", () => {
     expect(queue.at(1002)).toBeUndefined();
   });
 
+  it("does not let a page read before newer counts shrink the queue back", () => {
+    const queue = new QueueModel();
+    queue.setCounts(counts({ total: 6 }));
+    const epoch = queue.epoch;
+    // While the page is read, four more files are queued and their counts arrive first.
+    queue.setCounts(counts({ total: 10 }));
+    queue.loadPage(page(0, Array.from({ length: 6 }, (_, i) => job(i + 1))), epoch);
+    expect(queue.total).toBe(10);
+    // The rows it brought are shown; the missing ones are asked for.
+    expect(queue.at(5)?.id).toBe(6);
+    expect(queue.wanted(0, 26)).toEqual({ offset: 0, limit: PAGE });
+    // A page read after the newest counts brings its own.
+    queue.loadPage(page(0, Array.from({ length: 10 }, (_, i) => job(i + 1))), queue.epoch);
+    expect(queue.total).toBe(10);
+    expect(queue.wanted(0, 26)).toBeNull();
+  });
+
   it("asks for a page centred on the rows in view, only when they are not loaded", () => {
     const queue = new QueueModel();
     queue.setCounts(counts({ total: 100_000 }));

@@ -98,9 +98,16 @@ export class QueueModel {
     return { offset, limit: PAGE };
   }
 
-  /** A page read from the core replaces the window; its counts are the freshest. */
-  loadPage(page: QueuePage): void {
-    this.counts = page.counts;
+  /** Counts and job changes received so far: tells a page read from newer news. */
+  epoch = 0;
+
+  /**
+   * A page read from the core replaces the window. Its counts replace the model's only if no
+   * newer counts arrived while it was read (`epoch`, as it was when the read began): an older
+   * answer must not shrink the queue back.
+   */
+  loadPage(page: QueuePage, epoch = this.epoch): void {
+    if (epoch === this.epoch) this.counts = page.counts;
     this.offset = page.offset;
     this.rows = page.jobs.map((job) => this.item(job));
     this.index.clear();
@@ -109,12 +116,14 @@ export class QueueModel {
   }
 
   setCounts(counts: QueueCountsView): void {
+    this.epoch += 1;
     this.counts = counts;
     if (counts.running === 0) this.live.clear();
   }
 
   /** Changed jobs: the loaded ones are updated; the others are in no row shown. */
   applyJobs(jobs: readonly JobView[]): void {
+    if (jobs.length > 0) this.epoch += 1;
     for (const job of jobs) {
       if (job.state !== "running") this.live.delete(job.id);
       const at = this.index.get(job.id);

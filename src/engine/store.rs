@@ -1358,7 +1358,7 @@ fn row_to_journal(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
 mod tests {
     use super::*;
 
-    fn job(name: &str) -> NewJob {
+    pub(super) fn job(name: &str) -> NewJob {
         NewJob {
             profile: "p".into(),
             path: PathBuf::from(format!("/tmp/{name}")),
@@ -1892,19 +1892,8 @@ mod tests {
 
 #[cfg(test)]
 mod journal_batch_tests {
+    use super::tests::job;
     use super::*;
-
-    fn job(name: &str) -> NewJob {
-        NewJob {
-            profile: "p".into(),
-            path: PathBuf::from(format!("/tmp/{name}")),
-            file_name: name.into(),
-            size: 3,
-            params: Params::new(),
-            source: "test".into(),
-            file: None,
-        }
-    }
 
     fn entry(watch: &str, rel: &str, size: u64) -> JournalEntry {
         JournalEntry {

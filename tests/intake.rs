@@ -18,8 +18,7 @@ use std::time::Duration;
 use dropkey::config::{Config, Paths};
 use dropkey::engine::intake::{Destination, IntakeRequest};
 use dropkey::engine::{Engine, EngineSettings, Event};
-use dropkey::sandbox::{self, Faults, SandboxConfig, SandboxHandle};
-use secrecy::SecretString;
+use dropkey::sandbox::SandboxHandle;
 use serde_json::Value;
 
 const KEY: &str = "private_intake_test_key";
@@ -32,24 +31,9 @@ struct Rig {
 
 impl Rig {
     fn new() -> Self {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = common::runtime();
         let dir = tempfile::tempdir().unwrap();
-        let mut config = SandboxConfig::builtin(
-            "127.0.0.1:0".parse().unwrap(),
-            dir.path().join("sandbox"),
-            SecretString::from(KEY),
-        );
-        config.faults = Faults::default();
-        let sandbox = rt.block_on(sandbox::start(config)).unwrap();
-        std::fs::write(
-            dir.path().join("config.toml"),
-            format!("[sandbox]\nlisten = \"{}\"\n", sandbox.addr()),
-        )
-        .unwrap();
+        let sandbox = common::sandbox_for_config(&rt, dir.path(), KEY);
         std::env::set_var("DROPKEY_SECRET_SANDBOX", KEY);
         Self { dir, rt, sandbox }
     }

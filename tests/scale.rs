@@ -16,8 +16,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use dropkey::sandbox::{self, Faults, SandboxConfig, SandboxHandle};
-use secrecy::SecretString;
+use dropkey::sandbox::SandboxHandle;
 use serde_json::Value;
 
 const KEY: &str = "private_scale_test_key";
@@ -30,21 +29,9 @@ struct Rig {
 
 impl Rig {
     fn new() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = common::runtime();
         let dir = tempfile::tempdir().unwrap();
-        let mut config = SandboxConfig::builtin(
-            "127.0.0.1:0".parse().unwrap(),
-            dir.path().join("sandbox"),
-            SecretString::from(KEY),
-        );
-        config.faults = Faults::default();
-        let handle = runtime.block_on(sandbox::start(config)).unwrap();
-        let cfg = format!("[sandbox]\nlisten = \"{}\"\n", handle.addr());
-        std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
+        let handle = common::sandbox_for_config(&runtime, dir.path(), KEY);
         Self {
             dir,
             sandbox: Some(handle),

@@ -432,7 +432,10 @@ impl Core {
             .iter()
             .map(|(id, intake)| IntakeView::new(*id, &intake.label, &intake.progress()))
             .collect::<Vec<_>>();
-        intakes.running.retain(|(_, i)| !i.progress().finished);
+        // The same progress the views were made from: one reported finished is the one dropped.
+        intakes
+            .running
+            .retain(|(id, _)| !views.iter().any(|v| v.id == *id && v.finished));
         views
     }
 

@@ -178,3 +178,34 @@ pub fn isolated_dropkey() -> std::process::Command {
     }
     cmd
 }
+
+/// A multi-threaded runtime for tests that start the sandbox or the engine in-process.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A fault-free built-in sandbox under `dir/sandbox` holding `key`, and `dir/config.toml`
+/// pointing the built-in `sandbox` profile at it.
+pub fn sandbox_for_config(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    key: &str,
+) -> dropkey::sandbox::SandboxHandle {
+    let mut config = dropkey::sandbox::SandboxConfig::builtin(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.join("sandbox"),
+        secrecy::SecretString::from(key),
+    );
+    config.faults = dropkey::sandbox::Faults::default();
+    let handle = rt.block_on(dropkey::sandbox::start(config)).unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        format!("[sandbox]\nlisten = \"{}\"\n", handle.addr()),
+    )
+    .unwrap();
+    handle
+}

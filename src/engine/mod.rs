@@ -394,13 +394,25 @@ impl Engine {
     }
 
     pub fn cancel(&self, id: JobId) -> Result<(), EngineError> {
+        // All under the store's lock, which the dispatcher holds while it claims a job and
+        // registers it as running, and a job's task holds while it leaves `running` and records
+        // its end: a job is either running here (its task ends it) or not (it is ended here),
+        // never cancelled in the store while its upload goes on.
+        let mut store = lock(&self.shared.store);
         if self.stop_running(id, Stop::Cancel) {
             return Ok(());
         }
-        let record = self.job(id)?;
+        let record = store.get(id)?;
         if !record.state.is_terminal() {
             lock(&self.shared.held).remove(&id);
-            self.finish(&record, JobState::Cancelled, None, Some("cancelled".into()));
+            finish_in(
+                &self.shared,
+                &mut store,
+                &record,
+                JobState::Cancelled,
+                None,
+                Some("cancelled".into()),
+            );
         }
         Ok(())
     }
@@ -598,16 +610,6 @@ impl Engine {
         // No subscriber is fine: events are a view, the store is the truth.
         let _ = self.shared.events.send(event);
     }
-
-    fn finish(
-        &self,
-        record: &JobRecord,
-        state: JobState,
-        uploaded: Option<Uploaded>,
-        error: Option<String>,
-    ) {
-        finish(&self.shared, record, state, uploaded, error);
-    }
 }
 
 /// How `record` ended, as a [`Finished`] event would have said it (for waiters that missed it).
@@ -742,15 +744,23 @@ async fn dispatch(shared: Arc<Shared>, tracker: TaskTracker) {
                 .copied()
                 .collect()
         };
-        let claimed = lock(&shared.store).claim_next(&held);
+        let control = Arc::new(Control {
+            token: shared.shutdown.child_token(),
+            reason: Mutex::new(None),
+        });
+        // Claimed and registered as running under one hold of the store's lock: a cancel in
+        // between would find the job neither waiting nor running (see `Engine::cancel`).
+        let claimed = {
+            let mut store = lock(&shared.store);
+            let claimed = store.claim_next(&held);
+            if let Ok(Some(job)) = &claimed {
+                lock(&shared.running).insert(job.id, control.clone());
+            }
+            claimed
+        };
         match claimed {
             Ok(Some(job)) => {
                 fault::point("claimed");
-                let control = Arc::new(Control {
-                    token: shared.shutdown.child_token(),
-                    reason: Mutex::new(None),
-                });
-                lock(&shared.running).insert(job.id, control.clone());
                 let shared = shared.clone();
                 tracker.spawn(async move {
                     run_job(&shared, job, &control).await;
@@ -784,16 +794,28 @@ fn finish(
     uploaded: Option<Uploaded>,
     error: Option<String>,
 ) {
+    let mut store = lock(&shared.store);
+    finish_in(shared, &mut store, record, state, uploaded, error);
+}
+
+/// Records how a job ended and says so, with the store's lock held: the job leaves `running`
+/// in the same hold, so `Engine::cancel` never sees it between the two.
+fn finish_in(
+    shared: &Shared,
+    store: &mut Store,
+    record: &JobRecord,
+    state: JobState,
+    uploaded: Option<Uploaded>,
+    error: Option<String>,
+) {
     let now = crate::unix_now();
     if uploaded.is_some() {
         fault::point("acknowledged");
     }
-    let stored = {
-        let mut store = lock(&shared.store);
-        match &uploaded {
-            Some(up) => store.mark_done(record.id, &up.id, &up.url, &up.response, now),
-            None => store.set_state(record.id, state, error.as_deref(), now),
-        }
+    lock(&shared.running).remove(&record.id);
+    let stored = match &uploaded {
+        Some(up) => store.mark_done(record.id, &up.id, &up.url, &up.response, now),
+        None => store.set_state(record.id, state, error.as_deref(), now),
     };
     if let Err(err) = stored {
         tracing::error!(
@@ -826,7 +848,6 @@ fn secret_for(shared: &Shared, profile: &Profile) -> Result<Arc<SecretString>, S
 
 async fn run_job(shared: &Arc<Shared>, mut job: JobRecord, control: &Control) {
     let outcome = attempts(shared, &mut job, control).await;
-    lock(&shared.running).remove(&job.id);
     match outcome {
         Outcome::Done(uploaded) => finish(shared, &job, JobState::Done, Some(uploaded), None),
         Outcome::Failed(reason) => finish(shared, &job, JobState::Failed, None, Some(reason)),
@@ -846,8 +867,12 @@ async fn run_job(shared: &Arc<Shared>, mut job: JobRecord, control: &Control) {
             } else {
                 JobState::Queued
             };
-            if let Err(err) = lock(&shared.store).set_state(job.id, state, None, crate::unix_now())
-            {
+            let requeued = {
+                let mut store = lock(&shared.store);
+                lock(&shared.running).remove(&job.id);
+                store.set_state(job.id, state, None, crate::unix_now())
+            };
+            if let Err(err) = requeued {
                 tracing::error!("job {} could not be re-queued: {err}", job.id);
             }
             if stop == Stop::Pause {

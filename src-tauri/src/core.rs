@@ -24,8 +24,8 @@ use dropkey::watch::{watch_key, Watcher};
 use crate::error::AppError;
 use crate::models::{
     core_job_id, history_entry, watch_view, Activity, AppStatus, ConnectionCheck, EnqueueRequest,
-    EnqueueResult, HistoryEntry, HistoryPage, HistoryQuery, IntakeView, JobView, ProfileInput,
-    ProfileView, QueueCountsView, QueuePage, SecretSource, WatchInput, WatchView,
+    EnqueueResult, HistoryPage, HistoryQuery, IntakeView, JobView, ProfileInput, ProfileView,
+    QueueCountsView, QueuePage, SecretSource, WatchInput, WatchView,
 };
 use crate::prefs::Prefs;
 
@@ -561,10 +561,6 @@ impl Core {
             offset: query.offset,
             total: u32::try_from(page.total).unwrap_or(u32::MAX),
         })
-    }
-
-    pub fn history_entry(&self, record: &JobRecord) -> HistoryEntry {
-        history_entry(record, self.config().profile(&record.profile))
     }
 
     fn done_record(&self, id: u32) -> Result<(JobRecord, Profile), AppError> {

@@ -1,6 +1,9 @@
-//! From the engine to the window: engine events are coalesced for 100 ms (latest state and
+//! From the engine to the window: engine events are coalesced for 200 ms (latest state and
 //! progress per job win) and sent as one batch through the `Channel` the window registered with
-//! `subscribe`, so 1,000 uploads cost at most ten messages a second. The same loop keeps the
+//! `subscribe`, so 1,000 uploads cost at most five messages a second. Messages carry changed
+//! rows and ids, never what the window reads in pages: a finished upload is named by its id, and
+//! the History screen reads the rows it shows (before, each flush read and sent up to 200 full
+//! history rows from the store, whether or not the screen was open). The same loop keeps the
 //! tray's tooltip and recent uploads current and sends one notification per finished batch.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -16,10 +19,10 @@ use dropkey::engine::{Event, JobId, JobState};
 use crate::core::{lock, Batch, Core};
 use crate::models::{job_id, AppStatus, IntakeView, JobView, ProgressView, UiEvent, WatchView};
 
-const FLUSH_EVERY: Duration = Duration::from_millis(100);
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// Watch status and the app status are polled this many flushes apart (and at once after a
 /// connectivity change).
-const POLL_EVERY: u32 = 5;
+const POLL_EVERY: u32 = 3;
 /// The tray is rebuilt at most this often during a burst (and once when it ends): each rebuild
 /// runs on the GTK main thread and re-exports the menu over D-Bus, and doing it at the flush
 /// rate made the window drop most frames while 1,000 files uploaded.
@@ -58,9 +61,9 @@ pub fn send<R: Runtime>(app: &AppHandle<R>, events: Vec<UiEvent>) {
 /// More changed jobs than this in one flush are not sent row by row: the window reads its rows
 /// again instead.
 const MAX_CHANGED: usize = 256;
-/// Finished uploads sent to the History screen per flush at most (the newest); it reads the
-/// rest from the core when it needs them.
-const MAX_UPLOADED: usize = 200;
+/// Finished uploads named to the History screen per flush at most (the newest); it reads its
+/// rows from the core in any case, and the page it reads says how many there are.
+const MAX_UPLOADED: usize = 1000;
 /// The queue's counts are a query over the whole queue: during a burst, at most this often.
 const COUNTS_EVERY: Duration = Duration::from_millis(400);
 
@@ -180,13 +183,11 @@ impl Batcher {
         }
         let uploaded = !self.uploaded.is_empty();
         if uploaded {
-            let entries = std::mem::take(&mut self.uploaded)
+            let ids = std::mem::take(&mut self.uploaded)
                 .into_iter()
-                .filter_map(|id| core.engine.job(id).ok())
-                .filter(|r| r.state == JobState::Done)
-                .map(|r| core.history_entry(&r))
+                .map(job_id)
                 .collect();
-            events.push(UiEvent::Uploaded { entries });
+            events.push(UiEvent::Uploaded { ids });
         }
         let finished = std::mem::take(&mut self.finished);
         let batch_ended = core.batch_finished(&finished);

@@ -450,7 +450,7 @@ pub enum DragState {
 }
 
 /// Everything the backend pushes to the window, through the `subscribe` channel, in batches
-/// sent at most every 100 ms.
+/// sent at most every 200 ms.
 #[derive(Debug, Clone, Serialize, specta::Type, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum UiEvent {
@@ -471,9 +471,10 @@ pub enum UiEvent {
     Progress {
         updates: Vec<ProgressView>,
     },
-    /// Uploads that just finished, newest last, for the History screen.
+    /// Uploads that just finished, newest last: the History screen makes room for them and
+    /// reads their rows (ids only: the rows would cost WebKit memory for every upload).
     Uploaded {
-        entries: Vec<HistoryEntry>,
+        ids: Vec<u32>,
     },
     /// Uploads deleted at the provider.
     Deleted {

@@ -608,8 +608,11 @@ export type UiEvent_Deserialize =
 { type: "queue"; counts: QueueCountsView; reload: boolean } | 
 /**  Drops being walked in the background; each finished one is sent once more, finished. */
 { type: "intakes"; intakes: IntakeView_Deserialize[] } | { type: "progress"; updates: ProgressView_Deserialize[] } | 
-/**  Uploads that just finished, newest last, for the History screen. */
-{ type: "uploaded"; entries: HistoryEntry_Deserialize[] } | 
+/**
+ *  Uploads that just finished, newest last: the History screen makes room for them and
+ *  reads their rows (ids only: the rows would cost WebKit memory for every upload).
+ */
+{ type: "uploaded"; ids: number[] } | 
 /**  Uploads deleted at the provider. */
 { type: "deleted"; ids: number[] } | { type: "watches"; watches: WatchView_Deserialize[] } | { type: "status"; status: AppStatus_Deserialize } | { type: "drag"; state: DragState; paths: string[] } | 
 /**  Something done outside the window (tray, second launch) that the user should see. */
@@ -631,8 +634,11 @@ export type UiEvent_Serialize =
 { type: "queue"; counts: QueueCountsView; reload: boolean } | 
 /**  Drops being walked in the background; each finished one is sent once more, finished. */
 { type: "intakes"; intakes: IntakeView_Serialize[] } | { type: "progress"; updates: ProgressView_Serialize[] } | 
-/**  Uploads that just finished, newest last, for the History screen. */
-{ type: "uploaded"; entries: HistoryEntry_Serialize[] } | 
+/**
+ *  Uploads that just finished, newest last: the History screen makes room for them and
+ *  reads their rows (ids only: the rows would cost WebKit memory for every upload).
+ */
+{ type: "uploaded"; ids: number[] } | 
 /**  Uploads deleted at the provider. */
 { type: "deleted"; ids: number[] } | { type: "watches"; watches: WatchView_Serialize[] } | { type: "status"; status: AppStatus_Serialize } | { type: "drag"; state: DragState; paths: string[] } | 
 /**  Something done outside the window (tray, second launch) that the user should see. */

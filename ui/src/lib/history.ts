@@ -15,8 +15,12 @@ export interface HistoryFilter {
 
 /** Rows fetched per call. */
 export const PAGE_SIZE = 200;
-/** Pages kept around the view; farther ones are dropped (and fetched again when scrolled back). */
-const KEEP_PAGES = 30;
+/**
+ * Pages kept around the view; farther ones are dropped (and fetched again when scrolled back).
+ * A screen shows a few dozen rows: a thousand either side is plenty, and every batch of uploads
+ * shifts what is kept, so more only costs the page memory while a long batch runs.
+ */
+export const KEEP_PAGES = 5;
 
 export function isUnfiltered(filter: HistoryFilter): boolean {
   return filter.query.trim() === "" && !filter.profile && filter.kind === "all";
@@ -123,20 +127,21 @@ export class HistoryRows {
   }
 
   /**
-   * New uploads (oldest first, as the core reports them). An unfiltered search shows them on
-   * top at once; any search asks its pages again (a filtered one may or may not match them).
+   * New uploads (their ids, oldest first, as the core reports them). An unfiltered search makes
+   * room for them on top at once (their rows arrive with the pages asked for again); any search
+   * asks its pages again (a filtered one may or may not match them). Ids, not rows: a long batch
+   * sends thousands, and only the few on screen are ever read.
    */
-  added(entries: readonly HistoryEntry[]): void {
+  added(ids: readonly number[]): void {
     if (isUnfiltered(this.filter)) {
       const known = new Set<number>();
       for (const entry of this.rows.values()) known.add(entry.id);
-      const fresh = [...entries].reverse().filter((e) => !known.has(e.id));
-      if (fresh.length > 0) {
+      const fresh = ids.filter((id) => !known.has(id)).length;
+      if (fresh > 0) {
         const shifted = new Map<number, HistoryEntry>();
-        fresh.forEach((entry, i) => shifted.set(i, entry));
-        for (const [index, entry] of this.rows) shifted.set(index + fresh.length, entry);
+        for (const [index, entry] of this.rows) shifted.set(index + fresh, entry);
         this.rows = shifted;
-        this.total += fresh.length;
+        this.total += fresh;
         // Hours of uploads with the screen closed must not pile up here: only the pages
         // around the view stay (the rest are asked for when scrolled to).
         this.evict(this.near);

@@ -590,13 +590,13 @@ export type SettingsView = {
 
 /**
  *  Everything the backend pushes to the window, through the `subscribe` channel, in batches
- *  sent at most every 100 ms.
+ *  sent at most every 200 ms.
  */
 export type UiEvent = UiEvent_Serialize | UiEvent_Deserialize;
 
 /**
  *  Everything the backend pushes to the window, through the `subscribe` channel, in batches
- *  sent at most every 100 ms.
+ *  sent at most every 200 ms.
  */
 export type UiEvent_Deserialize = 
 /**  Changed jobs (latest state wins); rows the window does not show are ignored there. */
@@ -622,7 +622,7 @@ export type UiEvent_Deserialize =
 
 /**
  *  Everything the backend pushes to the window, through the `subscribe` channel, in batches
- *  sent at most every 100 ms.
+ *  sent at most every 200 ms.
  */
 export type UiEvent_Serialize = 
 /**  Changed jobs (latest state wins); rows the window does not show are ignored there. */

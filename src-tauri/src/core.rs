@@ -6,11 +6,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use secrecy::SecretString;
-use serde_json::Value;
 
 use dropkey::config::{Config, Paths, Profile, Provider as CoreProvider, Watch, SANDBOX_PROFILE};
 use dropkey::config_edit::{self, ProfileSpec, WatchSpec};
-use dropkey::engine::clock::SkewClock;
 use dropkey::engine::intake::{self, Intake, IntakeRequest};
 use dropkey::engine::provider::{self, RemoteFile};
 use dropkey::engine::store::{HistoryQuery as CoreHistoryQuery, JobRecord};
@@ -18,7 +16,6 @@ use dropkey::engine::{Engine, EngineSettings, JobState};
 use dropkey::profile::ProfileStatus;
 use dropkey::sandbox::SandboxHandle;
 use dropkey::secrets::{SecretSource as CoreSecretSource, Secrets};
-use dropkey::sign::{cloudinary, imagekit};
 use dropkey::watch::{watch_key, Watcher};
 
 use crate::error::AppError;
@@ -64,7 +61,6 @@ pub struct Core {
     /// Kept alive while the app runs: the built-in profile uploads to it.
     sandbox: Mutex<Option<SandboxHandle>>,
     http: reqwest::Client,
-    clock: SkewClock,
     /// Drops still being walked, by the id the window knows them by.
     intakes: Mutex<Intakes>,
     /// Failures since the queue last went idle.
@@ -141,7 +137,6 @@ impl Core {
             watches: Mutex::new(slots),
             sandbox: Mutex::new(sandbox),
             http,
-            clock: SkewClock::default(),
             intakes: Mutex::new(Intakes::default()),
             batch: Mutex::new(Batch::default()),
             config_edits: Mutex::new(()),
@@ -563,110 +558,15 @@ impl Core {
         })
     }
 
-    fn done_record(&self, id: u32) -> Result<(JobRecord, Profile), AppError> {
-        let record = self.job_record(id)?;
-        if record.state != JobState::Done {
-            return Err(AppError::input(format!(
-                "upload {id} is {}, not a finished upload",
-                record.state.as_str()
-            )));
-        }
-        let profile = self
-            .config()
-            .profile(&record.profile)
-            .cloned()
-            .ok_or_else(|| {
-                AppError::input(format!(
-                    "profile `{}` is no longer in the config: add it back to reach this file",
-                    record.profile
-                ))
-            })?;
-        Ok((record, profile))
-    }
-
-    async fn secret_of(&self, profile: &Profile) -> Result<SecretString, AppError> {
-        let secrets = self.secrets.clone();
-        let profile = profile.clone();
-        let (secret, _) = tauri::async_runtime::spawn_blocking(move || secrets.get(&profile))
-            .await
-            .map_err(AppError::internal)??;
-        Ok(secret)
-    }
-
     /// A link to a finished upload that works for `expire_in` seconds, even for a private file.
     pub async fn signed_link(&self, id: u32, expire_in: u32) -> Result<String, AppError> {
-        if !(60..=7 * 24 * 3600).contains(&expire_in) {
-            return Err(AppError::input(
-                "a signed link lasts between 60 seconds and 7 days",
-            ));
-        }
-        let (record, profile) = self.done_record(id)?;
-        let secret = self.secret_of(&profile).await?;
-        let now = dropkey::unix_now();
-        let expires = now + i64::from(expire_in);
-        let url = match &profile.provider {
-            CoreProvider::ImageKit(ik) => {
-                let target = str_field(record.response.as_ref(), "filePath")
-                    .map(str::to_owned)
-                    .or(record.url.clone())
-                    .unwrap_or_default();
-                imagekit::signed_url(
-                    &secret,
-                    ik.url_endpoint.as_str(),
-                    &target,
-                    None,
-                    Some(expires),
-                )?
-            }
-            CoreProvider::Cloudinary(cl) => {
-                let (resource_type, delivery_type) = cloudinary_kind(&record, &profile);
-                let format = str_field(record.response.as_ref(), "format");
-                cloudinary::private_download_url(
-                    &cloudinary::DownloadRequest {
-                        api_url: cl.api_url.as_str(),
-                        cloud_name: &cl.cloud_name,
-                        api_key: &cl.api_key,
-                        public_id: record.remote_id.as_deref().unwrap_or_default(),
-                        format,
-                        resource_type: &resource_type,
-                        delivery_type: &delivery_type,
-                        timestamp: now,
-                        expires_at: expires,
-                        attachment: None,
-                    },
-                    &secret,
-                    cloudinary::Algorithm::Sha1,
-                )?
-            }
-        };
-        Ok(url)
+        Ok(self.engine.signed_link(core_job_id(id)?, expire_in).await?)
     }
 
     /// Deletes a finished upload at the provider and marks it deleted in the history. Returns
     /// whether the provider still had it.
     pub async fn delete_upload(&self, id: u32) -> Result<bool, AppError> {
-        let (record, profile) = self.done_record(id)?;
-        let secret = self.secret_of(&profile).await?;
-        let remote_id = record
-            .remote_id
-            .clone()
-            .filter(|r| !r.is_empty())
-            .ok_or_else(|| AppError::input("the provider gave no id for this upload"))?;
-        let (resource_type, delivery_type) = cloudinary_kind(&record, &profile);
-        let existed = provider::delete(
-            &self.http,
-            &self.clock,
-            &profile,
-            &secret,
-            &remote_id,
-            &resource_type,
-            &delivery_type,
-        )
-        .await
-        .map_err(|failure| AppError::provider(failure.reason()))?;
-        self.engine
-            .with_store(|store| store.mark_deleted(record.id))?;
-        Ok(existed)
+        Ok(self.engine.delete_upload(core_job_id(id)?).await?)
     }
 
     pub fn last_url(&self) -> Result<Option<String>, AppError> {
@@ -869,24 +769,6 @@ impl Core {
         writer.finish().map_err(AppError::internal)?;
         Ok(path)
     }
-}
-
-fn str_field<'a>(response: Option<&'a Value>, name: &str) -> Option<&'a str> {
-    response.and_then(|r| r.get(name)).and_then(Value::as_str)
-}
-
-/// Cloudinary's resource type and delivery type of an upload, from its stored response.
-fn cloudinary_kind(record: &JobRecord, profile: &Profile) -> (String, String) {
-    let response = record.response.as_ref();
-    let private = matches!(&profile.provider, CoreProvider::Cloudinary(cl) if cl.private);
-    (
-        str_field(response, "resource_type")
-            .unwrap_or("image")
-            .to_owned(),
-        str_field(response, "type")
-            .unwrap_or(if private { "private" } else { "upload" })
-            .to_owned(),
-    )
 }
 
 fn start_watch(engine: &Engine, watch: &Watch) -> WatchSlot {

@@ -60,11 +60,6 @@ impl AppError {
     pub fn not_found(message: impl std::fmt::Display) -> Self {
         Self::new(ErrorKind::NotFound, message)
     }
-
-    /// The provider (or the network) refused or failed a request.
-    pub fn provider(message: impl std::fmt::Display) -> Self {
-        Self::new(ErrorKind::Provider, message)
-    }
 }
 
 impl From<dropkey::Error> for AppError {
@@ -103,6 +98,24 @@ via_core_error!(
     dropkey::sign::SignError,
     dropkey::profile::ParamError
 );
+
+impl From<dropkey::engine::uploaded::UploadedError> for AppError {
+    fn from(err: dropkey::engine::uploaded::UploadedError) -> Self {
+        use dropkey::engine::uploaded::UploadedError as E;
+        let kind = match &err {
+            E::NoSuchUpload(_) => ErrorKind::NotFound,
+            E::NotFinished { .. }
+            | E::ProfileGone(_)
+            | E::NoRemoteId
+            | E::LinkLifetime
+            | E::Sign(_) => ErrorKind::Input,
+            E::Secret(_) => ErrorKind::Keychain,
+            E::Provider(_) => ErrorKind::Provider,
+            E::Store(_) | E::NotRecorded { .. } | E::Interrupted(_) => ErrorKind::Internal,
+        };
+        Self::new(kind, err)
+    }
+}
 
 impl From<tauri::Error> for AppError {
     fn from(err: tauri::Error) -> Self {

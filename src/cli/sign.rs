@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::Context;
 use crate::config::{ImageKitAuth, Provider};
+use crate::engine::uploaded::{signed_link, CloudinaryKind, LinkTarget};
 use crate::profile::{parse_params, upload_params};
 use crate::sign::{cloudinary, imagekit};
 use crate::{unix_now, Error};
@@ -178,8 +179,8 @@ pub fn private_url(ctx: &Context, args: &PrivateUrlArgs) -> Result<Value, Error>
             "the file id is empty: pass the ImageKit file path or the Cloudinary public id",
         ));
     }
-    let url = match &profile.provider {
-        Provider::ImageKit(ik) => {
+    let target = match &profile.provider {
+        Provider::ImageKit(_) => {
             for (flag, given) in [
                 ("--format", args.format.is_some()),
                 ("--resource-type", args.resource_type.is_some()),
@@ -188,16 +189,13 @@ pub fn private_url(ctx: &Context, args: &PrivateUrlArgs) -> Result<Value, Error>
                     return Err(usage(format!("{flag} applies to Cloudinary profiles only; for ImageKit pass the file path; drop {flag}")));
                 }
             }
-            let (secret, _) = ctx.secrets.get(profile)?;
-            imagekit::signed_url(
-                &secret,
-                ik.url_endpoint.as_str(),
-                &args.id,
-                None,
-                Some(now + expire_in),
-            )?
+            LinkTarget {
+                id: args.id.clone(),
+                format: None,
+                kind: CloudinaryKind::default(),
+            }
         }
-        Provider::Cloudinary(cl) => {
+        Provider::Cloudinary(_) => {
             let resource_type = args.resource_type.as_deref().unwrap_or("image");
             if !matches!(resource_type, "image" | "video" | "raw") {
                 return Err(usage(format!(
@@ -211,24 +209,17 @@ pub fn private_url(ctx: &Context, args: &PrivateUrlArgs) -> Result<Value, Error>
                     )));
                 }
             }
-            let (secret, _) = ctx.secrets.get(profile)?;
-            cloudinary::private_download_url(
-                &cloudinary::DownloadRequest {
-                    api_url: cl.api_url.as_str(),
-                    cloud_name: &cl.cloud_name,
-                    api_key: &cl.api_key,
-                    public_id: &args.id,
-                    format: args.format.as_deref(),
-                    resource_type,
-                    delivery_type: "private",
-                    timestamp: now,
-                    expires_at: now + expire_in,
-                    attachment: None,
+            LinkTarget {
+                id: args.id.clone(),
+                format: args.format.clone(),
+                kind: CloudinaryKind {
+                    resource_type: resource_type.to_owned(),
+                    delivery_type: "private".to_owned(),
                 },
-                &secret,
-                cloudinary::Algorithm::Sha1,
-            )?
+            }
         }
     };
+    let (secret, _) = ctx.secrets.get(profile)?;
+    let url = signed_link(profile, &target, &secret, now, now + expire_in)?;
     Ok(json!({ "url": url }))
 }

@@ -10,9 +10,10 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use super::{output, Context};
-use crate::config::{Profile, Provider};
+use crate::config::Profile;
 use crate::engine::provider::{self, RemoteFile};
 use crate::engine::store::{HistoryKind, HistoryQuery};
+use crate::engine::uploaded::{self, cloudinary_kind, RemoteAsset, UploadedError};
 use crate::engine::{Engine, EngineSettings, Event, Finished, JobId, JobState, NewJob};
 use crate::inputs::{self, Found};
 use crate::profile::parse_params;
@@ -603,27 +604,6 @@ pub fn history(ctx: Context, args: &HistoryArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// Cloudinary's resource type and delivery type of an uploaded file, from its stored response.
-fn cloudinary_kind(response: Option<&Value>, profile: &Profile) -> (String, String) {
-    let field = |name: &str| {
-        response
-            .and_then(|r| r.get(name))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    let private = matches!(&profile.provider, Provider::Cloudinary(cl) if cl.private);
-    (
-        field("resource_type").unwrap_or_else(|| "image".into()),
-        field("type").unwrap_or_else(|| {
-            if private {
-                "private".into()
-            } else {
-                "upload".into()
-            }
-        }),
-    )
-}
-
 pub async fn verify(ctx: Context, args: &VerifyArgs) -> Result<(), Error> {
     let _sandbox = ctx
         .local_sandbox_for(std::iter::once(crate::config::SANDBOX_PROFILE))
@@ -659,11 +639,17 @@ pub async fn verify(ctx: Context, args: &VerifyArgs) -> Result<(), Error> {
                             secrets.entry(profile.name.clone()).or_insert(secret)
                         }
                     };
-                    let (resource_type, delivery) =
-                        cloudinary_kind(record.response.as_ref(), profile);
+                    let kind = cloudinary_kind(record.response.as_ref(), profile);
                     let id = record.remote_id.clone().unwrap_or_default();
-                    match provider::details(&http, profile, secret, &id, &resource_type, &delivery)
-                        .await
+                    match provider::details(
+                        &http,
+                        profile,
+                        secret,
+                        &id,
+                        &kind.resource_type,
+                        &kind.delivery_type,
+                    )
+                    .await
                     {
                         Ok(RemoteFile::Present { size: Some(size) }) if size != record.size => {
                             Some(format!(
@@ -697,26 +683,6 @@ pub async fn verify(ctx: Context, args: &VerifyArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// What `delete` acts on, resolved from an id or a URL.
-#[derive(Debug, PartialEq, Eq)]
-struct DeleteTarget {
-    id: String,
-    resource_type: String,
-    delivery_type: String,
-}
-
-/// Resolves a Cloudinary delivery URL strictly (after doc 004); the rules live in
-/// [`crate::profile::cloudinary_asset`], shared with `dropkey serve`'s `DELETE /delete-files`.
-fn cloudinary_target(target: &str, profile: &Profile) -> Result<DeleteTarget, String> {
-    crate::profile::cloudinary_asset(target, profile)
-        .map(|asset| DeleteTarget {
-            id: asset.public_id,
-            resource_type: asset.resource_type,
-            delivery_type: asset.delivery_type,
-        })
-        .map_err(|err| err.to_string())
-}
-
 pub async fn delete(ctx: Context, args: &DeleteArgs) -> Result<(), Error> {
     let profile = ctx.profile(&args.profile)?.clone();
     let _sandbox = ctx
@@ -730,79 +696,35 @@ pub async fn delete(ctx: Context, args: &DeleteArgs) -> Result<(), Error> {
     let mut failed = 0;
     for target in &args.targets {
         let known = store.find_done(&profile.name, target).ok().flatten();
-        let resolved: Result<DeleteTarget, String> = match &profile.provider {
-            Provider::ImageKit(ik) => {
-                if target.contains("://") {
-                    let endpoint = ik.url_endpoint.as_str().trim_end_matches('/');
-                    if !target.starts_with(&format!("{endpoint}/")) {
-                        Err(format!(
-                            "the URL is not under this profile's url_endpoint {endpoint}"
-                        ))
-                    } else {
-                        match &known {
-                            Some(record) => Ok(DeleteTarget { id: record.remote_id.clone().unwrap_or_default(), resource_type: String::new(), delivery_type: String::new() }),
-                            None => Err("this URL is not in Dropkey's upload history, so its file id is unknown: pass the fileId instead".into()),
-                        }
+        let line = match RemoteAsset::resolve(target, &profile, known.as_ref()) {
+            Err(why) => json!({"target": target, "ok": false, "error": why.to_string()}),
+            Ok(asset) => {
+                let deleted = uploaded::delete(
+                    &http,
+                    &clock,
+                    &profile,
+                    &secret,
+                    &asset,
+                    known.as_ref().map(|record| record.id),
+                    |id| store.mark_deleted(id),
+                )
+                .await;
+                match deleted {
+                    Ok(existed) => {
+                        json!({"target": target, "ok": true, "id": asset.id, "deleted": existed})
                     }
-                } else if !target.is_empty()
-                    && target
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                {
-                    Ok(DeleteTarget {
-                        id: target.clone(),
-                        resource_type: String::new(),
-                        delivery_type: String::new(),
-                    })
-                } else {
-                    Err(format!(
-                        "`{target}` is neither an ImageKit file id nor a URL"
-                    ))
+                    // Gone at the provider: the line says so; only the history lags.
+                    Err(UploadedError::NotRecorded { existed, source }) => {
+                        tracing::warn!(
+                            "{target}: deleted, but the history still lists it: {source}"
+                        );
+                        json!({"target": target, "ok": true, "id": asset.id, "deleted": existed})
+                    }
+                    Err(err) => {
+                        json!({"target": target, "ok": false, "id": asset.id, "error": err.to_string()})
+                    }
                 }
             }
-            Provider::Cloudinary(_) => {
-                if target.contains("://") {
-                    cloudinary_target(target, &profile)
-                } else if !target.is_empty()
-                    && !target
-                        .split('/')
-                        .any(|s| s.is_empty() || s == "." || s == "..")
-                {
-                    let (resource_type, delivery_type) =
-                        cloudinary_kind(known.as_ref().and_then(|r| r.response.as_ref()), &profile);
-                    Ok(DeleteTarget {
-                        id: target.clone(),
-                        resource_type,
-                        delivery_type,
-                    })
-                } else {
-                    Err(format!("`{target}` is not a valid Cloudinary public id"))
-                }
-            }
-        };
-        let line = match resolved {
-            Err(why) => json!({"target": target, "ok": false, "error": why}),
-            Ok(t) => match provider::delete(
-                &http,
-                &clock,
-                &profile,
-                &secret,
-                &t.id,
-                &t.resource_type,
-                &t.delivery_type,
-            )
-            .await
-            {
-                Ok(existed) => {
-                    if let Some(record) = &known {
-                        let _ = store.mark_deleted(record.id);
-                    }
-                    json!({"target": target, "ok": true, "id": t.id, "deleted": existed})
-                }
-                Err(failure) => {
-                    json!({"target": target, "ok": false, "id": t.id, "error": failure.reason()})
-                }
-            },
         };
         if line["ok"] != true {
             failed += 1;
@@ -910,67 +832,5 @@ impl Bars {
         for bar in self.bars.values() {
             bar.finish_and_clear();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn profile(api_url: &str) -> Profile {
-        let text = format!(
-            "[profiles.cl]\nprovider = \"cloudinary\"\ncloud_name = \"demo\"\napi_key = \"1\"\napi_url = \"{api_url}\"\n"
-        );
-        crate::config::Config::from_toml(&text, std::path::Path::new("t.toml"))
-            .unwrap()
-            .profiles["cl"]
-            .clone()
-    }
-
-    #[test]
-    fn cloudinary_urls_are_validated_strictly() {
-        let p = profile("https://api.cloudinary.com");
-        let ok = cloudinary_target(
-            "https://res.cloudinary.com/demo/image/upload/v123/kyc/1/passport.jpg",
-            &p,
-        )
-        .unwrap();
-        assert_eq!(
-            ok,
-            DeleteTarget {
-                id: "kyc/1/passport".into(),
-                resource_type: "image".into(),
-                delivery_type: "upload".into()
-            }
-        );
-        let raw = cloudinary_target(
-            "https://res.cloudinary.com/demo/raw/private/v1/docs/a.pdf",
-            &p,
-        )
-        .unwrap();
-        assert_eq!(raw.id, "docs/a.pdf");
-        for bad in [
-            "http://res.cloudinary.com/demo/image/upload/v1/a.jpg",
-            "https://evil.com/demo/image/upload/v1/a.jpg",
-            "https://res.cloudinary.com/other/image/upload/v1/a.jpg",
-            "https://res.cloudinary.com/demo/pdf/upload/v1/a.jpg",
-            "https://res.cloudinary.com/demo/image/fetch/v1/a.jpg",
-            "https://res.cloudinary.com/demo/image/upload/v1/../a.jpg",
-            "https://res.cloudinary.com/demo/image/upload/",
-            "not a url",
-        ] {
-            assert!(cloudinary_target(bad, &p).is_err(), "{bad}");
-        }
-        let local = profile("http://127.0.0.1:7371");
-        assert!(cloudinary_target(
-            "http://127.0.0.1:7371/res/demo/image/upload/v5/a.png",
-            &local
-        )
-        .is_ok());
-        assert!(cloudinary_target(
-            "http://127.0.0.1:9999/res/demo/image/upload/v5/a.png",
-            &local
-        )
-        .is_err());
     }
 }

@@ -8,6 +8,7 @@
 //! - [`retry`]: transient vs permanent failures, backoff with full jitter, provider hints.
 //! - [`clock`]: the provider's time, learnt from `Date` headers, for signing.
 //! - [`job`]: job states and the events front ends consume.
+//! - [`uploaded`]: a finished upload at its provider: signed links, deletion.
 //!
 //! Who owns what: the store owns a job's durable state; the dispatcher (one task) owns claiming
 //! queued jobs within the concurrency limit; each running job's task owns its attempts,
@@ -25,6 +26,7 @@ pub mod provider;
 pub mod reach;
 pub mod retry;
 pub mod store;
+pub mod uploaded;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -505,20 +505,10 @@ impl Core {
         Ok(self.engine.cancel(record.id)?)
     }
 
+    /// Puts a failed, stuck, cancelled or paused upload back in the queue (the engine refuses
+    /// the others).
     pub fn retry(&self, id: u32) -> Result<(), AppError> {
         let record = self.job_record(id)?;
-        if !matches!(
-            record.state,
-            JobState::Failed | JobState::NeedsAttention | JobState::Cancelled | JobState::Paused
-        ) {
-            return Err(AppError::input(format!(
-                "upload {id} is {}: only failed, stuck, cancelled or paused uploads can be retried",
-                record.state.as_str()
-            )));
-        }
-        if record.state == JobState::Paused {
-            return Ok(self.engine.resume(record.id)?);
-        }
         Ok(self.engine.retry(record.id)?)
     }
 

@@ -75,6 +75,16 @@ impl JobState {
             Self::Done | Self::Failed | Self::NeedsAttention | Self::Cancelled | Self::Deleted
         )
     }
+
+    /// A job the user may put back in the queue: it stopped short of an upload (failed, out of
+    /// time, cancelled) or waits for the user (paused). A done or deleted file would be sent
+    /// twice, and a queued or running one is on its way already.
+    pub fn can_retry(self) -> bool {
+        matches!(
+            self,
+            Self::Failed | Self::NeedsAttention | Self::Cancelled | Self::Paused
+        )
+    }
 }
 
 /// One request to queue files (a drop, a pick, a paste) whose folders are walked in the
@@ -274,5 +284,32 @@ impl Event {
             Self::Finished(f) => Some(f.job),
             Self::Offline { .. } | Self::Online { .. } | Self::QueueChanged => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_stopped_or_paused_jobs_can_be_retried() {
+        let all = [
+            "queued",
+            "running",
+            "paused",
+            "done",
+            "failed",
+            "needs_attention",
+            "cancelled",
+            "deleted",
+        ];
+        let retryable: Vec<&str> = all
+            .into_iter()
+            .filter(|s| JobState::parse(s).unwrap().can_retry())
+            .collect();
+        assert_eq!(
+            retryable,
+            ["paused", "failed", "needs_attention", "cancelled"]
+        );
     }
 }

@@ -26,6 +26,8 @@ pub mod provider;
 pub mod reach;
 pub mod retry;
 pub mod store;
+#[cfg(test)]
+mod tests;
 pub mod uploaded;
 
 use std::collections::{HashMap, HashSet};
@@ -68,6 +70,8 @@ pub enum EngineError {
     Secret(#[from] SecretError),
     #[error(transparent)]
     Intake(#[from] intake::IntakeError),
+    #[error("upload {id} is {}: only failed, stuck, cancelled or paused uploads can be retried", state.as_str())]
+    NotRetryable { id: JobId, state: JobState },
 }
 
 #[derive(Debug, Clone)]
@@ -446,8 +450,13 @@ impl Engine {
         Ok(())
     }
 
-    /// Puts a failed, cancelled or stuck job back in the queue.
+    /// Puts a failed, stuck, cancelled or paused job back in the queue; refuses the others.
     pub fn retry(&self, id: JobId) -> Result<(), EngineError> {
+        let state = self.job(id)?.state;
+        if !state.can_retry() {
+            return Err(EngineError::NotRetryable { id, state });
+        }
+        lock(&self.shared.held).remove(&id);
         lock(&self.shared.store).retry(id)?;
         self.shared.wake.notify_one();
         Ok(())

@@ -23,6 +23,7 @@
 //!   use to get their tokens from it.
 //! - [`watch`]: watched folders: finished files uploaded exactly once (journal in the
 //!   engine's store), catch-up scans, after-upload actions.
+//! - [`pasted`]: clipboard images saved as PNG files under the data dir, to be uploaded.
 //! - [`doctor`]: environment checks (keychain service, config, secrets, clock).
 //! - [`cli`]: the `dropkey` command line: argument parsing and dispatch, JSON on stdout.
 //! - [`error`]: the top-level error, which knows its exit code.
@@ -35,6 +36,7 @@ pub mod engine;
 pub mod error;
 pub mod inputs;
 pub mod local_sandbox;
+pub mod pasted;
 pub mod private_fs;
 pub mod profile;
 pub mod sandbox;

@@ -737,27 +737,14 @@ impl Core {
         Some(ended)
     }
 
-    /// Saves a clipboard image as a PNG under the data dir (uploads must survive a restart, so
-    /// not in /tmp) and returns its path.
+    /// Saves a clipboard image as a PNG under the data dir and returns its path.
     pub fn save_image(&self, rgba: &[u8], width: u32, height: u32) -> Result<PathBuf, AppError> {
-        if width == 0 || height == 0 || rgba.len() != width as usize * height as usize * 4 {
-            return Err(AppError::input("the clipboard image is empty or malformed"));
-        }
-        let dir = self.paths.data_dir.join("pasted");
-        dropkey::private_fs::create_dir_all(&dir).map_err(AppError::internal)?;
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
-        let path = dir.join(format!("pasted-{stamp}.png"));
-        let file = dropkey::private_fs::create(&path).map_err(AppError::internal)?;
-        let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width, height);
-        encoder.set_color(png::ColorType::Rgba);
-        encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder.write_header().map_err(AppError::internal)?;
-        writer.write_image_data(rgba).map_err(AppError::internal)?;
-        writer.finish().map_err(AppError::internal)?;
-        Ok(path)
+        Ok(dropkey::pasted::save_png(
+            &self.paths.data_dir,
+            rgba,
+            width,
+            height,
+        )?)
     }
 }
 

@@ -117,6 +117,16 @@ impl From<dropkey::engine::uploaded::UploadedError> for AppError {
     }
 }
 
+impl From<dropkey::pasted::PasteError> for AppError {
+    fn from(err: dropkey::pasted::PasteError) -> Self {
+        let kind = match &err {
+            dropkey::pasted::PasteError::Malformed { .. } => ErrorKind::Input,
+            _ => ErrorKind::Internal,
+        };
+        Self::new(kind, err)
+    }
+}
+
 impl From<tauri::Error> for AppError {
     fn from(err: tauri::Error) -> Self {
         Self::internal(err)

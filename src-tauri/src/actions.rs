@@ -9,14 +9,14 @@ use tauri::{AppHandle, Manager, Runtime};
 use tauri_plugin_clipboard_manager::ClipboardExt as _;
 use tauri_plugin_notification::NotificationExt as _;
 
-use crate::core::{lock, AppState, Batch, Core};
+use crate::backend::{lock, AppState, Backend, Batch};
 use crate::error::AppError;
 use crate::models::{Destination, EnqueueRequest, EnqueueResult, UiEvent};
 
 pub const MAIN_WINDOW: &str = "main";
 
-pub async fn core<R: Runtime>(app: &AppHandle<R>) -> Result<Arc<Core>, AppError> {
-    app.state::<AppState>().core().await
+pub async fn backend<R: Runtime>(app: &AppHandle<R>) -> Result<Arc<Backend>, AppError> {
+    app.state::<AppState>().backend().await
 }
 
 pub fn show_window<R: Runtime>(app: &AppHandle<R>) {
@@ -43,16 +43,16 @@ pub async fn set_watching_paused<R: Runtime>(
     app: &AppHandle<R>,
     paused: bool,
 ) -> Result<(), AppError> {
-    let core = core(app).await?;
-    core.set_watch_paused(None, paused)?;
+    let backend = backend(app).await?;
+    backend.set_watch_paused(None, paused)?;
     crate::tray::refresh_menu(app);
     Ok(())
 }
 
 /// Copies the newest upload's URL; `None` when nothing was uploaded yet.
 pub async fn copy_last_url<R: Runtime>(app: &AppHandle<R>) -> Result<Option<String>, AppError> {
-    let core = core(app).await?;
-    let url = tauri::async_runtime::spawn_blocking(move || core.last_url())
+    let backend = backend(app).await?;
+    let url = tauri::async_runtime::spawn_blocking(move || backend.last_url())
         .await
         .map_err(AppError::internal)??;
     if let Some(url) = &url {
@@ -95,11 +95,11 @@ pub async fn upload_clipboard<R: Runtime>(
     destination: Option<Destination>,
     confirm: bool,
 ) -> Result<EnqueueResult, AppError> {
-    let core = core(app).await?;
+    let backend = backend(app).await?;
     let destination = match destination {
         Some(d) => d,
         None => Destination {
-            profile: core.default_profile()?.name.clone(),
+            profile: backend.default_profile()?.name.clone(),
             folder: None,
             tags: None,
         },
@@ -129,7 +129,7 @@ pub async fn upload_clipboard<R: Runtime>(
         match app.clipboard().read_image() {
             Ok(image) => {
                 let (rgba, width, height) = (image.rgba().to_vec(), image.width(), image.height());
-                let saver = core.clone();
+                let saver = backend.clone();
                 let path = tauri::async_runtime::spawn_blocking(move || {
                     saver.save_image(&rgba, width, height)
                 })
@@ -150,7 +150,7 @@ pub async fn upload_clipboard<R: Runtime>(
         destination,
         keep_structure: false,
     };
-    core.enqueue_files(request, "app").await
+    backend.enqueue_files(request, "app").await
 }
 
 /// Files given on the command line (first launch, or a second launch handing over).
@@ -174,17 +174,17 @@ pub async fn open_files<R: Runtime>(app: &AppHandle<R>, args: Vec<String>, cwd: 
         return;
     }
     let outcome = async {
-        let core = core(app).await?;
+        let backend = backend(app).await?;
         let request = EnqueueRequest {
             destination: Destination {
-                profile: core.default_profile()?.name.clone(),
+                profile: backend.default_profile()?.name.clone(),
                 folder: None,
                 tags: None,
             },
             paths,
             keep_structure: true,
         };
-        core.enqueue_files(request, "app").await
+        backend.enqueue_files(request, "app").await
     }
     .await;
     let notice = match outcome {
@@ -209,8 +209,8 @@ pub async fn open_files<R: Runtime>(app: &AppHandle<R>, args: Vec<String>, cwd: 
 }
 
 /// One notification per batch: how many uploaded, and separately how many failed.
-pub fn notify_batch<R: Runtime>(app: &AppHandle<R>, core: &Core, batch: Batch) {
-    if !lock(&core.prefs).notifications {
+pub fn notify_batch<R: Runtime>(app: &AppHandle<R>, backend: &Backend, batch: Batch) {
+    if !lock(&backend.prefs).notifications {
         return;
     }
     let mut notes = Vec::new();
@@ -240,12 +240,13 @@ pub fn notify_batch<R: Runtime>(app: &AppHandle<R>, core: &Core, batch: Batch) {
     });
 }
 
-/// Stops the core (in-flight uploads go back to the queue) and exits.
+/// Stops the backend (in-flight uploads go back to the queue) and exits.
 pub fn quit<R: Runtime>(app: &AppHandle<R>) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
-        if let Some(core) = app.state::<AppState>().ready() {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), core.shutdown()).await;
+        if let Some(backend) = app.state::<AppState>().ready() {
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(5), backend.shutdown()).await;
         }
         app.exit(0);
     });

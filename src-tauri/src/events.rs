@@ -16,7 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use dropkey::engine::{Event, JobId, JobState};
 
-use crate::core::{lock, Batch, Core};
+use crate::backend::{lock, Backend, Batch};
 use crate::models::{job_id, AppStatus, IntakeView, JobView, ProgressView, UiEvent, WatchView};
 
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
@@ -62,7 +62,7 @@ pub fn send<R: Runtime>(app: &AppHandle<R>, events: Vec<UiEvent>) {
 /// again instead.
 const MAX_CHANGED: usize = 256;
 /// Finished uploads named to the History screen per flush at most (the newest); it reads its
-/// rows from the core in any case, and the page it reads says how many there are.
+/// rows from the backend in any case, and the page it reads says how many there are.
 const MAX_UPLOADED: usize = 1000;
 /// The queue's counts are a query over the whole queue: during a burst, at most this often.
 const COUNTS_EVERY: Duration = Duration::from_millis(400);
@@ -151,7 +151,7 @@ impl Batcher {
         self.counts_due = true;
     }
 
-    pub fn flush(&mut self, core: &Core) -> Flushed {
+    pub fn flush(&mut self, backend: &Backend) -> Flushed {
         let mut events = Vec::new();
         let now = tokio::time::Instant::now();
         let counts_now = self.counts_due
@@ -159,7 +159,7 @@ impl Batcher {
                 .counts_sent
                 .is_none_or(|at| now.duration_since(at) >= COUNTS_EVERY);
         if counts_now {
-            if let Ok(counts) = core.queue_counts() {
+            if let Ok(counts) = backend.queue_counts() {
                 events.push(UiEvent::Queue {
                     counts,
                     reload: std::mem::take(&mut self.reload),
@@ -170,7 +170,7 @@ impl Batcher {
         }
         let jobs: Vec<JobView> = std::mem::take(&mut self.changed)
             .into_iter()
-            .filter_map(|id| core.engine.job(id).ok())
+            .filter_map(|id| backend.engine.job(id).ok())
             .map(|r| JobView::from(&r))
             .collect();
         if !jobs.is_empty() {
@@ -190,7 +190,7 @@ impl Batcher {
             events.push(UiEvent::Uploaded { ids });
         }
         let finished = std::mem::take(&mut self.finished);
-        let batch_ended = core.batch_finished(&finished);
+        let batch_ended = backend.batch_finished(&finished);
         Flushed {
             events,
             batch_ended,
@@ -201,8 +201,8 @@ impl Batcher {
 }
 
 /// Runs until the engine stops: forwards its events and keeps the tray current.
-pub async fn forward<R: Runtime>(app: AppHandle<R>, core: Arc<Core>) {
-    let mut events = core.engine.subscribe();
+pub async fn forward<R: Runtime>(app: AppHandle<R>, backend: Arc<Backend>) {
+    let mut events = backend.engine.subscribe();
     let mut batcher = Batcher::default();
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -222,10 +222,10 @@ pub async fn forward<R: Runtime>(app: AppHandle<R>, core: Arc<Core>) {
                 Err(RecvError::Closed) => break,
             },
             _ = tick.tick() => {
-                let flushed = batcher.flush(&core);
+                let flushed = batcher.flush(&backend);
                 let busy = !flushed.events.is_empty();
                 let mut out = flushed.events;
-                let intakes = core.intake_views();
+                let intakes = backend.intake_views();
                 if intakes != last_intakes {
                     out.push(UiEvent::Intakes { intakes: intakes.clone() });
                     last_intakes = intakes;
@@ -235,12 +235,12 @@ pub async fn forward<R: Runtime>(app: AppHandle<R>, core: Arc<Core>) {
                 // million of them cost a count each time.
                 if flushed.status_due || quiet >= POLL_EVERY {
                     quiet = 0;
-                    let status = core.status();
+                    let status = backend.status();
                     if last_status.as_ref() != Some(&status) {
                         out.push(UiEvent::Status { status: status.clone() });
                         last_status = Some(status);
                     }
-                    let watches = core.watches();
+                    let watches = backend.watches();
                     if last_watches.as_ref() != Some(&watches) {
                         out.push(UiEvent::Watches { watches: watches.clone() });
                         last_watches = Some(watches);
@@ -269,7 +269,7 @@ pub async fn forward<R: Runtime>(app: AppHandle<R>, core: Arc<Core>) {
                     last_menu = Some(now);
                 }
                 if let Some(batch) = flushed.batch_ended {
-                    crate::actions::notify_batch(&app, &core, batch);
+                    crate::actions::notify_batch(&app, &backend, batch);
                 }
             }
         }

@@ -23,7 +23,7 @@ struct Granted {
 
 impl Grants {
     pub fn grant(&self, paths: impl IntoIterator<Item = PathBuf>) {
-        let mut granted = crate::core::lock(&self.0);
+        let mut granted = crate::backend::lock(&self.0);
         for path in paths {
             if granted.set.insert(path.clone()) {
                 granted.order.push_back(path);
@@ -37,12 +37,12 @@ impl Grants {
     }
 
     pub fn allows(&self, path: &Path) -> bool {
-        crate::core::lock(&self.0).set.contains(path)
+        crate::backend::lock(&self.0).set.contains(path)
     }
 
     /// The first of `paths` the user did not choose, if any.
     pub fn first_refused<'a>(&self, paths: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-        let granted = crate::core::lock(&self.0);
+        let granted = crate::backend::lock(&self.0);
         paths
             .into_iter()
             .find(|p| !granted.set.contains(Path::new(p)))

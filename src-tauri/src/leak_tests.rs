@@ -1,6 +1,6 @@
 //! The secret never reaches the webview: every command's answer and every event the window
 //! receives is serialised here, as IPC would send it, and searched for the known keys. The
-//! commands are thin wrappers over these `Core` calls (see `commands/`), so this covers what
+//! commands are thin wrappers over these `Backend` calls (see `commands/`), so this covers what
 //! they return; `set_secret`'s input is the one place a key crosses IPC, inward.
 
 use std::path::Path;
@@ -8,7 +8,7 @@ use std::path::Path;
 use secrecy::SecretString;
 use serde::Serialize;
 
-use crate::core::Core;
+use crate::backend::Backend;
 use crate::events::Batcher;
 use crate::models::{Destination, EnqueueRequest};
 
@@ -73,13 +73,13 @@ fn no_command_output_or_event_carries_a_secret() {
         let paths =
             dropkey::config::Paths::resolve(Some(config_file), Some(dir.path().join("data")))
                 .unwrap();
-        let core = Core::start(paths).await.unwrap();
+        let backend = Backend::start(paths).await.unwrap();
         let mut out = Outputs(Vec::new());
         let mut batcher = Batcher::default();
-        let events = core.engine.subscribe();
+        let events = backend.engine.subscribe();
 
-        out.add("list_profiles", &core.list_profiles());
-        let enqueued = core
+        out.add("list_profiles", &backend.list_profiles());
+        let enqueued = backend
             .enqueue_files(
                 EnqueueRequest {
                     paths: vec![file.display().to_string(), "relative/path".into()],
@@ -94,13 +94,13 @@ fn no_command_output_or_event_carries_a_secret() {
             )
             .await;
         out.add("enqueue_files", &enqueued);
-        let queue = core.queue_page(0, 100).unwrap().jobs;
+        let queue = backend.queue_page(0, 100).unwrap().jobs;
         out.add("queue", &queue);
         let ids: Vec<_> = queue
             .iter()
             .map(|j| crate::models::core_job_id(j.id).unwrap())
             .collect();
-        let finished = core
+        let finished = backend
             .engine
             .wait_for(events, &ids, |event| batcher.add(event))
             .await;
@@ -110,53 +110,53 @@ fn no_command_output_or_event_carries_a_secret() {
                 .all(|f| f.state == dropkey::engine::JobState::Done),
             "{finished:?}"
         );
-        out.add("events", &batcher.flush(&core).events);
-        out.add("queue after", &core.queue_page(0, 100).unwrap());
-        let history = core.history(first_history_page()).unwrap().entries;
+        out.add("events", &batcher.flush(&backend).events);
+        out.add("queue after", &backend.queue_page(0, 100).unwrap());
+        let history = backend.history(first_history_page()).unwrap().entries;
         assert_eq!(history.len(), 1);
         out.add("history", &history);
         let id = history[0].id;
-        out.add("signed_link", &core.signed_link(id, 3600).await);
-        out.add("signed_link bad", &core.signed_link(id, 1).await);
+        out.add("signed_link", &backend.signed_link(id, 3600).await);
+        out.add("signed_link bad", &backend.signed_link(id, 1).await);
         out.add(
             "test_connection sandbox",
-            &core.test_connection("sandbox").await,
+            &backend.test_connection("sandbox").await,
         );
-        out.add("test_connection cl", &core.test_connection("cl").await);
-        out.add("test_connection ik", &core.test_connection("ik").await);
-        out.add("status", &core.status());
-        out.add("watches", &core.watches());
-        out.add("last_url", &core.last_url());
-        out.add("retry", &core.retry(id));
-        out.add("cancel", &core.cancel(id));
+        out.add("test_connection cl", &backend.test_connection("cl").await);
+        out.add("test_connection ik", &backend.test_connection("ik").await);
+        out.add("status", &backend.status());
+        out.add("watches", &backend.watches());
+        out.add("last_url", &backend.last_url());
+        out.add("retry", &backend.retry(id));
+        out.add("cancel", &backend.cancel(id));
         out.add(
             "set_secret builtin",
-            &core.set_secret("sandbox", SecretString::from(TYPED_KEY)),
+            &backend.set_secret("sandbox", SecretString::from(TYPED_KEY)),
         );
         out.add(
             "set_secret bad",
-            &core.set_secret("ik", SecretString::from(format!("{TYPED_KEY}\n"))),
+            &backend.set_secret("ik", SecretString::from(format!("{TYPED_KEY}\n"))),
         );
         // With a Secret Service this stores the key; without one it fails: neither answer
         // may echo it.
         out.add(
             "set_secret ik",
-            &core.set_secret("ik", SecretString::from(TYPED_KEY)),
+            &backend.set_secret("ik", SecretString::from(TYPED_KEY)),
         );
-        out.add("list_profiles after", &core.list_profiles());
-        let settings = core.profile_settings("cl");
+        out.add("list_profiles after", &backend.list_profiles());
+        let settings = backend.profile_settings("cl");
         out.add("profile_settings cl", &settings);
-        out.add("profile_settings ik", &core.profile_settings("ik"));
+        out.add("profile_settings ik", &backend.profile_settings("ik"));
         out.add(
             "profile_settings sandbox",
-            &core.profile_settings("sandbox"),
+            &backend.profile_settings("sandbox"),
         );
         let mut edited = settings.unwrap();
         edited.folder = Some("/edited".into());
-        let saved = core.save_profile(edited);
+        let saved = backend.save_profile(edited);
         assert!(saved.is_ok(), "{saved:?}");
         out.add("save_profile cl", &saved);
-        let added = core.add_watch(crate::models::WatchInput {
+        let added = backend.add_watch(crate::models::WatchInput {
             path: dir.path().join("watched").display().to_string(),
             profile: "cl".into(),
             folder: None,
@@ -165,19 +165,19 @@ fn no_command_output_or_event_carries_a_secret() {
         });
         assert!(added.is_ok(), "{added:?}");
         out.add("add_watch", &added);
-        out.add("watches after add", &core.watches());
+        out.add("watches after add", &backend.watches());
         // The edited config file is an output too.
         out.add(
             "config.toml",
             &std::fs::read_to_string(dir.path().join("config.toml")).unwrap(),
         );
-        out.add("delete_secret ik", &core.delete_secret("ik"));
-        out.add("delete_upload", &core.delete_upload(id).await);
+        out.add("delete_secret ik", &backend.delete_secret("ik"));
+        out.add("delete_upload", &backend.delete_upload(id).await);
         out.add(
             "history after delete",
-            &core.history(first_history_page()).unwrap(),
+            &backend.history(first_history_page()).unwrap(),
         );
-        core.shutdown().await;
+        backend.shutdown().await;
         out.assert_clean();
     });
 }

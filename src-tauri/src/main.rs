@@ -2,8 +2,9 @@
 //! this crate adapts it to the window and the desktop.
 //!
 //! # Layout
-//! - [`core`]: what the app holds while it runs (config, secrets, engine, watchers, the local
-//!   sandbox) and the operations the commands and the tray share.
+//! - [`backend`]: what the app holds while it runs (config, secrets, engine, watchers, the local
+//!   sandbox) and the operations the commands and the tray share, by concern; the rules they
+//!   apply live in the core.
 //! - [`commands`]: the `#[tauri::command]` functions, by concern; [`ipc`] lists them and
 //!   generates the UI's TypeScript types; [`models`] holds every type that crosses IPC.
 //! - [`events`]: engine events, batched, to the window's `Channel`; notifications per batch.
@@ -14,8 +15,8 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod actions;
+mod backend;
 mod commands;
-mod core;
 mod error;
 mod events;
 mod grants;
@@ -30,7 +31,7 @@ mod leak_tests;
 
 use tauri::{DragDropEvent, Manager, RunEvent, WindowEvent};
 
-use crate::core::{lock, AppState};
+use crate::backend::{lock, AppState};
 use crate::events::UiChannel;
 use crate::models::{DragState, UiEvent};
 
@@ -83,10 +84,10 @@ fn main() {
     app.run(|app, event| {
         if let RunEvent::Exit = event {
             // In-flight uploads go back to the queue; the next start resumes them.
-            if let Some(core) = app.state::<AppState>().ready() {
+            if let Some(backend) = app.state::<AppState>().ready() {
                 tauri::async_runtime::block_on(async {
                     let _ =
-                        tokio::time::timeout(std::time::Duration::from_secs(3), core.shutdown())
+                        tokio::time::timeout(std::time::Duration::from_secs(3), backend.shutdown())
                             .await;
                 });
             }
@@ -94,7 +95,7 @@ fn main() {
     });
 }
 
-/// Wiring only: start the core in the background, then the event forwarder and the tray.
+/// Wiring only: start the backend in the background, then the event forwarder and the tray.
 fn setup(app: &tauri::AppHandle) {
     if let Err(err) = tray::create(app) {
         // No tray (e.g. no StatusNotifier host): the window still works.
@@ -102,13 +103,13 @@ fn setup(app: &tauri::AppHandle) {
     }
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
-        match app.state::<AppState>().core().await {
-            Ok(core) => {
+        match app.state::<AppState>().backend().await {
+            Ok(backend) => {
                 tray::refresh_menu(&app);
                 let args: Vec<String> = std::env::args().collect();
                 let cwd = std::env::current_dir().unwrap_or_default();
                 actions::open_files(&app, args, cwd).await;
-                events::forward(app, core).await;
+                events::forward(app, backend).await;
             }
             Err(err) => tracing::error!("Dropkey could not start: {}", err.message),
         }
@@ -122,7 +123,7 @@ fn on_window_event(window: &tauri::Window, event: &WindowEvent) {
             let to_tray = app
                 .state::<AppState>()
                 .ready()
-                .is_none_or(|core| lock(&core.prefs).close_to_tray);
+                .is_none_or(|backend| lock(&backend.prefs).close_to_tray);
             if to_tray && app.tray_by_id("dropkey").is_some() {
                 api.prevent_close();
                 let _ = window.hide();

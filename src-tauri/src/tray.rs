@@ -9,7 +9,7 @@ use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, Tray
 use tauri::{AppHandle, Manager, Runtime};
 
 use crate::actions;
-use crate::core::{lock, AppState};
+use crate::backend::{lock, AppState};
 use crate::models::{Activity, AppStatus, UiEvent};
 
 const TRAY_ID: &str = "dropkey";
@@ -46,14 +46,17 @@ pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<TrayIcon<R>> {
 }
 
 fn build_menu<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
-    let core = app.state::<AppState>().ready();
+    let backend = app.state::<AppState>().ready();
     let visible = app
         .get_webview_window(actions::MAIN_WINDOW)
         .and_then(|w| w.is_visible().ok())
         .unwrap_or(true);
-    let watching_paused = core.as_ref().is_some_and(|c| c.watching_paused());
-    let has_watches = core.as_ref().is_some_and(|c| !c.watches().is_empty());
-    let recent = core.as_ref().map(|c| c.recent(RECENT)).unwrap_or_default();
+    let watching_paused = backend.as_ref().is_some_and(|c| c.watching_paused());
+    let has_watches = backend.as_ref().is_some_and(|c| !c.watches().is_empty());
+    let recent = backend
+        .as_ref()
+        .map(|c| c.recent(RECENT))
+        .unwrap_or_default();
     if let Some(state) = app.try_state::<TrayState>() {
         *lock(&state.recent) = recent.iter().map(|(_, url)| url.clone()).collect();
     }

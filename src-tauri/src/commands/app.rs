@@ -7,7 +7,7 @@ use tauri::{AppHandle, State};
 use tauri_plugin_autostart::ManagerExt as _;
 
 use super::blocking;
-use crate::core::{lock, AppState};
+use crate::backend::{lock, AppState};
 use crate::error::AppError;
 use crate::models::{AppStatus, SettingsUpdate, SettingsView};
 use crate::prefs::{MAX_CONCURRENCY, MAX_TEMPLATE_LEN};
@@ -18,7 +18,7 @@ pub static STARTED: OnceLock<Instant> = OnceLock::new();
 #[tauri::command]
 #[specta::specta]
 pub async fn app_status(state: State<'_, AppState>) -> Result<AppStatus, AppError> {
-    blocking(&state, |core| Ok(core.status())).await
+    blocking(&state, |backend| Ok(backend.status())).await
 }
 
 fn launch_at_login(app: &AppHandle) -> bool {
@@ -32,16 +32,16 @@ pub async fn get_settings(
     state: State<'_, AppState>,
 ) -> Result<SettingsView, AppError> {
     let login = launch_at_login(&app);
-    blocking(&state, move |core| {
-        let prefs = lock(&core.prefs).clone();
+    blocking(&state, move |backend| {
+        let prefs = lock(&backend.prefs).clone();
         Ok(SettingsView {
             notifications: prefs.notifications,
             close_to_tray: prefs.close_to_tray,
-            concurrency: u32::try_from(core.engine.concurrency()).unwrap_or(MAX_CONCURRENCY),
+            concurrency: u32::try_from(backend.engine.concurrency()).unwrap_or(MAX_CONCURRENCY),
             launch_at_login: login,
             copy_template: prefs.copy_template,
-            config_file: core.paths.config_file.display().to_string(),
-            data_dir: core.paths.data_dir.display().to_string(),
+            config_file: backend.paths.config_file.display().to_string(),
+            data_dir: backend.paths.data_dir.display().to_string(),
         })
     })
     .await
@@ -68,16 +68,16 @@ pub async fn set_settings(
             "the copy template is over {MAX_TEMPLATE_LEN} characters or has control characters"
         )));
     }
-    blocking(&state, move |core| {
-        let mut prefs = lock(&core.prefs);
+    blocking(&state, move |backend| {
+        let mut prefs = lock(&backend.prefs);
         prefs.notifications = update.notifications;
         prefs.close_to_tray = update.close_to_tray;
         prefs.concurrency = Some(update.concurrency);
         prefs.copy_template = update.copy_template;
         prefs
-            .save(&core.paths.data_dir)
+            .save(&backend.paths.data_dir)
             .map_err(|err| AppError::internal(format!("cannot save the preferences: {err}")))?;
-        core.engine.set_concurrency(update.concurrency as usize);
+        backend.engine.set_concurrency(update.concurrency as usize);
         Ok(())
     })
     .await

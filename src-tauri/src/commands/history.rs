@@ -4,7 +4,7 @@ use tauri::{AppHandle, State};
 
 use super::blocking;
 use crate::actions;
-use crate::core::AppState;
+use crate::backend::AppState;
 use crate::error::AppError;
 use crate::models::{HistoryPage, HistoryQuery, UiEvent};
 
@@ -16,7 +16,7 @@ pub async fn history(
     state: State<'_, AppState>,
     query: HistoryQuery,
 ) -> Result<HistoryPage, AppError> {
-    blocking(&state, move |core| core.history(query)).await
+    blocking(&state, move |backend| backend.history(query)).await
 }
 
 /// A link that opens the upload for `expire_in` seconds (60 s to 7 days), private files too.
@@ -27,7 +27,7 @@ pub async fn signed_link(
     id: u32,
     expire_in: u32,
 ) -> Result<String, AppError> {
-    state.core().await?.signed_link(id, expire_in).await
+    state.backend().await?.signed_link(id, expire_in).await
 }
 
 /// Deletes the upload at the provider; false when it was already gone there.
@@ -38,7 +38,7 @@ pub async fn delete_upload(
     state: State<'_, AppState>,
     id: u32,
 ) -> Result<bool, AppError> {
-    let existed = state.core().await?.delete_upload(id).await?;
+    let existed = state.backend().await?.delete_upload(id).await?;
     crate::events::send(&app, vec![UiEvent::Deleted { ids: vec![id] }]);
     crate::tray::refresh_menu(&app);
     Ok(existed)

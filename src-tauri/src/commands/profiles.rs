@@ -4,7 +4,7 @@ use secrecy::SecretString;
 use tauri::{AppHandle, State};
 
 use super::blocking;
-use crate::core::AppState;
+use crate::backend::AppState;
 use crate::error::AppError;
 use crate::models::{ConnectionCheck, ProfileInput, ProfileView, SecretSource};
 use crate::native;
@@ -13,7 +13,7 @@ use crate::native;
 #[tauri::command]
 #[specta::specta]
 pub async fn list_profiles(state: State<'_, AppState>) -> Result<Vec<ProfileView>, AppError> {
-    blocking(&state, |core| Ok(core.list_profiles())).await
+    blocking(&state, |backend| Ok(backend.list_profiles())).await
 }
 
 /// A profile's settings for the edit form (public settings only: never the key).
@@ -23,7 +23,7 @@ pub async fn profile_settings(
     state: State<'_, AppState>,
     name: String,
 ) -> Result<ProfileInput, AppError> {
-    blocking(&state, move |core| core.profile_settings(&name)).await
+    blocking(&state, move |backend| backend.profile_settings(&name)).await
 }
 
 /// Adds or changes a profile in the config file; answers the profiles as they now are. A new
@@ -37,7 +37,7 @@ pub async fn save_profile(
     state: State<'_, AppState>,
     profile: ProfileInput,
 ) -> Result<Vec<ProfileView>, AppError> {
-    let new_hosts = state.core().await?.endpoint_hosts_to_confirm(&profile);
+    let new_hosts = state.backend().await?.endpoint_hosts_to_confirm(&profile);
     if !new_hosts.is_empty() {
         let message = format!(
             "Profile \u{201c}{}\u{201d} will send its private key, upload tokens or files to:\n\n{}\n\nContinue only if you typed this address yourself and trust it.",
@@ -58,7 +58,7 @@ pub async fn save_profile(
             )));
         }
     }
-    blocking(&state, move |core| core.save_profile(profile)).await
+    blocking(&state, move |backend| backend.save_profile(profile)).await
 }
 
 /// Removes a profile from the config file (and its key from the keychain with `with_key`).
@@ -69,7 +69,10 @@ pub async fn remove_profile(
     name: String,
     with_key: bool,
 ) -> Result<Vec<ProfileView>, AppError> {
-    blocking(&state, move |core| core.remove_profile(&name, with_key)).await
+    blocking(&state, move |backend| {
+        backend.remove_profile(&name, with_key)
+    })
+    .await
 }
 
 /// Stores a profile's private key in the keychain. The key goes one way: the answer is only
@@ -82,14 +85,14 @@ pub async fn set_secret(
     secret: String,
 ) -> Result<SecretSource, AppError> {
     let secret = SecretString::from(secret);
-    blocking(&state, move |core| core.set_secret(&profile, secret)).await
+    blocking(&state, move |backend| backend.set_secret(&profile, secret)).await
 }
 
 /// Removes a profile's key from the keychain; whether there was one.
 #[tauri::command]
 #[specta::specta]
 pub async fn delete_secret(state: State<'_, AppState>, profile: String) -> Result<bool, AppError> {
-    blocking(&state, move |core| core.delete_secret(&profile)).await
+    blocking(&state, move |backend| backend.delete_secret(&profile)).await
 }
 
 /// Asks the provider whether it accepts the profile's key.
@@ -99,5 +102,5 @@ pub async fn test_connection(
     state: State<'_, AppState>,
     profile: String,
 ) -> Result<ConnectionCheck, AppError> {
-    state.core().await?.test_connection(&profile).await
+    state.backend().await?.test_connection(&profile).await
 }

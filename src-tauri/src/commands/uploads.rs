@@ -5,7 +5,7 @@ use tauri::{AppHandle, State};
 
 use super::blocking;
 use crate::actions;
-use crate::core::AppState;
+use crate::backend::AppState;
 use crate::error::AppError;
 use crate::events::UiChannel;
 use crate::grants::Grants;
@@ -33,7 +33,7 @@ pub async fn queue_page(
     offset: u32,
     limit: u32,
 ) -> Result<QueuePage, AppError> {
-    blocking(&state, move |core| core.queue_page(offset, limit)).await
+    blocking(&state, move |backend| backend.queue_page(offset, limit)).await
 }
 
 /// Queues files and folders the user dropped or picked, for one destination. Any other path
@@ -48,7 +48,7 @@ pub async fn enqueue_files(
     if let Some(path) = grants.first_refused(request.paths.iter().map(String::as_str)) {
         return Err(not_chosen(path));
     }
-    state.core().await?.enqueue_files(request, "app").await
+    state.backend().await?.enqueue_files(request, "app").await
 }
 
 /// Stops walking a drop that is still being queued and cancels the uploads it queued; how many
@@ -56,7 +56,7 @@ pub async fn enqueue_files(
 #[tauri::command]
 #[specta::specta]
 pub async fn cancel_intake(state: State<'_, AppState>, id: u32) -> Result<u32, AppError> {
-    state.core().await?.cancel_intake(id).await
+    state.backend().await?.cancel_intake(id).await
 }
 
 pub fn not_chosen(path: &str) -> AppError {
@@ -104,21 +104,21 @@ pub async fn upload_clipboard(
 #[tauri::command]
 #[specta::specta]
 pub async fn cancel_job(state: State<'_, AppState>, id: u32) -> Result<(), AppError> {
-    blocking(&state, move |core| core.cancel(id)).await
+    blocking(&state, move |backend| backend.cancel(id)).await
 }
 
 #[tauri::command]
 #[specta::specta]
 pub async fn retry_job(state: State<'_, AppState>, id: u32) -> Result<(), AppError> {
-    blocking(&state, move |core| core.retry(id)).await
+    blocking(&state, move |backend| backend.retry(id)).await
 }
 
 /// Pauses (true) or resumes (false) every upload.
 #[tauri::command]
 #[specta::specta]
 pub async fn set_uploads_paused(state: State<'_, AppState>, paused: bool) -> Result<(), AppError> {
-    blocking(&state, move |core| {
-        core.set_uploads_paused(paused);
+    blocking(&state, move |backend| {
+        backend.set_uploads_paused(paused);
         Ok(())
     })
     .await
@@ -128,12 +128,12 @@ pub async fn set_uploads_paused(state: State<'_, AppState>, paused: bool) -> Res
 #[tauri::command]
 #[specta::specta]
 pub async fn clear_finished(state: State<'_, AppState>) -> Result<u32, AppError> {
-    blocking(&state, |core| core.clear_finished()).await
+    blocking(&state, |backend| backend.clear_finished()).await
 }
 
 /// Retries every failed or stuck upload of the queue; how many.
 #[tauri::command]
 #[specta::specta]
 pub async fn retry_failed(state: State<'_, AppState>) -> Result<u32, AppError> {
-    blocking(&state, |core| core.retry_failed()).await
+    blocking(&state, |backend| backend.retry_failed()).await
 }

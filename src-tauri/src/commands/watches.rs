@@ -4,7 +4,7 @@ use tauri::{AppHandle, State};
 
 use super::blocking;
 use crate::actions;
-use crate::core::AppState;
+use crate::backend::AppState;
 use crate::error::AppError;
 use crate::grants::Grants;
 use crate::models::{WatchInput, WatchView};
@@ -12,7 +12,7 @@ use crate::models::{WatchInput, WatchView};
 #[tauri::command]
 #[specta::specta]
 pub async fn list_watches(state: State<'_, AppState>) -> Result<Vec<WatchView>, AppError> {
-    blocking(&state, |core| Ok(core.watches())).await
+    blocking(&state, |backend| Ok(backend.watches())).await
 }
 
 /// Pauses or resumes one watched folder.
@@ -23,8 +23,8 @@ pub async fn set_watch_paused(
     key: String,
     paused: bool,
 ) -> Result<(), AppError> {
-    blocking(&state, move |core| {
-        core.set_watch_paused(Some(&key), paused)
+    blocking(&state, move |backend| {
+        backend.set_watch_paused(Some(&key), paused)
     })
     .await
 }
@@ -48,12 +48,12 @@ pub async fn add_watch(
     if !grants.allows(std::path::Path::new(&watch.path)) {
         return Err(super::uploads::not_chosen(&watch.path));
     }
-    blocking(&state, move |core| core.add_watch(watch)).await
+    blocking(&state, move |backend| backend.add_watch(watch)).await
 }
 
 /// Stops watching a folder and removes it from the config file.
 #[tauri::command]
 #[specta::specta]
 pub async fn remove_watch(state: State<'_, AppState>, key: String) -> Result<(), AppError> {
-    state.core().await?.remove_watch(&key).await
+    state.backend().await?.remove_watch(&key).await
 }

@@ -1,0 +1,168 @@
+//! The app around the queue: watched folders, the status the tray and header show, settings,
+//! and every event pushed to the window.
+
+use serde::{Deserialize, Serialize};
+
+use dropkey::watch::{WatchInfo, WatchStatus};
+
+use super::{IntakeView, JobView, ProgressView, QueueCountsView};
+
+/// A folder to watch, as Settings adds it.
+#[derive(Debug, Clone, Deserialize, specta::Type)]
+pub struct WatchInput {
+    pub path: String,
+    pub profile: String,
+    /// Remote folder; none: the profile's.
+    pub folder: Option<String>,
+    /// Tags; none: the profile's.
+    pub tags: Option<Vec<String>>,
+    pub recursive: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, specta::Type, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WatchState {
+    Starting,
+    Watching,
+    Paused,
+    Missing,
+    Error,
+}
+
+/// One watched folder.
+#[derive(Debug, Clone, Serialize, specta::Type, PartialEq)]
+pub struct WatchView {
+    pub key: String,
+    pub path: String,
+    pub profile: String,
+    pub state: WatchState,
+    /// Why it is missing or failing.
+    pub detail: Option<String>,
+    pub last_upload: Option<String>,
+    #[specta(type = u32)]
+    pub uploads: f64,
+}
+
+pub fn watch_view(info: WatchInfo) -> WatchView {
+    let (state, detail) = match info.status {
+        WatchStatus::Starting => (WatchState::Starting, None),
+        WatchStatus::Watching => (WatchState::Watching, None),
+        WatchStatus::Paused => (WatchState::Paused, None),
+        WatchStatus::Missing(why) => (WatchState::Missing, Some(why)),
+        WatchStatus::Error(why) => (WatchState::Error, Some(why)),
+    };
+    WatchView {
+        key: info.key,
+        path: info.path.display().to_string(),
+        profile: info.profile,
+        state,
+        detail,
+        last_upload: info.last_upload,
+        uploads: info.uploads as f64,
+    }
+}
+
+/// What the tray icon and the window header show.
+#[derive(Debug, Clone, Copy, Serialize, specta::Type, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Activity {
+    Idle,
+    Uploading,
+    Paused,
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize, specta::Type, PartialEq, Eq)]
+pub struct AppStatus {
+    pub activity: Activity,
+    /// Queued, running or paused files.
+    pub pending: u32,
+    pub uploads_paused: bool,
+    pub watching_paused: bool,
+    /// Failures in the current batch (cleared when a new batch starts).
+    pub failed: u32,
+    /// "offline — N waiting, next try in S s (cannot reach ...)" while an upload host is
+    /// unreachable; the uploads wait and go on by themselves.
+    pub offline: Option<String>,
+}
+
+/// The window's hints for a drag of files over it (Tauri's native drag and drop).
+#[derive(Debug, Clone, Copy, Serialize, specta::Type, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DragState {
+    Enter,
+    Leave,
+    Drop,
+}
+
+/// Everything the backend pushes to the window, through the `subscribe` channel, in batches
+/// sent at most every 200 ms.
+#[derive(Debug, Clone, Serialize, specta::Type, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum UiEvent {
+    /// Changed jobs (latest state wins); rows the window does not show are ignored there.
+    Jobs {
+        jobs: Vec<JobView>,
+    },
+    /// The queue's counts changed; `reload`: rows changed too that `Jobs` did not carry (new
+    /// jobs, or a bulk change), so the window reads its rows again.
+    Queue {
+        counts: QueueCountsView,
+        reload: bool,
+    },
+    /// Drops being walked in the background; each finished one is sent once more, finished.
+    Intakes {
+        intakes: Vec<IntakeView>,
+    },
+    Progress {
+        updates: Vec<ProgressView>,
+    },
+    /// Uploads that just finished, newest last: the History screen makes room for them and
+    /// reads their rows (ids only: the rows would cost WebKit memory for every upload).
+    Uploaded {
+        ids: Vec<u32>,
+    },
+    /// Uploads deleted at the provider.
+    Deleted {
+        ids: Vec<u32>,
+    },
+    Watches {
+        watches: Vec<WatchView>,
+    },
+    Status {
+        status: AppStatus,
+    },
+    Drag {
+        state: DragState,
+        paths: Vec<String>,
+    },
+    /// Something done outside the window (tray, second launch) that the user should see.
+    Notice {
+        message: String,
+        error: bool,
+    },
+    /// The tray asked for a screen.
+    Navigate {
+        screen: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, specta::Type, PartialEq, Eq)]
+pub struct SettingsView {
+    pub notifications: bool,
+    pub close_to_tray: bool,
+    /// Uploads at once; a change applies at once to the running engine.
+    pub concurrency: u32,
+    pub launch_at_login: bool,
+    pub copy_template: String,
+    pub config_file: String,
+    pub data_dir: String,
+}
+
+#[derive(Debug, Clone, Deserialize, specta::Type)]
+pub struct SettingsUpdate {
+    pub notifications: bool,
+    pub close_to_tray: bool,
+    pub concurrency: u32,
+    pub copy_template: String,
+}

@@ -1,0 +1,113 @@
+//! History: a search, its pages, and a finished upload as the screen shows it.
+
+use serde::{Deserialize, Serialize};
+
+use dropkey::config::{Profile, Provider as CoreProvider};
+use dropkey::engine::store::{HistoryKind as CoreHistoryKind, JobRecord, UploadKind};
+
+use super::{job_id, Provider};
+
+/// A finished upload, as the History screen shows it.
+#[derive(Debug, Clone, Serialize, specta::Type, PartialEq)]
+pub struct HistoryEntry {
+    pub id: u32,
+    pub name: String,
+    pub path: String,
+    pub profile: String,
+    pub provider: Option<Provider>,
+    #[specta(type = u32)]
+    pub size: f64,
+    /// Unix seconds.
+    #[specta(type = u32)]
+    pub finished_at: f64,
+    pub url: String,
+    pub remote_id: String,
+    pub folder: Option<String>,
+    pub tags: Vec<String>,
+    pub is_image: bool,
+    /// Needs a signed link to be opened (ImageKit private file, Cloudinary private type).
+    pub private: bool,
+    /// ImageKit's URL endpoint, where a `tr:` segment goes; none for Cloudinary.
+    pub url_endpoint: Option<String>,
+    pub source: String,
+}
+
+/// What the History screen shows: all uploads, images, other files, or private ones.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, specta::Type, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryKind {
+    #[default]
+    All,
+    Images,
+    Other,
+    Private,
+}
+
+impl From<HistoryKind> for CoreHistoryKind {
+    fn from(kind: HistoryKind) -> Self {
+        match kind {
+            HistoryKind::All => Self::All,
+            HistoryKind::Images => Self::Images,
+            HistoryKind::Other => Self::Other,
+            HistoryKind::Private => Self::Private,
+        }
+    }
+}
+
+/// A History search: every word of `text` (each a word prefix, any order), the profile (none:
+/// all) and the kind; `limit` uploads after skipping the `offset` newest matches.
+#[derive(Debug, Clone, Deserialize, specta::Type, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub text: String,
+    pub profile: Option<String>,
+    pub kind: HistoryKind,
+    pub offset: u32,
+    pub limit: u32,
+}
+
+/// One page of a History search, and how many uploads match in all.
+#[derive(Debug, Clone, Serialize, specta::Type, PartialEq)]
+pub struct HistoryPage {
+    pub entries: Vec<HistoryEntry>,
+    pub offset: u32,
+    pub total: u32,
+}
+
+pub fn history_entry(record: &JobRecord, profile: Option<&Profile>) -> HistoryEntry {
+    // The same derivation the store keeps for the history's kind filter.
+    let UploadKind { is_image, private } =
+        UploadKind::of(&record.file_name, &record.params, record.response.as_ref());
+    let url_endpoint = profile.and_then(|p| match &p.provider {
+        CoreProvider::ImageKit(ik) => {
+            Some(ik.url_endpoint.as_str().trim_end_matches('/').to_owned())
+        }
+        CoreProvider::Cloudinary(_) => None,
+    });
+    HistoryEntry {
+        id: job_id(record.id),
+        name: record.file_name.clone(),
+        path: record.path.display().to_string(),
+        profile: record.profile.clone(),
+        provider: profile.map(|p| Provider::from(&p.provider)),
+        size: record.size as f64,
+        finished_at: record.finished_at.unwrap_or(record.created_at) as f64,
+        url: record.url.clone().unwrap_or_default(),
+        remote_id: record.remote_id.clone().unwrap_or_default(),
+        folder: record.params.get("folder").cloned(),
+        tags: record
+            .params
+            .get("tags")
+            .map(|t| {
+                t.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        is_image,
+        private,
+        url_endpoint,
+        source: record.source.clone(),
+    }
+}

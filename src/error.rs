@@ -1,20 +1,22 @@
-//! The error every front end ends up with. Each module has its own typed error; this one only
-//! gathers them and knows the CLI exit code each deserves.
+//! The error every CLI command ends up with. Each module of each crate has its own typed error;
+//! this one only gathers them and knows the CLI exit code each deserves. (The app classifies
+//! [`dropkey_core::Error`] and the sandbox launcher's error instead; it does not link the CLI.)
 
-use crate::config::ConfigError;
-use crate::engine::EngineError;
-use crate::profile::ParamError;
-use crate::sandbox::SandboxError;
-use crate::secrets::SecretError;
-use crate::serve::ServeError;
-use crate::sign::SignError;
+use dropkey_core::config::ConfigError;
+use dropkey_core::engine::EngineError;
+use dropkey_core::profile::ParamError;
+use dropkey_core::secrets::SecretError;
+use dropkey_core::sign::SignError;
+use dropkey_sandbox::in_process::LocalSandboxError;
+use dropkey_sandbox::SandboxError;
+use dropkey_serve::ServeError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
-    ConfigEdit(#[from] crate::config_edit::ConfigEditError),
+    ConfigEdit(#[from] dropkey_core::config_edit::ConfigEditError),
     #[error(transparent)]
     Secret(#[from] SecretError),
     #[error(transparent)]
@@ -36,8 +38,10 @@ pub enum Error {
     Serve(#[from] ServeError),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// Something else answers at the sandbox's address, or the launcher's task failed (see
+    /// the `From` impl below for the rest of `LocalSandboxError`).
     #[error(transparent)]
-    LocalSandbox(#[from] crate::local_sandbox::LocalSandboxError),
+    LocalSandbox(LocalSandboxError),
     /// Some files did not upload (or delete, or verify); each was reported on its own line.
     #[error("{failed} of {total} {what} failed; see the JSON lines on stdout for each")]
     SomeFailed {
@@ -54,6 +58,17 @@ impl Error {
         match self {
             Self::SomeFailed { .. } => 1,
             _ => 2,
+        }
+    }
+}
+
+/// The launcher's key and start failures are the same errors as anywhere else, and say so.
+impl From<LocalSandboxError> for Error {
+    fn from(err: LocalSandboxError) -> Self {
+        match err {
+            LocalSandboxError::Secret(err) => Self::Secret(err),
+            LocalSandboxError::Start(err) => Self::Sandbox(err),
+            err => Self::LocalSandbox(err),
         }
     }
 }

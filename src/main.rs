@@ -1,5 +1,5 @@
 fn main() -> std::process::ExitCode {
     // First, before any thread starts: no child process may inherit a DROPKEY_SECRET_* key.
-    dropkey::secrets::capture_env();
+    dropkey_core::secrets::capture_env();
     dropkey::cli::main()
 }

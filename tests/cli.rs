@@ -103,7 +103,7 @@ fn sign_v2_expire_options() {
     // Without --timestamp the token is issued now.
     let out = stdout_json(&env.run(&["sign", "ik"], &envs()));
     let (_, claims) = decode_v2(out["token"].as_str().unwrap());
-    let now = dropkey::unix_now();
+    let now = dropkey_core::unix_now();
     let iat = claims["iat"].as_i64().unwrap();
     assert!((now - 5..=now).contains(&iat));
 }
@@ -139,7 +139,7 @@ fn sign_v1_is_doc_003() {
     assert_ne!(a["token"], b["token"]);
     let token = a["token"].as_str().unwrap();
     assert_eq!(uuid::Uuid::parse_str(token).unwrap().get_version_num(), 4);
-    let ahead = a["expire"].as_i64().unwrap() - dropkey::unix_now();
+    let ahead = a["expire"].as_i64().unwrap() - dropkey_core::unix_now();
     assert!((1790..=1800).contains(&ahead), "expire {ahead} s ahead");
 }
 
@@ -204,7 +204,7 @@ fn private_urls_for_both_providers() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!((expiry - dropkey::unix_now() - 60).abs() <= 2);
+    assert!((expiry - dropkey_core::unix_now() - 60).abs() <= 2);
 
     let out = stdout_json(&env.run(
         &[

@@ -15,10 +15,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dropkey::config::{Config, Paths};
-use dropkey::engine::intake::{Destination, IntakeRequest};
-use dropkey::engine::{Engine, EngineSettings, Event};
-use dropkey::sandbox::SandboxHandle;
+use dropkey_core::config::{Config, Paths};
+use dropkey_core::engine::intake::{Destination, IntakeRequest};
+use dropkey_core::engine::{Engine, EngineSettings, Event};
+use dropkey_sandbox::SandboxHandle;
 use serde_json::Value;
 
 const KEY: &str = "private_intake_test_key";
@@ -50,7 +50,7 @@ impl Rig {
         let _guard = self.rt.enter();
         let engine = Engine::start(
             config.clone(),
-            dropkey::secrets::Secrets::new(&paths.data_dir),
+            dropkey_core::secrets::Secrets::new(&paths.data_dir),
             settings,
         )
         .unwrap();

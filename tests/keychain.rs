@@ -127,7 +127,7 @@ fn secrets_round_trip_through_the_keychain_and_never_leak() {
     // ...and the env override wins over the keychain.
     let out = env
         .cmd(&["key", "status", &ik])
-        .env(dropkey::secrets::env_var_name(&ik), "from-env")
+        .env(dropkey_core::secrets::env_var_name(&ik), "from-env")
         .output()
         .unwrap();
     assert_eq!(stdout_json(&out)["source"], "env");

@@ -19,7 +19,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dropkey::sandbox::{self, SandboxConfig};
+use dropkey_sandbox::{self as sandbox, SandboxConfig};
 use secrecy::SecretString;
 use serde_json::Value;
 
@@ -314,7 +314,7 @@ fn the_real_sandbox_proves_itself_and_refuses_to_answer_for_a_bad_nonce() {
         .unwrap();
     let addr = handle.addr();
     let check = |key: &str| {
-        runtime.block_on(dropkey::local_sandbox::check_identity(
+        runtime.block_on(dropkey_core::sandbox_identity::check_identity(
             addr,
             &SecretString::from(key),
         ))

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use dropkey::sandbox::{self, Faults, SandboxConfig, SandboxHandle};
+use dropkey_sandbox::{self as sandbox, Faults, SandboxConfig, SandboxHandle};
 use secrecy::SecretString;
 use serde_json::Value;
 
@@ -259,8 +259,8 @@ fn upload_gives_up_on_an_unreachable_host_only_after_max_wait() {
 /// budget lands them all, each once, and a budget that runs out says so.
 #[test]
 fn heavy_transient_faults_end_no_job_within_the_budget() {
-    use dropkey::config::{Config, Paths};
-    use dropkey::engine::{Engine, EngineSettings, Finished, JobState};
+    use dropkey_core::config::{Config, Paths};
+    use dropkey_core::engine::{Engine, EngineSettings, Finished, JobState};
 
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
@@ -306,7 +306,7 @@ fn heavy_transient_faults_end_no_job_within_the_budget() {
         rt.block_on(async {
             let engine = Engine::start(
                 config,
-                dropkey::secrets::Secrets::new(&paths.data_dir),
+                dropkey_core::secrets::Secrets::new(&paths.data_dir),
                 settings,
             )
             .unwrap();

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use dropkey::sandbox::{self, Faults, SandboxConfig, SandboxHandle};
-use dropkey::sign::cloudinary::{self as cl_sign, Algorithm, DownloadRequest};
-use dropkey::sign::imagekit as ik_sign;
-use dropkey::sign::Params;
+use dropkey_core::sign::cloudinary::{self as cl_sign, Algorithm, DownloadRequest};
+use dropkey_core::sign::imagekit as ik_sign;
+use dropkey_core::sign::Params;
+use dropkey_sandbox::{self as sandbox, Faults, SandboxConfig, SandboxHandle};
 use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use secrecy::SecretString;
@@ -36,7 +36,7 @@ fn secret() -> SecretString {
 }
 
 fn now() -> i64 {
-    dropkey::unix_now()
+    dropkey_core::unix_now()
 }
 
 fn params(pairs: &[(&str, &str)]) -> Params {
@@ -1497,7 +1497,7 @@ async fn a_chunked_body_whose_terminator_comes_late_keeps_the_connection_alive()
         .write_all(
             format!(
                 "GET {}?nonce={nonce} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
-                sandbox::IDENTITY_PATH
+                dropkey_core::sandbox_identity::IDENTITY_PATH
             )
             .as_bytes(),
         )
@@ -1509,7 +1509,7 @@ async fn a_chunked_body_whose_terminator_comes_late_keeps_the_connection_alive()
     assert_eq!(status, 200);
     assert_eq!(
         String::from_utf8(proof).unwrap(),
-        sandbox::identity_proof(&secret(), nonce)
+        dropkey_core::sandbox_identity::identity_proof(&secret(), nonce)
     );
 }
 

@@ -16,7 +16,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use dropkey::sandbox::SandboxHandle;
+use dropkey_sandbox::SandboxHandle;
 use serde_json::Value;
 
 const KEY: &str = "private_scale_test_key";
@@ -282,7 +282,7 @@ fn three_thousand_files_each_reported_once() {
 fn resume_pages_through_more_unfinished_jobs_than_one_page() {
     let rig = Rig::new();
     let root = rig.files().join("queued");
-    let config = dropkey::config::Config::from_toml(
+    let config = dropkey_core::config::Config::from_toml(
         &std::fs::read_to_string(rig.dir.path().join("config.toml")).unwrap(),
         &rig.dir.path().join("config.toml"),
     )
@@ -295,15 +295,21 @@ fn resume_pages_through_more_unfinished_jobs_than_one_page() {
         let path = root.join(format!("q{i}.txt"));
         write(&path, i);
         jobs.push(
-            dropkey::engine::prepare_job(&profile, &path, &Default::default(), "cli", u64::MAX)
-                .unwrap(),
+            dropkey_core::engine::prepare_job(
+                &profile,
+                &path,
+                &Default::default(),
+                "cli",
+                u64::MAX,
+            )
+            .unwrap(),
         );
         expected.push(s(&path));
     }
     expected.sort();
     std::fs::create_dir_all(rig.data_dir()).unwrap();
     {
-        let mut store = dropkey::engine::store::Store::open(&rig.data_dir()).unwrap();
+        let mut store = dropkey_core::engine::store::Store::open(&rig.data_dir()).unwrap();
         store.enqueue(&jobs, 1).unwrap();
     }
     let (code, lines, stderr) = rig.run(&["resume", "--concurrency", "8"]);

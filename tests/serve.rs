@@ -19,9 +19,11 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use dropkey::config::Config;
-use dropkey::sandbox::{self, CloudinaryAccount, ImageKitAccount, SandboxConfig, SandboxHandle};
-use dropkey::serve::{self, tokens, ServeConfig, ServeHandle};
+use dropkey_core::config::Config;
+use dropkey_sandbox::{
+    self as sandbox, CloudinaryAccount, ImageKitAccount, SandboxConfig, SandboxHandle,
+};
+use dropkey_serve::{self as serve, tokens, ServeConfig, ServeHandle};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{json, Value};

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use dropkey::sandbox::{self, Faults, SandboxConfig, SandboxHandle};
+use dropkey_sandbox::{self as sandbox, Faults, SandboxConfig, SandboxHandle};
 use secrecy::SecretString;
 use serde_json::Value;
 
@@ -479,7 +479,7 @@ fn kill_9_mid_batch_then_resume_lands_all_with_duplicates_only_in_flight() {
 #[cfg(feature = "fault-points")]
 #[test]
 fn a_crash_at_every_state_transition_loses_nothing() {
-    for point in dropkey::engine::fault::POINTS
+    for point in dropkey_core::engine::fault::POINTS
         .iter()
         .filter(|p| **p != "chunk-acknowledged")
     {
@@ -543,8 +543,8 @@ fn a_crash_mid_chunked_upload_resumes_from_the_last_acknowledged_chunk() {
 /// running job but starts none until the running ones fit; going up starts more at once.
 #[test]
 fn concurrency_changes_apply_to_the_running_engine() {
-    use dropkey::config::{Config, Paths};
-    use dropkey::engine::{Engine, EngineSettings, Event, JobId};
+    use dropkey_core::config::{Config, Paths};
+    use dropkey_core::engine::{Engine, EngineSettings, Event, JobId};
     use std::collections::HashSet;
 
     /// Keeps `running` current; true when a job finished.
@@ -583,7 +583,7 @@ fn concurrency_changes_apply_to_the_running_engine() {
     rig.runtime.block_on(async {
         let engine = Engine::start(
             config,
-            dropkey::secrets::Secrets::new(&paths.data_dir),
+            dropkey_core::secrets::Secrets::new(&paths.data_dir),
             settings,
         )
         .unwrap();

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use dropkey::sign::{cloudinary, imagekit, Params};
+use dropkey_core::sign::{cloudinary, imagekit, Params};
 use secrecy::SecretString;
 use serde_json::Value;
 

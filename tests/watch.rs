@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 mod common;
 use common::read_records;
 
-use dropkey::sandbox::{self, SandboxConfig, SandboxHandle};
+use dropkey_sandbox::{self as sandbox, SandboxConfig, SandboxHandle};
 use secrecy::SecretString;
 use serde_json::Value;
 
@@ -347,7 +347,7 @@ after_upload = "move:uploaded"
     std::fs::write(inbox.join("day1/a.jpg"), b"jpeg").unwrap();
     let line = next(&rx);
     assert_eq!(line["ok"], true, "{line}");
-    let year = 1970 + dropkey::unix_now() / 31_556_952;
+    let year = 1970 + dropkey_core::unix_now() / 31_556_952;
     let file_path = line["response"]["filePath"].as_str().unwrap();
     assert!(
         file_path.starts_with(&format!("/watched/{year}/day1/")),
@@ -603,9 +603,9 @@ on_change = "upload"
 /// not sent as the old job. The watcher queues it as the new file it is.
 #[test]
 fn a_file_swapped_after_queueing_is_not_uploaded_as_the_old_job() {
-    use dropkey::config::{Config, Paths};
-    use dropkey::engine::{Engine, EngineSettings, Event, JobState};
-    use dropkey::watch::Watcher;
+    use dropkey_core::config::{Config, Paths};
+    use dropkey_core::engine::{Engine, EngineSettings, Event, JobState};
+    use dropkey_core::watch::Watcher;
 
     let rig = Rig::new(
         r#"
@@ -628,7 +628,7 @@ profile = "sandbox"
     rig.runtime.block_on(async {
         let engine = Engine::start(
             config,
-            dropkey::secrets::Secrets::new(&paths.data_dir),
+            dropkey_core::secrets::Secrets::new(&paths.data_dir),
             settings,
         )
         .unwrap();
@@ -677,8 +677,8 @@ profile = "sandbox"
 }
 
 async fn next_event(
-    events: &mut tokio::sync::broadcast::Receiver<dropkey::engine::Event>,
-) -> dropkey::engine::Event {
+    events: &mut tokio::sync::broadcast::Receiver<dropkey_core::engine::Event>,
+) -> dropkey_core::engine::Event {
     tokio::time::timeout(DEADLINE, events.recv())
         .await
         .expect("an engine event within the deadline")

@@ -62,19 +62,34 @@ impl AppError {
     }
 }
 
-impl From<dropkey::Error> for AppError {
-    fn from(err: dropkey::Error) -> Self {
+impl From<dropkey_core::Error> for AppError {
+    fn from(err: dropkey_core::Error) -> Self {
         let kind = match &err {
-            dropkey::Error::Config(_) => ErrorKind::Config,
-            dropkey::Error::ConfigEdit(dropkey::config_edit::ConfigEditError::Input(_)) => {
-                ErrorKind::Input
+            dropkey_core::Error::Config(_) => ErrorKind::Config,
+            dropkey_core::Error::ConfigEdit(dropkey_core::config_edit::ConfigEditError::Input(
+                _,
+            )) => ErrorKind::Input,
+            dropkey_core::Error::ConfigEdit(_) => ErrorKind::Config,
+            dropkey_core::Error::Secret(_) => ErrorKind::Keychain,
+            dropkey_core::Error::Engine(dropkey_core::engine::EngineError::Secret(_)) => {
+                ErrorKind::Keychain
             }
-            dropkey::Error::ConfigEdit(_) => ErrorKind::Config,
-            dropkey::Error::Secret(_) => ErrorKind::Keychain,
-            dropkey::Error::Engine(dropkey::engine::EngineError::Secret(_)) => ErrorKind::Keychain,
-            dropkey::Error::Engine(dropkey::engine::EngineError::Store(_)) => ErrorKind::Internal,
-            dropkey::Error::Sandbox(_) => ErrorKind::Internal,
+            dropkey_core::Error::Engine(dropkey_core::engine::EngineError::Store(_)) => {
+                ErrorKind::Internal
+            }
             _ => ErrorKind::Input,
+        };
+        Self::new(kind, err)
+    }
+}
+
+impl From<dropkey_sandbox::in_process::LocalSandboxError> for AppError {
+    fn from(err: dropkey_sandbox::in_process::LocalSandboxError) -> Self {
+        use dropkey_sandbox::in_process::LocalSandboxError as E;
+        let kind = match &err {
+            E::Secret(_) => ErrorKind::Keychain,
+            E::Start(_) => ErrorKind::Internal,
+            E::Impostor { .. } | E::KeychainTask(_) => ErrorKind::Input,
         };
         Self::new(kind, err)
     }
@@ -84,24 +99,24 @@ macro_rules! via_core_error {
     ($($ty:ty),*) => {$(
         impl From<$ty> for AppError {
             fn from(err: $ty) -> Self {
-                dropkey::Error::from(err).into()
+                dropkey_core::Error::from(err).into()
             }
         }
     )*};
 }
 
 via_core_error!(
-    dropkey::config::ConfigError,
-    dropkey::config_edit::ConfigEditError,
-    dropkey::secrets::SecretError,
-    dropkey::engine::EngineError,
-    dropkey::sign::SignError,
-    dropkey::profile::ParamError
+    dropkey_core::config::ConfigError,
+    dropkey_core::config_edit::ConfigEditError,
+    dropkey_core::secrets::SecretError,
+    dropkey_core::engine::EngineError,
+    dropkey_core::sign::SignError,
+    dropkey_core::profile::ParamError
 );
 
-impl From<dropkey::engine::uploaded::UploadedError> for AppError {
-    fn from(err: dropkey::engine::uploaded::UploadedError) -> Self {
-        use dropkey::engine::uploaded::UploadedError as E;
+impl From<dropkey_core::engine::uploaded::UploadedError> for AppError {
+    fn from(err: dropkey_core::engine::uploaded::UploadedError) -> Self {
+        use dropkey_core::engine::uploaded::UploadedError as E;
         let kind = match &err {
             E::NoSuchUpload(_) => ErrorKind::NotFound,
             E::NotFinished { .. }
@@ -117,10 +132,10 @@ impl From<dropkey::engine::uploaded::UploadedError> for AppError {
     }
 }
 
-impl From<dropkey::pasted::PasteError> for AppError {
-    fn from(err: dropkey::pasted::PasteError) -> Self {
+impl From<dropkey_core::pasted::PasteError> for AppError {
+    fn from(err: dropkey_core::pasted::PasteError) -> Self {
         let kind = match &err {
-            dropkey::pasted::PasteError::Malformed { .. } => ErrorKind::Input,
+            dropkey_core::pasted::PasteError::Malformed { .. } => ErrorKind::Input,
             _ => ErrorKind::Internal,
         };
         Self::new(kind, err)

@@ -14,7 +14,7 @@ use tauri::ipc::Channel;
 use tauri::{AppHandle, Manager, Runtime};
 use tokio::sync::broadcast::error::RecvError;
 
-use dropkey::engine::{Event, JobId, JobState};
+use dropkey_core::engine::{Event, JobId, JobState};
 
 use crate::backend::{lock, Backend, Batch};
 use crate::models::{job_id, AppStatus, IntakeView, JobView, ProgressView, UiEvent, WatchView};

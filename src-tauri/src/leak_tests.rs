@@ -71,7 +71,7 @@ fn no_command_output_or_event_carries_a_secret() {
 
     tauri::async_runtime::block_on(async {
         let paths =
-            dropkey::config::Paths::resolve(Some(config_file), Some(dir.path().join("data")))
+            dropkey_core::config::Paths::resolve(Some(config_file), Some(dir.path().join("data")))
                 .unwrap();
         let backend = Backend::start(paths).await.unwrap();
         let mut out = Outputs(Vec::new());
@@ -107,7 +107,7 @@ fn no_command_output_or_event_carries_a_secret() {
         assert!(
             finished
                 .iter()
-                .all(|f| f.state == dropkey::engine::JobState::Done),
+                .all(|f| f.state == dropkey_core::engine::JobState::Done),
             "{finished:?}"
         );
         out.add("events", &batcher.flush(&backend).events);

@@ -40,7 +40,7 @@ use crate::models::{DragState, UiEvent};
 fn main() {
     // First, before any thread starts: WebKit's processes, xdg-open and every other child would
     // inherit DROPKEY_SECRET_* keys.
-    dropkey::secrets::capture_env();
+    dropkey_core::secrets::capture_env();
     let _ = commands::app::STARTED.set(std::time::Instant::now());
     software_rendering_by_default();
     init_logging();

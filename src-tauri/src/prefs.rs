@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 const FILE: &str = "app.json";
 pub const MAX_TEMPLATE_LEN: usize = 2_000;
 /// The same range as the config file's `[upload] concurrency`.
-pub const MAX_CONCURRENCY: u32 = dropkey::config::MAX_CONCURRENCY as u32;
+pub const MAX_CONCURRENCY: u32 = dropkey_core::config::MAX_CONCURRENCY as u32;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -57,10 +57,10 @@ impl Prefs {
 
     pub fn save(&self, data_dir: &Path) -> std::io::Result<()> {
         use std::io::Write as _;
-        dropkey::private_fs::create_dir_all(data_dir)?;
+        dropkey_core::private_fs::create_dir_all(data_dir)?;
         let tmp = data_dir.join(format!("{FILE}.tmp"));
         let text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        dropkey::private_fs::create(&tmp)?.write_all(&text)?;
+        dropkey_core::private_fs::create(&tmp)?.write_all(&text)?;
         std::fs::rename(tmp, file(data_dir))
     }
 }

@@ -1,13 +1,13 @@
-//! `dropkey doctor`: the CLI face of [`crate::doctor`].
+//! `dropkey doctor`: the CLI face of [`dropkey_core::doctor`].
 
 use std::io::Write as _;
 
 use clap::Args;
 
 use super::{output, Cli};
-use crate::config::{Config, Paths};
-use crate::doctor::{self, Status};
 use crate::Error;
+use dropkey_core::config::{Config, Paths};
+use dropkey_core::doctor::{self, Status};
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
@@ -22,7 +22,12 @@ pub struct DoctorArgs {
 pub fn run(cli: &Cli, args: &DoctorArgs) -> Result<(), Error> {
     let paths = Paths::resolve(cli.config.clone(), cli.data_dir.clone())?;
     let config = Config::load(&paths);
-    let report = doctor::check(&paths, config.as_ref(), crate::unix_now(), args.network);
+    let report = doctor::check(
+        &paths,
+        config.as_ref(),
+        dropkey_core::unix_now(),
+        args.network,
+    );
     if args.json {
         output::json_line(&serde_json::to_value(&report).unwrap_or_default());
     } else {

@@ -6,8 +6,8 @@ use clap::Subcommand;
 use serde_json::{json, Value};
 
 use super::Context;
-use crate::secrets::{env_var_name, read_secret_from_stdin};
 use crate::Error;
+use dropkey_core::secrets::{env_var_name, read_secret_from_stdin};
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
@@ -29,7 +29,7 @@ pub fn run(ctx: &Context, command: &KeyCommand) -> Result<Value, Error> {
             ))?;
             ctx.secrets.set(profile, &secret)?;
             let env_var = env_var_name(&profile.name);
-            if crate::secrets::env_override_set(&profile.name) {
+            if dropkey_core::secrets::env_override_set(&profile.name) {
                 tracing::warn!("{env_var} is set and takes precedence over the keychain");
             }
             Ok(json!({ "profile": profile.name, "source": "keychain", "stored": true }))

@@ -18,9 +18,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, Paths, Profile};
-use crate::secrets::Secrets;
 use crate::Error;
+use dropkey_core::config::{Config, Paths, Profile};
+use dropkey_core::secrets::Secrets;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -91,7 +91,7 @@ impl Context {
 
     fn open(cli: &Cli, missing_is_empty: bool) -> Result<Self, Error> {
         let paths = Paths::resolve(cli.config.clone(), cli.data_dir.clone())?;
-        if let Err(err) = crate::private_fs::secure_existing(&paths) {
+        if let Err(err) = dropkey_core::private_fs::secure_existing(&paths) {
             // Not fatal: the files stay as they were, and the user learns why.
             tracing::warn!(
                 "cannot make {} private (mode 0700/0600): {err}",
@@ -119,14 +119,15 @@ impl Context {
     async fn local_sandbox_for<'a>(
         &self,
         profiles: impl Iterator<Item = &'a str>,
-    ) -> Result<Option<crate::sandbox::SandboxHandle>, Error> {
-        crate::local_sandbox::ensure_for(
+    ) -> Result<Option<dropkey_sandbox::SandboxHandle>, Error> {
+        dropkey_sandbox::in_process::ensure_for(
             &self.config,
             &self.secrets,
             &self.paths.data_dir,
             profiles,
         )
         .await
+        .map_err(Error::from)
     }
 
     fn profile(&self, name: &str) -> Result<&Profile, Error> {

@@ -6,11 +6,11 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::Context;
-use crate::config::Profile;
-use crate::config_edit::{self, ProfileSpec};
-use crate::profile::ProfileStatus;
-use crate::secrets::SecretSource;
 use crate::Error;
+use dropkey_core::config::Profile;
+use dropkey_core::config_edit::{self, ProfileSpec};
+use dropkey_core::profile::ProfileStatus;
+use dropkey_core::secrets::SecretSource;
 
 #[derive(Debug, Subcommand)]
 pub enum ProfileCommand {

@@ -9,9 +9,9 @@ use clap::Args;
 use serde_json::json;
 
 use super::{output, Context};
-use crate::config::{Provider, SANDBOX_PROFILE, SANDBOX_PUBLIC_KEY};
-use crate::sandbox::{self, Faults, SandboxConfig, SandboxError};
 use crate::Error;
+use dropkey_core::config::{Provider, SANDBOX_PROFILE, SANDBOX_PUBLIC_KEY};
+use dropkey_sandbox::{self as sandbox, Faults, SandboxConfig, SandboxError};
 
 #[derive(Debug, Args)]
 pub struct SandboxArgs {

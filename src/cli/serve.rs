@@ -9,8 +9,8 @@ use secrecy::ExposeSecret as _;
 use serde_json::json;
 
 use super::{output, Context};
-use crate::serve::{self, tokens, ServeConfig, ServeError};
 use crate::Error;
+use dropkey_serve::{self as serve, tokens, ServeConfig, ServeError};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]

@@ -5,11 +5,13 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use super::Context;
-use crate::config::{ImageKitAuth, Provider};
-use crate::engine::uploaded::{signed_link, CloudinaryKind, LinkTarget};
-use crate::profile::{parse_params, upload_params};
-use crate::sign::{cloudinary, imagekit};
-use crate::{unix_now, Error};
+use dropkey_core::config::{ImageKitAuth, Provider};
+use dropkey_core::engine::uploaded::{signed_link, CloudinaryKind, LinkTarget};
+use dropkey_core::profile::{parse_params, upload_params};
+use dropkey_core::sign::{cloudinary, imagekit};
+use dropkey_core::unix_now;
+
+use crate::Error;
 
 /// Default lifetime of a V2 token: doc 000's endpoint issues hour-long tokens, the most doc 001
 /// allows.

@@ -10,14 +10,14 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use super::{output, Context};
-use crate::config::Profile;
-use crate::engine::provider::{self, RemoteFile};
-use crate::engine::store::{HistoryKind, HistoryQuery};
-use crate::engine::uploaded::{self, cloudinary_kind, RemoteAsset, UploadedError};
-use crate::engine::{Engine, EngineSettings, Event, Finished, JobId, JobState, NewJob};
-use crate::inputs::{self, Found};
-use crate::profile::parse_params;
 use crate::Error;
+use dropkey_core::config::Profile;
+use dropkey_core::engine::provider::{self, RemoteFile};
+use dropkey_core::engine::store::{HistoryKind, HistoryQuery};
+use dropkey_core::engine::uploaded::{self, cloudinary_kind, RemoteAsset, UploadedError};
+use dropkey_core::engine::{Engine, EngineSettings, Event, Finished, JobId, JobState, NewJob};
+use dropkey_core::inputs::{self, Found};
+use dropkey_core::profile::parse_params;
 use tokio::sync::broadcast;
 
 #[derive(Debug, Args)]
@@ -158,7 +158,7 @@ pub async fn upload(ctx: Context, args: &UploadArgs) -> Result<(), Error> {
     settings.retry.give_up_after = args
         .max_wait
         .map(std::time::Duration::from_secs)
-        .unwrap_or(crate::engine::retry::ATTENDED_BUDGET);
+        .unwrap_or(dropkey_core::engine::retry::ATTENDED_BUDGET);
     let engine = Engine::start(ctx.config.clone(), ctx.secrets.clone(), settings)?;
     let mut events = engine.subscribe();
     let (work_tx, mut work) = tokio::sync::mpsc::channel(2);
@@ -256,7 +256,7 @@ enum Work {
 fn produce(
     engine: &Engine,
     profile: &Profile,
-    overrides: &crate::sign::Params,
+    overrides: &dropkey_core::sign::Params,
     files: &[PathBuf],
     files_from: Option<&std::path::Path>,
     recursive: bool,
@@ -294,7 +294,7 @@ fn produce(
                     }
                 }
                 // A bad parameter is the same for every file: a usage error, not a failed file.
-                Err(crate::engine::EngineError::Param(err)) => {
+                Err(dropkey_core::engine::EngineError::Param(err)) => {
                     let _ = send(Work::Fatal(err.into()));
                     ControlFlow::Break(())
                 }
@@ -413,7 +413,7 @@ impl Tracker {
                 continue;
             };
             if record.state.is_terminal() {
-                let finished = crate::engine::finished_from(&record);
+                let finished = dropkey_core::engine::finished_from(&record);
                 self.bars.on_event(
                     &self.engine,
                     &Event::Finished(finished.clone()),
@@ -483,7 +483,7 @@ impl IdSet {
 
 pub async fn resume(ctx: Context, args: &ResumeArgs) -> Result<(), Error> {
     let _sandbox = ctx
-        .local_sandbox_for(std::iter::once(crate::config::SANDBOX_PROFILE))
+        .local_sandbox_for(std::iter::once(dropkey_core::config::SANDBOX_PROFILE))
         .await?;
     let mut settings = settings(&ctx, args.concurrency);
     // Held until every job to report is known: one that ended before its page was read would
@@ -542,7 +542,7 @@ pub async fn resume(ctx: Context, args: &ResumeArgs) -> Result<(), Error> {
                             engine.with_store(|store| store.ended_page(after, up_to, BATCH))?;
                         for record in &page {
                             if pending.remove(record.id) {
-                                let finished = crate::engine::finished_from(record);
+                                let finished = dropkey_core::engine::finished_from(record);
                                 bars.on_event(
                                     &engine,
                                     &Event::Finished(finished.clone()),
@@ -577,8 +577,8 @@ pub async fn resume(ctx: Context, args: &ResumeArgs) -> Result<(), Error> {
 }
 
 pub fn history(ctx: Context, args: &HistoryArgs) -> Result<(), Error> {
-    let store = crate::engine::store::Store::open(&ctx.paths.data_dir)
-        .map_err(crate::engine::EngineError::from)?;
+    let store = dropkey_core::engine::store::Store::open(&ctx.paths.data_dir)
+        .map_err(dropkey_core::engine::EngineError::from)?;
     let query = HistoryQuery {
         text: args.search.clone().unwrap_or_default(),
         profile: args.profile.clone(),
@@ -588,7 +588,7 @@ pub fn history(ctx: Context, args: &HistoryArgs) -> Result<(), Error> {
     };
     for record in store
         .history_search(&query)
-        .map_err(crate::engine::EngineError::from)?
+        .map_err(dropkey_core::engine::EngineError::from)?
         .records
     {
         output::json_line(&json!({
@@ -606,10 +606,10 @@ pub fn history(ctx: Context, args: &HistoryArgs) -> Result<(), Error> {
 
 pub async fn verify(ctx: Context, args: &VerifyArgs) -> Result<(), Error> {
     let _sandbox = ctx
-        .local_sandbox_for(std::iter::once(crate::config::SANDBOX_PROFILE))
+        .local_sandbox_for(std::iter::once(dropkey_core::config::SANDBOX_PROFILE))
         .await?;
-    let store = crate::engine::store::Store::open(&ctx.paths.data_dir)
-        .map_err(crate::engine::EngineError::from)?;
+    let store = dropkey_core::engine::store::Store::open(&ctx.paths.data_dir)
+        .map_err(dropkey_core::engine::EngineError::from)?;
     let http = reqwest::Client::new();
     let mut problems = 0;
     let mut checked = 0;
@@ -619,7 +619,7 @@ pub async fn verify(ctx: Context, args: &VerifyArgs) -> Result<(), Error> {
     loop {
         let page = store
             .done_page(after, args.since, BATCH)
-            .map_err(crate::engine::EngineError::from)?;
+            .map_err(dropkey_core::engine::EngineError::from)?;
         let Some(last) = page.last() else {
             break;
         };
@@ -689,10 +689,10 @@ pub async fn delete(ctx: Context, args: &DeleteArgs) -> Result<(), Error> {
         .local_sandbox_for(std::iter::once(profile.name.as_str()))
         .await?;
     let (secret, _) = ctx.secrets.get(&profile)?;
-    let mut store = crate::engine::store::Store::open(&ctx.paths.data_dir)
-        .map_err(crate::engine::EngineError::from)?;
+    let mut store = dropkey_core::engine::store::Store::open(&ctx.paths.data_dir)
+        .map_err(dropkey_core::engine::EngineError::from)?;
     let http = reqwest::Client::new();
-    let clock = crate::engine::clock::SkewClock::default();
+    let clock = dropkey_core::engine::clock::SkewClock::default();
     let mut failed = 0;
     for target in &args.targets {
         let known = store.find_done(&profile.name, target).ok().flatten();
@@ -786,7 +786,7 @@ impl Bars {
     fn on_event(&mut self, engine: &Engine, event: &Event, waiting: usize) {
         match event {
             Event::Offline { hosts } if !hosts.is_empty() => {
-                let offline = crate::engine::Offline {
+                let offline = dropkey_core::engine::Offline {
                     waiting: waiting as u64,
                     next_probe_secs: hosts.iter().map(|h| h.next_probe_secs).min().unwrap_or(0),
                     hosts: hosts.clone(),

@@ -8,10 +8,10 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{output, Context};
-use crate::config::Watch;
-use crate::engine::{Engine, EngineSettings, Event, JobState};
-use crate::watch::Watcher;
 use crate::Error;
+use dropkey_core::config::Watch;
+use dropkey_core::engine::{Engine, EngineSettings, Event, JobState};
+use dropkey_core::watch::Watcher;
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -113,8 +113,8 @@ pub async fn run(ctx: Context, args: &WatchArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn describe(status: &crate::watch::WatchStatus) -> String {
-    use crate::watch::WatchStatus::*;
+fn describe(status: &dropkey_core::watch::WatchStatus) -> String {
+    use dropkey_core::watch::WatchStatus::*;
     match status {
         Starting => "starting".into(),
         Watching => "watching".into(),

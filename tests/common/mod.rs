@@ -194,14 +194,14 @@ pub fn sandbox_for_config(
     rt: &tokio::runtime::Runtime,
     dir: &Path,
     key: &str,
-) -> dropkey::sandbox::SandboxHandle {
-    let mut config = dropkey::sandbox::SandboxConfig::builtin(
+) -> dropkey_sandbox::SandboxHandle {
+    let mut config = dropkey_sandbox::SandboxConfig::builtin(
         "127.0.0.1:0".parse().unwrap(),
         dir.join("sandbox"),
         secrecy::SecretString::from(key),
     );
-    config.faults = dropkey::sandbox::Faults::default();
-    let handle = rt.block_on(dropkey::sandbox::start(config)).unwrap();
+    config.faults = dropkey_sandbox::Faults::default();
+    let handle = rt.block_on(dropkey_sandbox::start(config)).unwrap();
     std::fs::write(
         dir.join("config.toml"),
         format!("[sandbox]\nlisten = \"{}\"\n", handle.addr()),

@@ -1,7 +1,7 @@
 //! Finished uploads: History's pages, signed links, deletion at the provider (both rules in
-//! `dropkey::engine::uploaded`), the newest URLs for the tray.
+//! `dropkey_core::engine::uploaded`), the newest URLs for the tray.
 
-use dropkey::engine::store::HistoryQuery as CoreHistoryQuery;
+use dropkey_core::engine::store::HistoryQuery as CoreHistoryQuery;
 
 use super::Backend;
 use crate::error::AppError;

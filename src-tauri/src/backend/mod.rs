@@ -15,10 +15,10 @@ mod watches;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use dropkey::config::{Config, Paths, Profile, SANDBOX_PROFILE};
-use dropkey::engine::{Engine, EngineSettings};
-use dropkey::sandbox::SandboxHandle;
-use dropkey::secrets::Secrets;
+use dropkey_core::config::{Config, Paths, Profile, SANDBOX_PROFILE};
+use dropkey_core::engine::{Engine, EngineSettings};
+use dropkey_core::secrets::Secrets;
+use dropkey_sandbox::SandboxHandle;
 
 use crate::error::AppError;
 use crate::prefs::Prefs;
@@ -62,13 +62,13 @@ impl Backend {
                 .map_err(AppError::internal)??
         };
         let secrets = Secrets::new(&paths.data_dir);
-        dropkey::private_fs::secure_paths(&paths).map_err(|err| {
+        dropkey_core::private_fs::secure_paths(&paths).map_err(|err| {
             AppError::internal(format!(
                 "cannot create the data directory {} (mode 0700): {err}",
                 paths.data_dir.display()
             ))
         })?;
-        let sandbox = dropkey::local_sandbox::ensure_for(
+        let sandbox = dropkey_sandbox::in_process::ensure_for(
             &config,
             &secrets,
             &paths.data_dir,

@@ -3,11 +3,11 @@
 
 use secrecy::SecretString;
 
-use dropkey::config::Provider as CoreProvider;
-use dropkey::config_edit::{self, ProfileSpec};
-use dropkey::engine::provider::{self, RemoteFile};
-use dropkey::profile::ProfileStatus;
-use dropkey::secrets::SecretSource as CoreSecretSource;
+use dropkey_core::config::Provider as CoreProvider;
+use dropkey_core::config_edit::{self, ProfileSpec};
+use dropkey_core::engine::provider::{self, RemoteFile};
+use dropkey_core::profile::ProfileStatus;
+use dropkey_core::secrets::SecretSource as CoreSecretSource;
 
 use super::{lock, Backend};
 use crate::error::AppError;
@@ -147,7 +147,7 @@ impl Backend {
     pub async fn test_connection(&self, name: &str) -> Result<ConnectionCheck, AppError> {
         let profile = self.profile(name)?;
         if let CoreProvider::ImageKit(ik) = &profile.provider {
-            if ik.auth == dropkey::config::ImageKitAuth::Remote {
+            if ik.auth == dropkey_core::config::ImageKitAuth::Remote {
                 return Ok(ConnectionCheck {
                     ok: false,
                     message:

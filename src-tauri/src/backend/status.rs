@@ -1,7 +1,7 @@
 //! What the tray icon and the window header show, and the per-batch counts behind the one
 //! notification each batch ends with.
 
-use dropkey::engine::JobState;
+use dropkey_core::engine::JobState;
 
 use super::{lock, Backend};
 use crate::models::{Activity, AppStatus};

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use dropkey::engine::intake::{self, Intake, IntakeRequest};
-use dropkey::engine::store::JobRecord;
+use dropkey_core::engine::intake::{self, Intake, IntakeRequest};
+use dropkey_core::engine::store::JobRecord;
 
 use super::{lock, Backend};
 use crate::error::AppError;
@@ -174,7 +174,7 @@ impl Backend {
 
     /// Saves a clipboard image as a PNG under the data dir and returns its path.
     pub fn save_image(&self, rgba: &[u8], width: u32, height: u32) -> Result<PathBuf, AppError> {
-        Ok(dropkey::pasted::save_png(
+        Ok(dropkey_core::pasted::save_png(
             &self.paths.data_dir,
             rgba,
             width,

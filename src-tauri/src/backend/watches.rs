@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use dropkey::config::Watch;
-use dropkey::config_edit::{self, WatchSpec};
-use dropkey::engine::Engine;
-use dropkey::watch::{watch_key, Watcher};
+use dropkey_core::config::Watch;
+use dropkey_core::config_edit::{self, WatchSpec};
+use dropkey_core::engine::Engine;
+use dropkey_core::watch::{watch_key, Watcher};
 
 use super::{lock, Backend};
 use crate::error::AppError;

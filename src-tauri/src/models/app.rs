@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use dropkey::watch::{WatchInfo, WatchStatus};
+use dropkey_core::watch::{WatchInfo, WatchStatus};
 
 use super::{IntakeView, JobView, ProgressView, QueueCountsView};
 

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use dropkey::config::{Profile, Provider as CoreProvider};
-use dropkey::engine::store::{HistoryKind as CoreHistoryKind, JobRecord, UploadKind};
+use dropkey_core::config::{Profile, Provider as CoreProvider};
+use dropkey_core::engine::store::{HistoryKind as CoreHistoryKind, JobRecord, UploadKind};
 
 use super::{job_id, Provider};
 

@@ -2,10 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use dropkey::config::Provider as CoreProvider;
-use dropkey::config_edit::ProfileSpec;
-use dropkey::profile::ProfileStatus;
-use dropkey::secrets::SecretSource as CoreSecretSource;
+use dropkey_core::config::Provider as CoreProvider;
+use dropkey_core::config_edit::ProfileSpec;
+use dropkey_core::profile::ProfileStatus;
+use dropkey_core::secrets::SecretSource as CoreSecretSource;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, specta::Type, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]

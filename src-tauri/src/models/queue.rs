@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use dropkey::engine::intake::IntakeProgress;
-use dropkey::engine::store::JobRecord;
-use dropkey::engine::{JobId, JobState, QueueCounts};
+use dropkey_core::engine::intake::IntakeProgress;
+use dropkey_core::engine::store::JobRecord;
+use dropkey_core::engine::{JobId, JobState, QueueCounts};
 
 use crate::error::AppError;
 

@@ -1,5 +1,7 @@
-//! Team mode: `dropkey serve`, the token server the provider documents describe, and the client
-//! that remote-signing profiles use to talk to it.
+//! Team mode's server: `dropkey serve`, the token server the provider documents describe. (The
+//! client that remote-signing profiles use to talk to it is `dropkey_core::remote_signer`, and
+//! the `[serve]` table it is configured by is `dropkey_core::serve_config`: the core parses the
+//! whole config file and the engine signs through the client, so both live there.)
 //!
 //! The server keeps the provider keys of the profiles it serves (loaded once at start, as
 //! [`SecretString`]s) and hands out one-time upload credentials to callers holding a bearer
@@ -8,7 +10,6 @@
 //! private download links and validated deletes (doc 004). It is stateless apart from the
 //! audit log, so several instances can run behind any load balancer.
 //!
-//! - [`config`]: the `[serve]` table (listen address, CORS, limits, per-token policy).
 //! - [`listener`]: the accept loop: header/idle timeout and the connection cap.
 //! - [`proxy`]: who the client is (`trusted_proxies` and `X-Forwarded-For`).
 //! - [`tokens`]: bearer tokens, stored hashed, compared in constant time, reloaded on change.
@@ -17,15 +18,18 @@
 //! - [`ratelimit`]: a token bucket per bearer token, and per client IP for failed auth.
 //! - [`audit`]: JSON lines of who did what when, never a secret; failed auth summed up.
 //! - [`openapi`]: the OpenAPI 3 description served at `/openapi.json`.
-//! - [`client`]: `fetch_upload_token`, used by `auth = "remote"` profiles.
 //!
 //! Shutdown follows the house pattern: one [`CancellationToken`] stops the listener (requests
 //! in flight finish, then their connections close) and the token-file watcher; a
 //! [`TaskTracker`] awaits them; the audit writer drains and stops last.
+//!
+//! # Dependencies
+//! This crate depends on `dropkey-core` (config, secrets, signing, the provider calls of a
+//! validated delete) and on nothing else of the workspace: not the sandbox, not the CLI, not the
+//! app. The core must never depend on it: the HTTP server stack (axum, hyper's server,
+//! tower-http) stops here.
 
 pub mod audit;
-pub mod client;
-pub mod config;
 pub mod listener;
 pub mod openapi;
 pub mod policy;
@@ -43,9 +47,9 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, Profile};
-use crate::secrets::SecretError;
-pub use config::{AuditTarget, CorsOrigins, ServeSettings};
+use dropkey_core::config::{Config, Profile};
+use dropkey_core::secrets::SecretError;
+pub use dropkey_core::serve_config::{AuditTarget, CorsOrigins, ServeSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -122,7 +126,7 @@ impl ServeConfig {
         let settings = config.serve.clone();
         let explicit = settings.profiles.is_some();
         let mut profiles = Vec::new();
-        for profile in config::served_profiles(&settings, &config.profiles) {
+        for profile in dropkey_core::serve_config::served_profiles(&settings, &config.profiles) {
             match secret(profile) {
                 Ok(secret) => profiles.push(ServedProfile {
                     profile: profile.clone(),

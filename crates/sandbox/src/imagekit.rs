@@ -32,7 +32,7 @@ use super::faults::{self, Fault};
 use super::form::{self, FormLimits, ReceivedFile};
 use super::store::{self, BlobSource, IkFile, LedgerEntry, TokenUse};
 use super::{remote, time, App, IMAGEKIT_URL_PATH};
-use crate::sign::imagekit::{NEVER_EXPIRES, V1_MAX_LIFETIME, V2_MAX_LIFETIME};
+use dropkey_core::sign::imagekit::{NEVER_EXPIRES, V1_MAX_LIFETIME, V2_MAX_LIFETIME};
 
 pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new()
@@ -137,7 +137,7 @@ async fn upload(
         flavor: Flavor::ImageKit,
         discard: app.discard,
     };
-    let now = crate::unix_now();
+    let now = dropkey_core::unix_now();
     let mut auth = TokenAuth {
         app,
         scheme,
@@ -494,7 +494,7 @@ pub(crate) fn verify_jwt(
     let signature = URL_SAFE_NO_PAD
         .decode(signature_b64)
         .map_err(|_| unauthorized("The token's signature is not base64url (without padding)"))?;
-    let expected = crate::sign::hmac_sha256(
+    let expected = dropkey_core::sign::hmac_sha256(
         private_key.expose_secret().as_bytes(),
         format!("{header_b64}.{payload_b64}").as_bytes(),
     );
@@ -684,7 +684,7 @@ pub(crate) fn verify_v1(
             shorten(expire_text)
         ))
     })?;
-    let expected = crate::sign::hmac_sha1_hex(
+    let expected = dropkey_core::sign::hmac_sha1_hex(
         private_key.expose_secret().as_bytes(),
         format!("{token}{expire_text}").as_bytes(),
     );
@@ -1099,7 +1099,7 @@ async fn deliver(State(app): State<Arc<App>>, uri: Uri) -> Result<Response, ApiE
             &app.imagekit.private_key,
             relative,
             uri.query(),
-            crate::unix_now(),
+            dropkey_core::unix_now(),
         )?;
     }
     super::serve_blob(&app.store.blob_path(&file.blob), &file.mime, None)
@@ -1107,7 +1107,7 @@ async fn deliver(State(app): State<Arc<App>>, uri: Uri) -> Result<Response, ApiE
         .map_err(|err| ApiError::internal(Flavor::ImageKit, "reading the stored file", err))
 }
 
-/// The check behind `crate::sign::imagekit::signed_url`: `ik-s` = hex HMAC-SHA1(private key,
+/// The check behind `dropkey_core::sign::imagekit::signed_url`: `ik-s` = hex HMAC-SHA1(private key,
 /// <path after the URL endpoint, as sent> + <ik-t, or 9999999999 when absent>), and `ik-t` not
 /// past.
 pub(crate) fn verify_signed_url(
@@ -1131,7 +1131,7 @@ pub(crate) fn verify_signed_url(
             shorten(expiry_text)
         ))
     })?;
-    let expected = crate::sign::hmac_sha1_hex(
+    let expected = dropkey_core::sign::hmac_sha1_hex(
         private_key.expose_secret().as_bytes(),
         format!("{signed_part}{expiry_text}").as_bytes(),
     );
@@ -1152,8 +1152,8 @@ pub(crate) fn verify_signed_url(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sign::imagekit::{sign_v2, signed_url};
-    use crate::sign::Params;
+    use dropkey_core::sign::imagekit::{sign_v2, signed_url};
+    use dropkey_core::sign::Params;
 
     const PUBLIC: &str = "public_k";
 
@@ -1179,7 +1179,7 @@ mod tests {
             URL_SAFE_NO_PAD.encode(header),
             URL_SAFE_NO_PAD.encode(payload)
         );
-        let sig = crate::sign::hmac_sha256(secret.as_bytes(), input.as_bytes());
+        let sig = dropkey_core::sign::hmac_sha256(secret.as_bytes(), input.as_bytes());
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
     }
 
@@ -1291,7 +1291,7 @@ mod tests {
     fn v1_checks_key_signature_and_expiry_window() {
         let now = 1_700_000_000;
         let sign = |token: &str, expire: i64| {
-            crate::sign::imagekit::sign_v1(&key(), token, expire, expire - 60)
+            dropkey_core::sign::imagekit::sign_v1(&key(), token, expire, expire - 60)
                 .unwrap()
                 .signature
         };

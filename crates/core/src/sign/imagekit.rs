@@ -198,7 +198,7 @@ pub fn signed_url(
 }
 
 /// The WHATWG "path percent-encode set", which `new URL()` (and so the Node SDK) applies.
-pub(crate) const WHATWG_PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+pub const WHATWG_PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b' ')
     .add(b'"')
     .add(b'#')

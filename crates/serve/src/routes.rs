@@ -44,15 +44,15 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 
 use super::audit::{clip, Audit, Note, SumKey};
-use super::config::CorsOrigins;
 use super::policy::{Policies, Policy, PolicyError};
 use super::proxy::TrustedProxies;
 use super::ratelimit::{retry_after_secs, RateLimiter};
 use super::tokens::TokenSet;
 use super::{ServeConfig, ServeError, ServedProfile};
-use crate::config::{Cloudinary, ImageKit, ImageKitAuth, Provider};
-use crate::engine::clock::SkewClock;
-use crate::sign::{cloudinary, imagekit, Params};
+use dropkey_core::config::{Cloudinary, ImageKit, ImageKitAuth, Provider};
+use dropkey_core::engine::clock::SkewClock;
+use dropkey_core::serve_config::CorsOrigins;
+use dropkey_core::sign::{cloudinary, imagekit, Params};
 
 /// Largest request body accepted (a delete of 100 URLs fits several times over).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -183,8 +183,8 @@ impl From<PolicyError> for ApiError {
     }
 }
 
-impl From<crate::sign::SignError> for ApiError {
-    fn from(err: crate::sign::SignError) -> Self {
+impl From<dropkey_core::sign::SignError> for ApiError {
+    fn from(err: dropkey_core::sign::SignError) -> Self {
         Self::invalid(err.to_string())
     }
 }
@@ -1080,9 +1080,10 @@ async fn delete_files(
                 clip(kind)
             )));
         }
-        let asset = crate::profile::cloudinary_asset(url, &served.profile).map_err(|err| {
-            ApiError::invalid(format!("urls[{index}].url `{}`: {err}", clip(url)))
-        })?;
+        let asset =
+            dropkey_core::profile::cloudinary_asset(url, &served.profile).map_err(|err| {
+                ApiError::invalid(format!("urls[{index}].url `{}`: {err}", clip(url)))
+            })?;
         if asset.resource_type != *kind {
             return Err(ApiError::invalid(format!(
                 "urls[{index}]: type is `{kind}` but the URL is a {} URL",
@@ -1097,7 +1098,7 @@ async fn delete_files(
     let mut results = Vec::with_capacity(targets.len());
     let mut failures = Vec::new();
     for (url, asset) in &targets {
-        let outcome = crate::engine::provider::delete(
+        let outcome = dropkey_core::engine::provider::delete(
             &app.http,
             &app.clock,
             &served.profile,

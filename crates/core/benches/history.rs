@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use dropkey::engine::store::{HistoryKind, HistoryQuery, Store};
+use dropkey_core::engine::store::{HistoryKind, HistoryQuery, Store};
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 

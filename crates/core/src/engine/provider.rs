@@ -73,11 +73,11 @@ pub async fn upload(attempt: &Attempt<'_>, on_chunk: ChunkSink<'_>) -> Result<Up
 }
 
 /// For the built-in sandbox profile: the listener must prove it is this user's sandbox before it
-/// gets a file or the key (see `local_sandbox`). Nothing answering is an outage (the sandbox may
+/// gets a file or the key (see `sandbox_identity`). Nothing answering is an outage (the sandbox may
 /// be restarting); a wrong answer is permanent.
 async fn sandbox_identity(profile: &Profile, secret: &SecretString) -> Result<(), Failure> {
-    use crate::local_sandbox::{check_identity, IdentityError};
-    let Some(addr) = crate::local_sandbox::builtin_target(profile) else {
+    use crate::sandbox_identity::{check_identity, IdentityError};
+    let Some(addr) = crate::sandbox_identity::builtin_target(profile) else {
         return Ok(());
     };
     match check_identity(addr, secret).await {
@@ -285,14 +285,14 @@ async fn remote_token(
     attempt: &Attempt<'_>,
     ik: &ImageKit,
     fields: &Params,
-) -> Result<crate::serve::client::RemoteToken, Failure> {
+) -> Result<crate::remote_signer::RemoteToken, Failure> {
     let Some(token_url) = &ik.token_url else {
         return Err(Failure::permanent(format!(
             "profile `{}` uses auth = \"remote\" but has no token_url: add token_url = \"https://.../api/media/get-upload-token\"",
             attempt.profile.name
         )));
     };
-    let remote = crate::serve::client::fetch_upload_token(
+    let remote = crate::remote_signer::fetch_upload_token(
         attempt.http,
         token_url,
         attempt.secret,
@@ -303,7 +303,7 @@ async fn remote_token(
     .map_err(|err| {
         let reason = format!("profile `{}`: {err}", attempt.profile.name);
         match (&err, super::reach::origin(token_url)) {
-            (crate::serve::client::RemoteError::Unreachable { .. }, Some(origin)) => {
+            (crate::remote_signer::RemoteError::Unreachable { .. }, Some(origin)) => {
                 Failure::Unreachable { reason, origin }
             }
             _ if err.is_retryable() => Failure::Transient {

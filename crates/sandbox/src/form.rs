@@ -656,7 +656,7 @@ impl DiskWriter {
     /// Creates the file at `path`, and with `keep` the threads that hash and fill it.
     async fn start(path: &Path, keep: bool) -> std::io::Result<(Self, Batches)> {
         let path = path.to_owned();
-        let file = tokio::task::spawn_blocking(move || crate::private_fs::create(&path))
+        let file = tokio::task::spawn_blocking(move || dropkey_core::private_fs::create(&path))
             .await
             .map_err(std::io::Error::other)??;
         if !keep {

@@ -12,11 +12,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::config::{Profile, Provider};
-use crate::profile::{upload_params, ParamError};
-use crate::sign::Params;
+use dropkey_core::config::{Profile, Provider};
+use dropkey_core::profile::{upload_params, ParamError};
+use dropkey_core::sign::Params;
 
-use super::config::{valid_folder, ServeSettings, DEFAULT_ALLOWED_PARAMS, MAX_EXPIRE};
+use dropkey_core::serve_config::{valid_folder, ServeSettings, DEFAULT_ALLOWED_PARAMS, MAX_EXPIRE};
 
 /// Why a request does not fit its token's policy (403), or is malformed (422).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -348,7 +348,7 @@ pub fn within(path: &str, prefix: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use dropkey_core::config::Config;
 
     const CONFIG: &str = r#"
 [profiles.ik]

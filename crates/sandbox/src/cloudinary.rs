@@ -1,7 +1,7 @@
 //! Cloudinary's side of the sandbox: signed uploads (single or chunked), destroy, the Admin
 //! API's resource details, private download links, and delivery of public (`upload`) assets.
 //!
-//! Every write is signed as the SDKs sign it (`crate::sign::cloudinary`): SHA-1 over the sorted
+//! Every write is signed as the SDKs sign it (`dropkey_core::sign::cloudinary`): SHA-1 over the sorted
 //! parameters plus the API secret, or SHA-256 when the signature has 64 hex digits; the
 //! timestamp must be within an hour of the sandbox's clock. A chunked upload is a series of
 //! such requests sharing `X-Unique-Upload-Id`, each carrying `Content-Range`; its partial data
@@ -27,7 +27,7 @@ use super::remote;
 use super::sniff::{self, Sniffed};
 use super::store::{BlobSource, ClAsset, ClKey, LedgerEntry, Store};
 use super::{time, App};
-use crate::sign::cloudinary::{sign, string_to_sign, Algorithm};
+use dropkey_core::sign::cloudinary::{sign, string_to_sign, Algorithm};
 
 pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new()
@@ -528,7 +528,7 @@ async fn upload_inner(
         // A chunk's bytes are its upload's: discarding them would leave gaps in the partial.
         discard: app.discard && chunked.is_none(),
     };
-    let now = crate::unix_now();
+    let now = dropkey_core::unix_now();
     let form = form::read_form_gated(&mut multipart, limits, &mut |fields| {
         check_before_file(app, fields, now)
     })
@@ -614,7 +614,7 @@ async fn commit(
     source: BlobSource,
 ) -> Result<(ClAsset, Value), ApiError> {
     let params = upload.params;
-    let now = crate::unix_now();
+    let now = dropkey_core::unix_now();
     let file_name = std::path::Path::new(upload.content.file_name);
     let stem = file_name
         .file_stem()
@@ -1158,7 +1158,7 @@ async fn destroy(
     let fields = read_params(&app, req).await?;
     check_cloud(&app, &cloud)?;
     check_stored_resource_type(&resource_type)?;
-    authenticate(&app, &fields, crate::unix_now())?;
+    authenticate(&app, &fields, dropkey_core::unix_now())?;
     let public_id = fields
         .get("public_id")
         .filter(|p| !p.is_empty())
@@ -1321,7 +1321,7 @@ async fn resource(
     Ok(Json(value))
 }
 
-/// A private download link (`crate::sign::cloudinary::private_download_url`): every query
+/// A private download link (`dropkey_core::sign::cloudinary::private_download_url`): every query
 /// parameter but `api_key` and `signature` is signed; `expires_at` (default: an hour after
 /// `timestamp`) must not be past.
 async fn download(
@@ -1349,7 +1349,7 @@ async fn download(
             .ok_or_else(|| bad_request(format!("Invalid expires_at {text}: give a Unix time")))?,
         None => timestamp.saturating_add(3600),
     };
-    let now = crate::unix_now();
+    let now = dropkey_core::unix_now();
     if now > expires_at {
         return Err(ApiError::cl(
             StatusCode::FORBIDDEN,

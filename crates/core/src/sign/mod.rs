@@ -38,7 +38,7 @@ pub enum SignError {
 // `unreachable!`s below are provable invariants, not input checks.
 
 /// Lowercase hex HMAC-SHA1 of `message` keyed with `key`.
-pub(crate) fn hmac_sha1_hex(key: &[u8], message: &[u8]) -> String {
+pub fn hmac_sha1_hex(key: &[u8], message: &[u8]) -> String {
     use hmac::Mac;
     let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(key)
         .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
@@ -47,7 +47,7 @@ pub(crate) fn hmac_sha1_hex(key: &[u8], message: &[u8]) -> String {
 }
 
 /// Raw HMAC-SHA256 of `message` keyed with `key`.
-pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
     use hmac::Mac;
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key)
         .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));

@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::config::AuditTarget;
 use super::proxy::Client;
 use super::ServeError;
+use dropkey_core::serve_config::AuditTarget;
 
 /// The audit file's name inside the data directory, unless `[serve] audit_log` says otherwise.
 pub const AUDIT_FILE: &str = "serve-audit.jsonl";
@@ -199,7 +199,7 @@ fn open_file(path: &Path) -> Result<std::fs::File, ServeError> {
         source,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        crate::private_fs::create_dir_all(dir).map_err(err)?;
+        dropkey_core::private_fs::create_dir_all(dir).map_err(err)?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.append(true).create(true);

@@ -134,7 +134,7 @@ struct RawConfig {
     #[serde(default)]
     upload: Option<RawUpload>,
     #[serde(default)]
-    serve: Option<crate::serve::config::RawServe>,
+    serve: Option<crate::serve_config::RawServe>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,7 +227,7 @@ pub struct Config {
     pub sandbox: SandboxSettings,
     pub upload: UploadSettings,
     /// The `[serve]` table: `dropkey serve`'s listener and per-token policy.
-    pub serve: crate::serve::config::ServeSettings,
+    pub serve: crate::serve_config::ServeSettings,
 }
 
 /// The most uploads in flight the config (and the app's Settings) accept.
@@ -543,7 +543,7 @@ impl Ctx<'_> {
         for (index, raw_watch) in raw.watch.into_iter().enumerate() {
             watches.push(self.resolve_watch(index, raw_watch, &profiles)?);
         }
-        let serve = crate::serve::config::resolve(self, raw.serve, &profiles)?;
+        let serve = crate::serve_config::resolve(self, raw.serve, &profiles)?;
 
         Ok(Config {
             source: Some(self.path.to_path_buf()),

@@ -313,7 +313,7 @@ fn first_line(text: &str) -> String {
 /// `text` as a [`SecretString`], with `text`'s own buffer wiped. `SecretString::from(String)`
 /// shrinks the string to fit, which moves it when it has spare capacity and frees the old buffer
 /// as it was; a copy of exactly its length never moves.
-pub(crate) fn into_secret(text: String) -> SecretString {
+pub fn into_secret(text: String) -> SecretString {
     let text = Zeroizing::new(text);
     SecretString::from(text.as_str())
 }

@@ -16,7 +16,8 @@
 //!   every file landed exactly once and no token was used twice.
 //! - Fault injection ([`Faults`]) for testing retries.
 //! - `GET /_dropkey/identity?nonce=HEX` ([`IDENTITY_PATH`]): proof that this sandbox holds the
-//!   client's sandbox key, asked before a client sends it anything (`local_sandbox`).
+//!   client's sandbox key, asked before a client sends it anything. Both sides of that protocol
+//!   are in `dropkey_core::sandbox_identity`, since the engine asks too.
 //!
 //! # Layout
 //! - `imagekit`, `cloudinary`: each provider's endpoints and their checks.
@@ -30,10 +31,17 @@
 //!   connections survive refusals, early answers and late chunked terminators.
 //! - `error`: [`SandboxError`] and the provider-shaped error responses.
 //! - `time`: the date formats of the providers' responses.
+//! - [`in_process`]: [`in_process::ensure_for`], which starts the sandbox inside a CLI or app
+//!   process that uses the built-in profile, after checking who listens at its address.
 //!
 //! [`start`] binds, then serves on a task; [`SandboxHandle::shutdown`] stops it the way every
 //! Dropkey service stops: a `CancellationToken` tells axum to stop accepting and finish the
 //! requests in flight, and a `TaskTracker` is awaited until it has.
+//!
+//! # Dependencies
+//! This crate depends on `dropkey-core` (signing checks, the config's sandbox profile, private
+//! files) and on nothing else of the workspace: not the token server, not the CLI, not the app.
+//! The core must never depend on it; the core holds the identity protocol both sides share.
 
 mod cloudinary;
 mod conn;
@@ -42,6 +50,7 @@ mod error;
 mod faults;
 mod form;
 mod imagekit;
+pub mod in_process;
 mod remote;
 mod sniff;
 mod store;
@@ -64,6 +73,7 @@ use tokio_util::task::TaskTracker;
 use tower_http::limit::RequestBodyLimitLayer;
 use zeroize::Zeroizing;
 
+use dropkey_core::sandbox_identity::{identity_proof, valid_identity_nonce, IDENTITY_PATH};
 pub use error::SandboxError;
 use error::{ApiError, Flavor};
 
@@ -76,26 +86,6 @@ pub const CLOUDINARY_CLOUD: &str = "sandbox";
 pub const CLOUDINARY_API_KEY: &str = "sandbox_key";
 /// The largest file the sandbox accepts unless told otherwise: 5 GiB.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 5 * 1024 * 1024 * 1024;
-/// `GET IDENTITY_PATH?nonce=HEX` answers [`identity_proof`]: how a client tells its sandbox from
-/// another process on the same address before sending it a file or a token.
-pub const IDENTITY_PATH: &str = "/_dropkey/identity";
-
-/// Lowercase hex HMAC-SHA256, keyed by the sandbox's private key, of a label and `nonce`. The
-/// label keeps the answer from ever being a signature the sandbox's APIs accept (an ImageKit
-/// JWT signs `header.payload`, which cannot start with it).
-pub fn identity_proof(private_key: &SecretString, nonce: &str) -> String {
-    let message = format!("dropkey-sandbox-identity:{nonce}");
-    hex::encode(crate::sign::hmac_sha256(
-        private_key.expose_secret().as_bytes(),
-        message.as_bytes(),
-    ))
-}
-
-/// A nonce the identity route accepts: 32 to 128 hex digits (16 to 64 random bytes).
-pub fn valid_identity_nonce(nonce: &str) -> bool {
-    (32..=128).contains(&nonce.len()) && nonce.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 /// The ImageKit account the sandbox impersonates.
 #[derive(Debug, Clone)]
 pub struct ImageKitAccount {
@@ -166,7 +156,7 @@ impl SandboxConfig {
             listen,
             root,
             ImageKitAccount {
-                public_key: crate::config::SANDBOX_PUBLIC_KEY.to_owned(),
+                public_key: dropkey_core::config::SANDBOX_PUBLIC_KEY.to_owned(),
                 private_key: secret.clone(),
             },
             CloudinaryAccount {
@@ -539,7 +529,7 @@ pub(crate) fn guess_mime(name: &str, declared: Option<&str>) -> String {
 /// keeping `/`.
 pub(crate) fn encode_url_path(path: &str) -> String {
     // Stored names may contain `%`, which must not read as an escape in the URL.
-    const PATH: &percent_encoding::AsciiSet = &crate::sign::imagekit::WHATWG_PATH.add(b'%');
+    const PATH: &percent_encoding::AsciiSet = &dropkey_core::sign::imagekit::WHATWG_PATH.add(b'%');
     percent_encoding::utf8_percent_encode(path, PATH).to_string()
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Milliseconds since the Unix epoch; a clock before 1970 reads as 0 (as `crate::unix_now`).
+/// Milliseconds since the Unix epoch; a clock before 1970 reads as 0 (as `dropkey_core::unix_now`).
 pub(crate) fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -3,6 +3,9 @@
 //! [`resolve`] validates it into [`ServeSettings`] with the same file:line:column errors as
 //! the rest of the config (it is called from `config::Ctx::resolve`).
 //!
+//! Only the settings live here, in the core, because the core parses the whole config file; the
+//! server that acts on them is the `dropkey-serve` crate.
+//!
 //! ```toml
 //! [serve]
 //! listen = "127.0.0.1:8787"
@@ -26,14 +29,13 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::proxy::IpNet;
 use crate::config::{ConfigError, Ctx, ImageKitAuth, Profile, Provider};
 
 /// Where `dropkey serve` listens unless `[serve] listen` or `--listen` says otherwise.
@@ -364,7 +366,7 @@ pub(crate) fn resolve(
 }
 
 /// A remote folder as the config accepts it (the same rule as profiles' `folder`).
-pub(crate) fn valid_folder(folder: &str) -> bool {
+pub fn valid_folder(folder: &str) -> bool {
     !folder.contains("..") && !folder.contains('\\') && !folder.chars().any(char::is_control)
 }
 
@@ -529,10 +531,124 @@ fn expire(ctx: &Ctx<'_>, value: &Spanned<i64>, field: &str, max: i64) -> Result<
     }
 }
 
+/// A `trusted_proxies` entry: an address block, an IP and how many leading bits of it count (`10.0.0.0/8`,
+/// `2001:db8::/32`; a bare address is a block of one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+/// Why a `trusted_proxies` entry does not parse (the config turns it into a positioned error;
+/// like every config error, it does not repeat the value).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IpNetError {
+    #[error("is not an IP address (host names are not accepted)")]
+    Address,
+    #[error("has a prefix length that is not a number from 0 to {max}")]
+    Prefix { max: u8 },
+    #[error("has address bits set below its /{prefix}: write the block's first address")]
+    HostBits { prefix: u8 },
+}
+
+impl IpNet {
+    /// Parses `ADDR` or `ADDR/LEN`. Host bits below the prefix are refused rather than
+    /// silently cleared: `10.1.2.3/8` is far more likely a typo than a wish for all of 10/8.
+    pub fn parse(text: &str) -> Result<Self, IpNetError> {
+        let text = text.trim();
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, len)) => (addr, Some(len)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| IpNetError::Address)?;
+        let addr = addr.to_canonical();
+        let max = match addr {
+            IpAddr::V4(_) => 32,
+            IpAddr::V6(_) => 128,
+        };
+        let prefix = match prefix {
+            None => max,
+            Some(len) => match len.parse::<u8>() {
+                Ok(len) if len <= max => len,
+                _ => return Err(IpNetError::Prefix { max }),
+            },
+        };
+        let net = Self { addr, prefix };
+        if net.network() != addr {
+            return Err(IpNetError::HostBits { prefix });
+        }
+        Ok(net)
+    }
+
+    fn network(&self) -> IpAddr {
+        match self.addr {
+            IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask_u32(self.prefix))),
+            IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask_u128(self.prefix))),
+        }
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = mask_u32(self.prefix);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = mask_u128(self.prefix);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for IpNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+fn mask_u32(prefix: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
+}
+
+fn mask_u128(prefix: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn nets_parse_and_match() {
+        let net = IpNet::parse("10.0.0.0/8").unwrap();
+        assert!(net.contains(ip("10.200.1.1")));
+        assert!(!net.contains(ip("11.0.0.1")));
+        assert!(net.contains(ip("::ffff:10.0.0.1")));
+        let one = IpNet::parse("192.168.1.7").unwrap();
+        assert!(one.contains(ip("192.168.1.7")) && !one.contains(ip("192.168.1.8")));
+        let v6 = IpNet::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains(ip("2001:db8:1::1")) && !v6.contains(ip("2001:db9::1")));
+        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
+        assert!(matches!(
+            IpNet::parse("10.1.2.3/8"),
+            Err(IpNetError::HostBits { .. })
+        ));
+        assert!(matches!(
+            IpNet::parse("10.0.0.0/33"),
+            Err(IpNetError::Prefix { .. })
+        ));
+        assert!(matches!(
+            IpNet::parse("proxy.local"),
+            Err(IpNetError::Address)
+        ));
+    }
 
     #[test]
     fn durations_take_seconds_or_a_unit() {

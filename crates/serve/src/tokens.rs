@@ -66,7 +66,9 @@ pub fn list(path: &Path) -> Result<Vec<StoredToken>, ServeError> {
             detail: err.to_string(),
         })?;
     for token in &file.tokens {
-        if !crate::config::valid_profile_name(&token.name) || decode_hash(&token.sha256).is_none() {
+        if !dropkey_core::config::valid_profile_name(&token.name)
+            || decode_hash(&token.sha256).is_none()
+        {
             return Err(ServeError::TokenFileCorrupt {
                 path: path.to_path_buf(),
                 detail: format!("the entry `{}` has a bad name or hash", token.name),
@@ -79,7 +81,7 @@ pub fn list(path: &Path) -> Result<Vec<StoredToken>, ServeError> {
 /// Creates a token called `name`, stores its hash and returns the token itself: the only time
 /// it exists in clear outside the caller's hands.
 pub fn add(path: &Path, name: &str) -> Result<SecretString, ServeError> {
-    if !crate::config::valid_profile_name(name) {
+    if !dropkey_core::config::valid_profile_name(name) {
         return Err(ServeError::BadTokenName {
             name: name.to_owned(),
         });
@@ -94,7 +96,7 @@ pub fn add(path: &Path, name: &str) -> Result<SecretString, ServeError> {
     tokens.push(StoredToken {
         name: name.to_owned(),
         sha256: hex::encode(hash(token.expose_secret())),
-        created: crate::unix_now(),
+        created: dropkey_core::unix_now(),
     });
     write(path, &tokens)?;
     Ok(token)
@@ -117,7 +119,7 @@ fn generate() -> SecretString {
     let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(bytes.as_mut());
     let encoded = zeroize::Zeroizing::new(URL_SAFE_NO_PAD.encode(bytes.as_ref()));
-    crate::secrets::into_secret(format!("{TOKEN_PREFIX}{}", encoded.as_str()))
+    dropkey_core::secrets::into_secret(format!("{TOKEN_PREFIX}{}", encoded.as_str()))
 }
 
 fn hash(token: &str) -> [u8; 32] {
@@ -138,7 +140,7 @@ fn write(path: &Path, tokens: &[StoredToken]) -> Result<(), ServeError> {
         source,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    crate::private_fs::create_dir_all(dir).map_err(io_err)?;
+    dropkey_core::private_fs::create_dir_all(dir).map_err(io_err)?;
     let file = TokenFile {
         tokens: tokens.to_vec(),
     };

@@ -208,10 +208,10 @@ impl Store {
         let tmp = root.join("tmp");
         let chunks = root.join("chunks");
         for dir in [root, &files, &ik_meta, &cl_meta, &tmp, &chunks] {
-            crate::private_fs::create_dir_all(dir).map_err(storage(dir))?;
+            dropkey_core::private_fs::create_dir_all(dir).map_err(storage(dir))?;
         }
         // Copies of uploaded files: private, also those an older version left 0644.
-        crate::private_fs::secure_tree(root).map_err(storage(root))?;
+        dropkey_core::private_fs::secure_tree(root).map_err(storage(root))?;
         for entry in std::fs::read_dir(&tmp).map_err(storage(&tmp))? {
             let path = entry.map_err(storage(&tmp))?.path();
             if path.is_file() {
@@ -257,7 +257,7 @@ impl Store {
 
         let tokens_path = root.join(USED_TOKENS_FILE);
         let (by_digest, lines) = match std::fs::read_to_string(&tokens_path) {
-            Ok(text) => parse_used_tokens(&text, crate::unix_now()),
+            Ok(text) => parse_used_tokens(&text, dropkey_core::unix_now()),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => (HashMap::new(), 0),
             Err(err) => return Err(storage(&tokens_path)(err)),
         };
@@ -366,7 +366,8 @@ impl Store {
         let lines = text.lines().count();
         let temp = TempFile::new_in(&self.tmp);
         let path = temp.path().to_owned();
-        blocking(move || crate::private_fs::create(&path)?.write_all(text.as_bytes())).await?;
+        blocking(move || dropkey_core::private_fs::create(&path)?.write_all(text.as_bytes()))
+            .await?;
         temp.persist(&file.path).await?;
         let path = file.path.clone();
         file.file = tokio::fs::File::from_std(blocking(move || open_append(&path)).await?);
@@ -455,7 +456,7 @@ impl Store {
         let path = temp.path().to_owned();
         blocking(move || {
             use std::io::Write as _;
-            crate::private_fs::create(&path)?.write_all(&bytes)
+            dropkey_core::private_fs::create(&path)?.write_all(&bytes)
         })
         .await?;
         temp.persist(dest).await
@@ -506,7 +507,7 @@ impl Store {
         committed: u64,
     ) -> std::io::Result<()> {
         blocking(move || {
-            let mut out = crate::private_fs::options()
+            let mut out = dropkey_core::private_fs::options()
                 .create(true)
                 .truncate(false)
                 .write(true)
@@ -532,7 +533,10 @@ impl Store {
 
     /// SHA-256 of a file, read in large blocks off the async threads.
     pub async fn hash_file(path: PathBuf) -> std::io::Result<String> {
-        blocking(move || crate::engine::identity::sha256_of(&mut std::fs::File::open(&path)?)).await
+        blocking(move || {
+            dropkey_core::engine::identity::sha256_of(&mut std::fs::File::open(&path)?)
+        })
+        .await
     }
 }
 
@@ -586,7 +590,7 @@ fn parse_used_tokens(text: &str, now: i64) -> (HashMap<String, i64>, usize) {
 /// Opens `path` for appending, first ending a torn last line (a crash mid-append) so the next
 /// line starts on its own.
 fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut file = crate::private_fs::options()
+    let mut file = dropkey_core::private_fs::options()
         .create(true)
         .append(true)
         .read(true)
@@ -631,7 +635,7 @@ mod tests {
     #[tokio::test]
     async fn tokens_are_used_once_and_remembered_across_opens() {
         let dir = tempfile::tempdir().unwrap();
-        let now = crate::unix_now();
+        let now = dropkey_core::unix_now();
         let exp = now + 600;
         let store = Store::open(dir.path()).unwrap();
         assert!(!store.token_spent("t1"));
@@ -667,7 +671,7 @@ mod tests {
     #[tokio::test]
     async fn expired_tokens_leave_memory_and_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let now = crate::unix_now();
+        let now = dropkey_core::unix_now();
         let store = Store::open(dir.path()).unwrap();
         let count = COMPACT_SLACK_LINES + 10;
         for i in 0..count {

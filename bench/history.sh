@@ -8,4 +8,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
-exec cargo bench -p dropkey --bench history --quiet
+exec cargo bench -p dropkey-core --bench history --quiet

@@ -4,7 +4,7 @@
 //! first open by this version), then times `Store::history_search` for the queries the History
 //! screen and `dropkey history` make, `DROPKEY_BENCH_RUNS` (default 60) runs each, and prints
 //! p50/p99 per query as a Markdown table. Exits 1 when a p99 misses the 100 ms target.
-//! Run with `bench/history.sh` (or `cargo bench -p dropkey --bench history`).
+//! Run with `bench/history.sh` (or `cargo bench -p dropkey-core --bench history`).
 
 // A benchmark program: its output is the table, and a failed setup may panic.
 #![allow(

@@ -73,8 +73,8 @@ pub async fn upload(attempt: &Attempt<'_>, on_chunk: ChunkSink<'_>) -> Result<Up
 }
 
 /// For the built-in sandbox profile: the listener must prove it is this user's sandbox before it
-/// gets a file or the key (see `sandbox_identity`). Nothing answering is an outage (the sandbox may
-/// be restarting); a wrong answer is permanent.
+/// gets a file or the key (see `crate::sandbox_identity`). Nothing answering is an outage (the
+/// sandbox may be restarting); a wrong answer is permanent.
 async fn sandbox_identity(profile: &Profile, secret: &SecretString) -> Result<(), Failure> {
     use crate::sandbox_identity::{check_identity, IdentityError};
     let Some(addr) = crate::sandbox_identity::builtin_target(profile) else {

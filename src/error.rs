@@ -29,6 +29,8 @@ pub enum Error {
         known: String,
         config: String,
     },
+    #[error("cannot read the secret from stdin: {0}; pipe the private key in, e.g. `printf %s \"$KEY\" | dropkey key set PROFILE`")]
+    Stdin(std::io::Error),
     /// Arguments that parse but do not fit together (e.g. `--token` for a Cloudinary profile).
     #[error("{0}")]
     Usage(String),

@@ -224,3 +224,43 @@ fn sandbox_key_falls_back_to_a_private_file_without_a_keychain() {
         "file"
     );
 }
+
+#[test]
+fn key_set_refuses_what_is_not_one_key_as_the_app_does() {
+    if !keychain_available() {
+        return;
+    }
+    let ik = unique("kt-bad");
+    let env = Env::with_config(&config(&ik, &unique("kt-unused")));
+    let real = format!("private_{}", uuid::Uuid::new_v4().simple());
+    // Two keys pasted at once, a key with a control character, one far too long, and blank.
+    let too_long = "k".repeat(dropkey_core::secrets::MAX_SECRET_LEN + 1);
+    for (input, says) in [
+        (
+            format!("{real}\nprivate_other\n"),
+            "does not look like a private key",
+        ),
+        (format!("{real}\u{7}"), "does not look like a private key"),
+        (too_long, "does not look like a private key"),
+        ("   \n".to_owned(), "empty"),
+    ] {
+        let out = env
+            .cmd(&["key", "set", &ik])
+            .write_stdin(input)
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(
+            !stderr.contains(&real),
+            "the refusal echoed the key: {stderr}"
+        );
+        assert_eq!(
+            stdout_json(&env.run(&["key", "status", &ik], &[]))["source"],
+            "missing",
+            "a refused key was stored"
+        );
+    }
+}

@@ -70,6 +70,10 @@ impl From<dropkey_core::Error> for AppError {
                 _,
             )) => ErrorKind::Input,
             dropkey_core::Error::ConfigEdit(_) => ErrorKind::Config,
+            dropkey_core::Error::Secret(
+                dropkey_core::secrets::SecretError::Empty
+                | dropkey_core::secrets::SecretError::Malformed,
+            ) => ErrorKind::Input,
             dropkey_core::Error::Secret(_) => ErrorKind::Keychain,
             dropkey_core::Error::Engine(dropkey_core::engine::EngineError::Secret(_)) => {
                 ErrorKind::Keychain

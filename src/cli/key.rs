@@ -7,7 +7,9 @@ use serde_json::{json, Value};
 
 use super::Context;
 use crate::Error;
-use dropkey_core::secrets::{env_var_name, read_secret_from_stdin};
+use dropkey_core::secrets::env_var_name;
+use secrecy::SecretString;
+use zeroize::Zeroizing;
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
@@ -23,7 +25,7 @@ pub fn run(ctx: &Context, command: &KeyCommand) -> Result<Value, Error> {
     match command {
         KeyCommand::Set { profile } => {
             let profile = ctx.profile(profile)?;
-            let secret = read_secret_from_stdin(&format!(
+            let secret = read_secret(&format!(
                 "Private key for profile `{}` (input hidden): ",
                 profile.name
             ))?;
@@ -45,4 +47,28 @@ pub fn run(ctx: &Context, command: &KeyCommand) -> Result<Value, Error> {
             Ok(json!({ "profile": profile.name, "source": source.as_str() }))
         }
     }
+}
+
+/// Reads a secret from stdin: without echo when stdin is a terminal, else the whole input with
+/// one trailing newline removed. The core's `SecretStore::set` then checks its shape, for the
+/// CLI and the app alike.
+fn read_secret(prompt: &str) -> Result<SecretString, Error> {
+    use std::io::{IsTerminal as _, Read as _};
+    let secret = if std::io::stdin().is_terminal() {
+        Zeroizing::new(rpassword::prompt_password(prompt).map_err(Error::Stdin)?)
+    } else {
+        // Room for any real key up front: growing the string would free copies unwiped.
+        let mut text = Zeroizing::new(String::with_capacity(16 * 1024));
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(Error::Stdin)?;
+        if text.ends_with('\n') {
+            text.pop();
+            if text.ends_with('\r') {
+                text.pop();
+            }
+        }
+        text
+    };
+    Ok(SecretString::from(secret.as_str()))
 }

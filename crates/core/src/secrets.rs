@@ -20,6 +20,8 @@ use crate::config::Profile;
 
 /// The keychain service name every Dropkey secret is filed under.
 pub const KEYCHAIN_SERVICE: &str = "dropkey";
+/// Longer than any provider's private key by far; a longer input is a pasted file, not a key.
+pub const MAX_SECRET_LEN: usize = 4_096;
 const SANDBOX_KEY_FILE: &str = "sandbox.key";
 
 /// Where a profile's secret comes from. Front ends show this, never the secret.
@@ -60,8 +62,8 @@ pub enum SecretError {
     Corrupt { profile: String },
     #[error("the secret given is empty: pipe the private key on stdin, e.g. `printf %s \"$KEY\" | dropkey key set PROFILE`")]
     Empty,
-    #[error("cannot read the secret from stdin: {0}")]
-    Stdin(std::io::Error),
+    #[error("that does not look like a private key (it is over {MAX_SECRET_LEN} characters, or has line breaks or control characters): copy the key alone, from the provider's dashboard")]
+    Malformed,
     #[error("cannot use the sandbox key file {path}: {source}; check the data directory's permissions (--data-dir)")]
     SandboxFile {
         path: PathBuf,
@@ -136,11 +138,9 @@ impl Secrets {
         }
     }
 
-    /// Stores `secret` for `profile` in the keychain.
+    /// Stores `secret` for `profile` in the keychain, once [`check_secret_shape`] accepts it.
     pub fn set(&self, profile: &Profile, secret: &SecretString) -> Result<(), SecretError> {
-        if secret.expose_secret().is_empty() {
-            return Err(SecretError::Empty);
-        }
+        check_secret_shape(secret)?;
         let entry = entry(&profile.name)?;
         entry
             .set_password(secret.expose_secret())
@@ -363,30 +363,18 @@ fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Reads a secret from stdin: without echo when stdin is a terminal, else the whole input with
-/// one trailing newline removed.
-pub fn read_secret_from_stdin(prompt: &str) -> Result<SecretString, SecretError> {
-    use std::io::{IsTerminal as _, Read as _};
-    let secret = if std::io::stdin().is_terminal() {
-        Zeroizing::new(rpassword::prompt_password(prompt).map_err(SecretError::Stdin)?)
-    } else {
-        // Room for any real key up front: growing the string would free copies unwiped.
-        let mut text = Zeroizing::new(String::with_capacity(16 * 1024));
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(SecretError::Stdin)?;
-        if text.ends_with('\n') {
-            text.pop();
-            if text.ends_with('\r') {
-                text.pop();
-            }
-        }
-        text
-    };
-    if secret.is_empty() {
+/// The rules every front end applies to a key before it is stored: not blank, at most
+/// [`MAX_SECRET_LEN`] characters, no control characters (a line break means more than the key
+/// was pasted, and the provider would reject every signature made with it).
+pub fn check_secret_shape(secret: &SecretString) -> Result<(), SecretError> {
+    let text = secret.expose_secret();
+    if text.trim().is_empty() {
         return Err(SecretError::Empty);
     }
-    Ok(SecretString::from(secret.as_str()))
+    if text.chars().count() > MAX_SECRET_LEN || text.chars().any(char::is_control) {
+        return Err(SecretError::Malformed);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -434,6 +422,30 @@ mod tests {
         assert!(seen.contains("PATH="), "env printed the environment");
         assert!(!seen.contains("DROPKEY_SECRET_"), "{seen}");
         assert!(!seen.contains("private_capture_test_value"));
+    }
+
+    #[test]
+    fn a_key_is_refused_blank_overlong_or_with_control_characters() {
+        let shape = |text: &str| check_secret_shape(&SecretString::from(text));
+        assert!(shape("private_abc123+/=").is_ok());
+        assert!(shape(&"k".repeat(MAX_SECRET_LEN)).is_ok());
+        assert!(matches!(shape(""), Err(SecretError::Empty)));
+        assert!(matches!(shape("  \t "), Err(SecretError::Empty)));
+        assert!(matches!(
+            shape(&"k".repeat(MAX_SECRET_LEN + 1)),
+            Err(SecretError::Malformed)
+        ));
+        for bad in [
+            "private_a\nprivate_b",
+            "private_a\r",
+            "private\u{7f}x",
+            "a\0b",
+        ] {
+            let err = shape(bad).unwrap_err();
+            assert!(matches!(err, SecretError::Malformed), "{bad:?}");
+            // The message names the rule, never the input.
+            assert!(!err.to_string().contains("private_a"), "{err}");
+        }
     }
 
     #[test]

@@ -96,7 +96,7 @@ fn request(config: &Config, paths: Vec<PathBuf>, destination: Destination) -> In
         profile: config.profile("sandbox").unwrap().clone(),
         paths,
         destination,
-        source: "app".into(),
+        source: dropkey_core::engine::JobSource::App,
     }
 }
 

@@ -315,7 +315,12 @@ fn heavy_transient_faults_end_no_job_within_the_budget() {
                 .iter()
                 .map(|p| {
                     engine
-                        .prepare(&profile, p, &Default::default(), "test")
+                        .prepare(
+                            &profile,
+                            p,
+                            &Default::default(),
+                            dropkey_core::engine::JobSource::Cli,
+                        )
                         .unwrap()
                 })
                 .collect();

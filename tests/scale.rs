@@ -299,7 +299,7 @@ fn resume_pages_through_more_unfinished_jobs_than_one_page() {
                 &profile,
                 &path,
                 &Default::default(),
-                "cli",
+                dropkey_core::engine::JobSource::Cli,
                 u64::MAX,
             )
             .unwrap(),

@@ -593,7 +593,12 @@ fn concurrency_changes_apply_to_the_running_engine() {
                 let path = files.join(format!("slot-{i:02}.bin"));
                 write(&path, 4096, i);
                 engine
-                    .prepare(&profile, &path, &Default::default(), "test")
+                    .prepare(
+                        &profile,
+                        &path,
+                        &Default::default(),
+                        dropkey_core::engine::JobSource::Cli,
+                    )
                     .unwrap()
             })
             .collect();

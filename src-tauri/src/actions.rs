@@ -150,7 +150,7 @@ pub async fn upload_clipboard<R: Runtime>(
         destination,
         keep_structure: false,
     };
-    backend.enqueue_files(request, "app").await
+    backend.enqueue_files(request).await
 }
 
 /// Files given on the command line (first launch, or a second launch handing over).
@@ -184,7 +184,7 @@ pub async fn open_files<R: Runtime>(app: &AppHandle<R>, args: Vec<String>, cwd: 
             paths,
             keep_structure: true,
         };
-        backend.enqueue_files(request, "app").await
+        backend.enqueue_files(request).await
     }
     .await;
     let notice = match outcome {

@@ -80,18 +80,15 @@ fn no_command_output_or_event_carries_a_secret() {
 
         out.add("list_profiles", &backend.list_profiles());
         let enqueued = backend
-            .enqueue_files(
-                EnqueueRequest {
-                    paths: vec![file.display().to_string(), "relative/path".into()],
-                    destination: Destination {
-                        profile: "sandbox".into(),
-                        folder: Some("/leak".into()),
-                        tags: Some(vec!["a".into()]),
-                    },
-                    keep_structure: false,
+            .enqueue_files(EnqueueRequest {
+                paths: vec![file.display().to_string(), "relative/path".into()],
+                destination: Destination {
+                    profile: "sandbox".into(),
+                    folder: Some("/leak".into()),
+                    tags: Some(vec!["a".into()]),
                 },
-                "app",
-            )
+                keep_structure: false,
+            })
             .await;
         out.add("enqueue_files", &enqueued);
         let queue = backend.queue_page(0, 100).unwrap().jobs;

@@ -15,7 +15,9 @@ use dropkey_core::config::Profile;
 use dropkey_core::engine::provider::{self, RemoteFile};
 use dropkey_core::engine::store::{HistoryKind, HistoryQuery};
 use dropkey_core::engine::uploaded::{self, cloudinary_kind, RemoteAsset, UploadedError};
-use dropkey_core::engine::{Engine, EngineSettings, Event, Finished, JobId, JobState, NewJob};
+use dropkey_core::engine::{
+    Engine, EngineSettings, Event, Finished, JobId, JobSource, JobState, NewJob,
+};
 use dropkey_core::inputs::{self, Found};
 use dropkey_core::profile::parse_params;
 use tokio::sync::broadcast;
@@ -278,7 +280,7 @@ fn produce(
             let shown = path.to_string_lossy().into_owned();
             // Jobs hold absolute paths, so `resume` from another directory finds the files.
             let absolute = std::path::absolute(&path).unwrap_or(path);
-            match engine.prepare(profile, &absolute, overrides, "cli") {
+            match engine.prepare(profile, &absolute, overrides, JobSource::Cli) {
                 Ok(job) => {
                     if batch.is_empty() {
                         started = std::time::Instant::now();

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use dropkey_core::engine::intake::{self, Intake, IntakeRequest};
 use dropkey_core::engine::store::JobRecord;
+use dropkey_core::engine::JobSource;
 
 use super::{lock, Backend};
 use crate::error::AppError;
@@ -32,11 +33,7 @@ impl Backend {
     /// of any size answers within [`INTAKE_WAIT`]. A small drop has finished by then and its
     /// result is complete; a large one goes on, reported by [`Backend::intake_views`] and
     /// cancelled with [`Backend::cancel_intake`].
-    pub async fn enqueue_files(
-        &self,
-        request: EnqueueRequest,
-        source: &str,
-    ) -> Result<EnqueueResult, AppError> {
+    pub async fn enqueue_files(&self, request: EnqueueRequest) -> Result<EnqueueResult, AppError> {
         let profile = self.profile(&request.destination.profile)?;
         let intake = self.engine.start_intake(IntakeRequest {
             profile: profile.clone(),
@@ -46,9 +43,9 @@ impl Backend {
                 tags: request.destination.tags,
                 keep_structure: request.keep_structure,
             },
-            source: source.to_owned(),
+            source: JobSource::App,
         })?;
-        if source == "app" {
+        {
             let mut prefs = lock(&self.prefs);
             if prefs.last_profile.as_deref() != Some(profile.name.as_str()) {
                 prefs.last_profile = Some(profile.name.clone());

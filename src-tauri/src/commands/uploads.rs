@@ -48,7 +48,7 @@ pub async fn enqueue_files(
     if let Some(path) = grants.first_refused(request.paths.iter().map(String::as_str)) {
         return Err(not_chosen(path));
     }
-    state.backend().await?.enqueue_files(request, "app").await
+    state.backend().await?.enqueue_files(request).await
 }
 
 /// Stops walking a drop that is still being queued and cancels the uploads it queued; how many

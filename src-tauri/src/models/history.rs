@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use dropkey_core::config::{Profile, Provider as CoreProvider};
 use dropkey_core::engine::store::{HistoryKind as CoreHistoryKind, JobRecord, UploadKind};
+use dropkey_core::engine::JobSource;
 
 use super::{job_id, Provider};
 
@@ -29,7 +30,35 @@ pub struct HistoryEntry {
     pub private: bool,
     /// ImageKit's URL endpoint, where a `tr:` segment goes; none for Cloudinary.
     pub url_endpoint: Option<String>,
-    pub source: String,
+    pub source: UploadSource,
+}
+
+/// Who asked for the upload.
+#[derive(Debug, Clone, Serialize, specta::Type, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum UploadSource {
+    App,
+    Cli,
+    Watch {
+        folder: String,
+    },
+    /// Recorded by another version of Dropkey under a name this one does not know.
+    Other {
+        name: String,
+    },
+}
+
+impl From<&JobSource> for UploadSource {
+    fn from(source: &JobSource) -> Self {
+        match source {
+            JobSource::App => Self::App,
+            JobSource::Cli => Self::Cli,
+            JobSource::Watch(folder) => Self::Watch {
+                folder: folder.display().to_string(),
+            },
+            JobSource::Other(name) => Self::Other { name: name.clone() },
+        }
+    }
 }
 
 /// What the History screen shows: all uploads, images, other files, or private ones.
@@ -108,6 +137,6 @@ pub fn history_entry(record: &JobRecord, profile: Option<&Profile>) -> HistoryEn
         is_image,
         private,
         url_endpoint,
-        source: record.source.clone(),
+        source: (&record.source).into(),
     }
 }

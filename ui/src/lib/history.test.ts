@@ -19,7 +19,7 @@ function entry(id: number, overrides: Partial<HistoryEntry> = {}): HistoryEntry 
     is_image: true,
     private: false,
     url_endpoint: "https://ik.imagekit.io/acme",
-    source: "app",
+    source: { kind: "app" },
     ...overrides,
   };
 }

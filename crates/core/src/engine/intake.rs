@@ -68,8 +68,8 @@ pub struct IntakeRequest {
     /// Files and folders (folders are walked); absolute paths only.
     pub paths: Vec<PathBuf>,
     pub destination: Destination,
-    /// Who asked (`app`, `clipboard`...), recorded on every job.
-    pub source: String,
+    /// Who asked, recorded on every job.
+    pub source: super::JobSource,
 }
 
 /// A path that was not queued, and why.
@@ -365,10 +365,12 @@ impl Run<'_> {
             };
             these.insert("folder".into(), folder);
         }
-        match self
-            .engine
-            .prepare(&self.request.profile, path, &these, &self.request.source)
-        {
+        match self.engine.prepare(
+            &self.request.profile,
+            path,
+            &these,
+            self.request.source.clone(),
+        ) {
             Ok(mut job) => {
                 // A batch that cleared the folder or the tags drops the profile's defaults.
                 if to_root {

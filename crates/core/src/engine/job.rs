@@ -16,6 +16,59 @@ impl std::fmt::Display for JobId {
     }
 }
 
+/// Who asked for an upload. Recorded on every job (as `cli`, `app`, `watch:<folder>` in the
+/// database and in JSON), so the history can say where a file came from and the app can tell
+/// its own drops from a watch's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum JobSource {
+    /// `dropkey upload` (and `resume` of what it queued).
+    Cli,
+    /// Dropped, picked, pasted or handed to the app.
+    App,
+    /// A watched folder, by its path.
+    Watch(PathBuf),
+    /// A name some other version of Dropkey recorded: kept as it was, never guessed at.
+    Other(String),
+}
+
+impl JobSource {
+    const WATCH_PREFIX: &'static str = "watch:";
+
+    /// The form stored in the database and printed in JSON.
+    pub fn to_text(&self) -> String {
+        match self {
+            Self::Cli => "cli".to_owned(),
+            Self::App => "app".to_owned(),
+            Self::Watch(folder) => format!("{}{}", Self::WATCH_PREFIX, folder.display()),
+            Self::Other(name) => name.clone(),
+        }
+    }
+
+    /// Reads [`JobSource::to_text`]'s form back; any other text is [`JobSource::Other`].
+    pub fn from_text(text: &str) -> Self {
+        match text {
+            "cli" => Self::Cli,
+            "app" => Self::App,
+            _ => match text.strip_prefix(Self::WATCH_PREFIX) {
+                Some(folder) if !folder.is_empty() => Self::Watch(PathBuf::from(folder)),
+                _ => Self::Other(text.to_owned()),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for JobSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_text())
+    }
+}
+
+impl Serialize for JobSource {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_text())
+    }
+}
+
 /// A job's life:
 ///
 /// ```text
@@ -161,8 +214,7 @@ pub struct NewJob {
     pub size: u64,
     /// The upload parameters (profile defaults merged with overrides), as sent.
     pub params: Params,
-    /// Who asked: `cli`, `app`, `watch:<path>`.
-    pub source: String,
+    pub source: JobSource,
     /// The file as it was checked when queued; every attempt uploads only that file.
     pub file: Option<super::identity::FileIdentity>,
 }
@@ -290,6 +342,27 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_reads_back_as_it_was_written() {
+        for source in [
+            JobSource::Cli,
+            JobSource::App,
+            JobSource::Watch(PathBuf::from("/home/ana/Photos: raw")),
+            JobSource::Other("clipboard".into()),
+        ] {
+            assert_eq!(JobSource::from_text(&source.to_text()), source);
+            assert_eq!(
+                serde_json::to_value(&source).unwrap(),
+                serde_json::Value::String(source.to_text())
+            );
+        }
+        assert_eq!(JobSource::Watch("/w".into()).to_text(), "watch:/w");
+        assert_eq!(
+            JobSource::from_text("watch:"),
+            JobSource::Other("watch:".into())
+        );
+    }
 
     #[test]
     fn only_stopped_or_paused_jobs_can_be_retried() {

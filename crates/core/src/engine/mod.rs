@@ -46,7 +46,7 @@ use crate::profile::{upload_params, ParamError};
 use crate::secrets::{SecretError, Secrets};
 use crate::sign::Params;
 pub use job::{
-    Event, Finished, IntakeId, JobId, JobState, NewJob, Offline, OfflineHost, Progress,
+    Event, Finished, IntakeId, JobId, JobSource, JobState, NewJob, Offline, OfflineHost, Progress,
     QueueCounts, Uploaded,
 };
 pub use provider::Transfer;
@@ -311,7 +311,7 @@ impl Engine {
         profile: &Profile,
         path: &Path,
         overrides: &Params,
-        source: &str,
+        source: JobSource,
     ) -> Result<NewJob, EngineError> {
         prepare_job(
             profile,
@@ -647,7 +647,7 @@ pub fn prepare_job(
     profile: &Profile,
     path: &Path,
     overrides: &Params,
-    source: &str,
+    source: JobSource,
     max_file_size: u64,
 ) -> Result<NewJob, EngineError> {
     let pre = |why: String| EngineError::PreCheck {
@@ -712,7 +712,7 @@ pub fn prepare_job(
         file_name,
         size: identity.size,
         params,
-        source: source.to_owned(),
+        source,
         file: Some(identity),
     })
 }

@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::identity::FileIdentity;
-use super::job::{IntakeId, JobId, JobState, NewJob, QueueCounts};
+use super::job::{IntakeId, JobId, JobSource, JobState, NewJob, QueueCounts};
 use crate::sign::Params;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +52,7 @@ pub struct JobRecord {
     pub response: Option<serde_json::Value>,
     pub upload_id: Option<String>,
     pub bytes_acked: u64,
-    pub source: String,
+    pub source: JobSource,
     pub created_at: i64,
     pub finished_at: Option<i64>,
     /// The file as checked when queued (none for jobs queued by older versions).
@@ -178,7 +178,7 @@ fn insert_job(
         job.file_name,
         job.size as i64,
         serde_json::to_string(&job.params).unwrap_or_default(),
-        job.source,
+        job.source.to_text(),
         now,
         file.map(|f| f.dev as i64),
         file.map(|f| f.ino as i64),
@@ -1303,7 +1303,7 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
         response: response.and_then(|r| serde_json::from_str(&r).ok()),
         upload_id: row.get(12)?,
         bytes_acked: row.get::<_, i64>(13)?.max(0) as u64,
-        source: row.get(14)?,
+        source: JobSource::from_text(&row.get::<_, String>(14)?),
         created_at: row.get(15)?,
         finished_at: row.get(16)?,
         file: match (
@@ -1364,7 +1364,7 @@ mod tests {
             file_name: name.into(),
             size: 3,
             params: Params::new(),
-            source: "test".into(),
+            source: JobSource::Cli,
             file: None,
         }
     }

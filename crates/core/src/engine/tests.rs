@@ -18,7 +18,7 @@ async fn retry_puts_back_only_stopped_or_paused_jobs() {
     std::fs::write(&file, b"a").unwrap();
     let job = |engine: &Engine| {
         let job = engine
-            .prepare(&profile, &file, &Params::default(), "test")
+            .prepare(&profile, &file, &Params::default(), JobSource::Cli)
             .unwrap();
         engine.enqueue(&[job]).unwrap()[0]
     };

@@ -406,7 +406,7 @@ mod tests {
             response,
             upload_id: None,
             bytes_acked: 0,
-            source: "cli".into(),
+            source: crate::engine::JobSource::Cli,
             created_at: 1,
             finished_at: Some(2),
             file: None,

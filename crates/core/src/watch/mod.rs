@@ -42,7 +42,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{AfterUpload, OnChange, Profile, Watch};
 use crate::engine::identity::{self, mtime_ns, FileIdentity};
 use crate::engine::store::JournalEntry;
-use crate::engine::{Engine, EngineError, Event, JobId, JobState};
+use crate::engine::{Engine, EngineError, Event, JobId, JobSource, JobState};
 use crate::sign::Params;
 use filter::Filter;
 
@@ -865,7 +865,7 @@ impl WatchTask {
             &profile,
             path,
             &overrides,
-            &format!("watch:{}", self.watch.path.display()),
+            JobSource::Watch(self.watch.path.clone()),
         )?;
         job.size = size;
         job.file = Some(file_id);

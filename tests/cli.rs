@@ -636,6 +636,32 @@ fn bad_inputs_exit_2_with_one_clear_line() {
             vec![],
             "required",
         ),
+        (
+            "profile set with an unknown provider",
+            plain(&["profile", "set", "x", "--provider", "s3"]),
+            vec![],
+            "unknown provider `s3`",
+        ),
+        (
+            "profile set with an unknown auth scheme",
+            plain(&[
+                "profile",
+                "set",
+                "x",
+                "--provider",
+                "imagekit",
+                "--auth",
+                "v3",
+            ]),
+            vec![],
+            "unknown auth scheme `v3`",
+        ),
+        (
+            "key set of two lines",
+            plain(&["key", "set", "ik"]),
+            vec![],
+            "does not look like a private key",
+        ),
     ];
     assert!(cases.len() >= 25);
     for (what, args, extra_env, needle) in cases {
@@ -653,6 +679,8 @@ fn bad_inputs_exit_2_with_one_clear_line() {
         }
         let stdin = if what.starts_with("empty secret") {
             "\n"
+        } else if what == "key set of two lines" {
+            "private_one\nprivate_two\n"
         } else {
             "not-a-real-key\n"
         };

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::Context;
 use crate::Error;
-use dropkey_core::config::Profile;
+use dropkey_core::config::{ImageKitAuth, Profile, ProviderKind};
 use dropkey_core::config_edit::{self, ProfileSpec};
 use dropkey_core::profile::ProfileStatus;
 use dropkey_core::secrets::SecretSource;
@@ -74,10 +74,25 @@ pub fn run(ctx: &Context, command: &ProfileCommand) -> Result<Value, Error> {
             Ok(json!({ "profiles": profiles }))
         }
         ProfileCommand::Set(args) => {
+            let provider = ProviderKind::parse(&args.provider).ok_or_else(|| {
+                Error::Usage(format!(
+                    "unknown provider `{}`: choose --provider imagekit or --provider cloudinary",
+                    args.provider
+                ))
+            })?;
+            // An empty --auth clears the key, as an emptied field does in Settings.
+            let auth = match args.auth.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(text) => Some(ImageKitAuth::parse(text).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "unknown auth scheme `{text}`: choose --auth v2 (JWT), v1 (token + expire + signature) or remote (a token server)"
+                    ))
+                })?),
+            };
             let spec = ProfileSpec {
                 name: args.name.clone(),
-                provider: args.provider.clone(),
-                auth: args.auth.clone(),
+                provider,
+                auth,
                 public_key: args.public_key.clone(),
                 url_endpoint: args.url_endpoint.clone(),
                 upload_url: args.upload_url.clone(),

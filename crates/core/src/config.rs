@@ -288,7 +288,45 @@ pub enum Provider {
     Cloudinary(Cloudinary),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl Provider {
+    pub fn kind(&self) -> ProviderKind {
+        match self {
+            Self::ImageKit(_) => ProviderKind::ImageKit,
+            Self::Cloudinary(_) => ProviderKind::Cloudinary,
+        }
+    }
+}
+
+/// Which provider a profile uploads to, without its settings (the config's `provider` key).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// The first choice of a new profile's form.
+    #[default]
+    ImageKit,
+    Cloudinary,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ImageKit => "imagekit",
+            Self::Cloudinary => "cloudinary",
+        }
+    }
+
+    /// `imagekit` or `cloudinary`, in any case, around white space.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "imagekit" => Some(Self::ImageKit),
+            "cloudinary" => Some(Self::Cloudinary),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ImageKitAuth {
     /// Upload API V2: a JWT per upload (doc 001).
     V2,
@@ -304,6 +342,16 @@ impl ImageKitAuth {
             Self::V2 => "v2",
             Self::V1 => "v1",
             Self::Remote => "remote",
+        }
+    }
+
+    /// The config's spelling: `v2`, `v1` or `remote`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "v2" => Some(Self::V2),
+            "v1" => Some(Self::V1),
+            "remote" => Some(Self::Remote),
+            _ => None,
         }
     }
 }
@@ -390,10 +438,7 @@ pub enum OnChange {
 
 impl Profile {
     pub fn provider_name(&self) -> &'static str {
-        match self.provider {
-            Provider::ImageKit(_) => "imagekit",
-            Provider::Cloudinary(_) => "cloudinary",
-        }
+        self.provider.kind().as_str()
     }
 }
 
@@ -634,23 +679,19 @@ impl Ctx<'_> {
                         ));
                     }
                 }
-                let auth = match raw.auth.as_ref().map(|a| a.get_ref().as_str()) {
-                    None | Some("v2") => ImageKitAuth::V2,
-                    Some("v1") => ImageKitAuth::V1,
-                    Some("remote") => ImageKitAuth::Remote,
-                    Some(other) => {
-                        let span = raw
-                            .auth
-                            .as_ref()
-                            .map(Spanned::span)
-                            .unwrap_or(table_span.clone());
-                        return Err(self.error(
-                            span,
-                            field("auth"),
-                            format!("unknown auth scheme `{other}`"),
-                            "use \"v2\" (JWT), \"v1\" (token + expire + signature) or \"remote\"",
-                        ));
-                    }
+                let auth = match raw.auth.as_ref() {
+                    None => ImageKitAuth::V2,
+                    Some(auth) => match ImageKitAuth::parse(auth.get_ref()) {
+                        Some(parsed) => parsed,
+                        None => {
+                            return Err(self.error(
+                                auth.span(),
+                                field("auth"),
+                                format!("unknown auth scheme `{}`", auth.get_ref()),
+                                "use \"v2\" (JWT), \"v1\" (token + expire + signature) or \"remote\"",
+                            ));
+                        }
+                    },
                 };
                 let public_key = self.required(
                     raw.public_key,

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use toml_edit::{value, Array, ArrayOfTables, DocumentMut, Item, Table};
 
 use crate::config::{
-    valid_profile_name, Config, ConfigError, ImageKitAuth, Paths, Profile, Provider,
+    valid_profile_name, Config, ConfigError, ImageKitAuth, Paths, Profile, Provider, ProviderKind,
     CLOUDINARY_API, IMAGEKIT_API, IMAGEKIT_UPLOAD_V1, IMAGEKIT_UPLOAD_V2, SANDBOX_PROFILE,
 };
 
@@ -40,10 +40,9 @@ pub enum ConfigEditError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProfileSpec {
     pub name: String,
-    /// `imagekit` or `cloudinary`.
-    pub provider: String,
-    /// ImageKit: `v2` (default), `v1` or `remote`.
-    pub auth: Option<String>,
+    pub provider: ProviderKind,
+    /// ImageKit's scheme; none writes no `auth` key (V2, the default).
+    pub auth: Option<ImageKitAuth>,
     pub public_key: Option<String>,
     pub url_endpoint: Option<String>,
     pub upload_url: Option<String>,
@@ -67,7 +66,7 @@ impl ProfileSpec {
         };
         let mut spec = Self {
             name: profile.name.clone(),
-            provider: profile.provider_name().to_owned(),
+            provider: profile.provider.kind(),
             folder: profile.folder.clone(),
             tags: profile.tags.clone(),
             ..Self::default()
@@ -78,7 +77,7 @@ impl ProfileSpec {
                     ImageKitAuth::V1 => IMAGEKIT_UPLOAD_V1,
                     ImageKitAuth::V2 | ImageKitAuth::Remote => IMAGEKIT_UPLOAD_V2,
                 };
-                spec.auth = Some(ik.auth.as_str().to_owned());
+                spec.auth = Some(ik.auth);
                 spec.public_key = Some(ik.public_key.clone());
                 spec.url_endpoint = Some(ik.url_endpoint.to_string());
                 spec.upload_url = unless_default(&ik.upload_url, default_upload);
@@ -141,12 +140,6 @@ pub fn upsert_profile(paths: &Paths, spec: &ProfileSpec) -> Result<Config, Confi
             spec.name
         )));
     }
-    if spec.provider != "imagekit" && spec.provider != "cloudinary" {
-        return Err(ConfigEditError::Input(format!(
-            "unknown provider `{}`: choose imagekit or cloudinary",
-            spec.provider
-        )));
-    }
     edit(paths, |doc, _| {
         let profiles = table_entry(doc.as_table_mut(), "profiles");
         let table = table_entry(profiles, &spec.name);
@@ -155,7 +148,7 @@ pub fn upsert_profile(paths: &Paths, spec: &ProfileSpec) -> Result<Config, Confi
         for key in PROFILE_KEYS {
             let item = match *key {
                 "provider" => Some(value(spec.provider.as_str())),
-                "auth" => spec.auth.as_deref().map(value),
+                "auth" => spec.auth.map(|auth| value(auth.as_str())),
                 "public_key" => spec.public_key.as_deref().map(value),
                 "url_endpoint" => spec.url_endpoint.as_deref().map(value),
                 "upload_url" => spec.upload_url.as_deref().map(value),
@@ -395,8 +388,8 @@ fn normalise(spec: &ProfileSpec) -> ProfileSpec {
     };
     ProfileSpec {
         name: spec.name.trim().to_owned(),
-        provider: spec.provider.trim().to_ascii_lowercase(),
-        auth: opt(&spec.auth),
+        provider: spec.provider,
+        auth: spec.auth,
         public_key: opt(&spec.public_key),
         url_endpoint: opt(&spec.url_endpoint),
         upload_url: opt(&spec.upload_url),
@@ -430,7 +423,7 @@ mod tests {
     fn imagekit(name: &str) -> ProfileSpec {
         ProfileSpec {
             name: name.into(),
-            provider: "imagekit".into(),
+            provider: ProviderKind::ImageKit,
             public_key: Some("public_abc".into()),
             url_endpoint: Some("https://ik.imagekit.io/team".into()),
             folder: Some("/web".into()),
@@ -494,9 +487,10 @@ mod tests {
             let err = upsert_profile(&paths, &imagekit(bad)).unwrap_err();
             assert!(matches!(err, ConfigEditError::Input(_)), "{bad}: {err}");
         }
-        let mut unknown = imagekit("x");
-        unknown.provider = "s3".into();
-        assert!(upsert_profile(&paths, &unknown).is_err());
+        // Cloudinary settings missing: refused by the config's own rules.
+        let mut incomplete = imagekit("x");
+        incomplete.provider = ProviderKind::Cloudinary;
+        assert!(upsert_profile(&paths, &incomplete).is_err());
         assert_eq!(std::fs::read_to_string(&paths.config_file).unwrap(), before);
     }
 
@@ -564,7 +558,7 @@ mod tests {
         let spec = ProfileSpec::from_profile(config.profile("team").unwrap());
         assert_eq!(spec.upload_url, None, "defaults are not pinned");
         assert_eq!(spec.api_url, None);
-        assert_eq!(spec.auth.as_deref(), Some("v2"));
+        assert_eq!(spec.auth, Some(ImageKitAuth::V2));
         upsert_profile(&paths, &spec).unwrap();
         let after = std::fs::read_to_string(&paths.config_file).unwrap();
         // Only `auth = "v2"` (the default, now explicit) may differ.
@@ -577,7 +571,7 @@ mod tests {
         let paths = paths(dir.path());
         let spec = ProfileSpec {
             name: "cl".into(),
-            provider: "Cloudinary".into(),
+            provider: ProviderKind::Cloudinary,
             cloud_name: Some("demo".into()),
             api_key: Some("1234".into()),
             private: true,

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::config::{Profile, Provider};
+use crate::config::{ImageKitAuth, Profile, Provider, ProviderKind};
 use crate::secrets::SecretSource;
 use crate::sign::Params;
 
@@ -261,9 +261,9 @@ pub fn cloudinary_asset(
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ProfileStatus {
     pub name: String,
-    pub provider: &'static str,
-    /// `v2`, `v1` or `remote` for ImageKit; none for Cloudinary.
-    pub auth: Option<&'static str>,
+    pub provider: ProviderKind,
+    /// ImageKit's scheme; none for Cloudinary.
+    pub auth: Option<ImageKitAuth>,
     /// The URL endpoint (ImageKit) or cloud name (Cloudinary).
     pub destination: String,
     pub folder: Option<String>,
@@ -276,12 +276,12 @@ pub struct ProfileStatus {
 impl ProfileStatus {
     pub fn new(profile: &Profile, secret: SecretSource) -> Self {
         let (auth, destination) = match &profile.provider {
-            Provider::ImageKit(ik) => (Some(ik.auth.as_str()), ik.url_endpoint.to_string()),
+            Provider::ImageKit(ik) => (Some(ik.auth), ik.url_endpoint.to_string()),
             Provider::Cloudinary(cl) => (None, cl.cloud_name.clone()),
         };
         Self {
             name: profile.name.clone(),
-            provider: profile.provider_name(),
+            provider: profile.provider.kind(),
             auth,
             destination,
             folder: profile.folder.clone(),

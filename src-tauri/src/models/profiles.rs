@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use dropkey_core::config::Provider as CoreProvider;
+use dropkey_core::config::{ImageKitAuth, Provider as CoreProvider, ProviderKind};
 use dropkey_core::config_edit::ProfileSpec;
 use dropkey_core::profile::ProfileStatus;
 use dropkey_core::secrets::SecretSource as CoreSecretSource;
@@ -14,11 +14,58 @@ pub enum Provider {
     Cloudinary,
 }
 
+impl From<ProviderKind> for Provider {
+    fn from(kind: ProviderKind) -> Self {
+        match kind {
+            ProviderKind::ImageKit => Self::Imagekit,
+            ProviderKind::Cloudinary => Self::Cloudinary,
+        }
+    }
+}
+
+impl From<Provider> for ProviderKind {
+    fn from(provider: Provider) -> Self {
+        match provider {
+            Provider::Imagekit => Self::ImageKit,
+            Provider::Cloudinary => Self::Cloudinary,
+        }
+    }
+}
+
 impl From<&CoreProvider> for Provider {
     fn from(provider: &CoreProvider) -> Self {
-        match provider {
-            CoreProvider::ImageKit(_) => Self::Imagekit,
-            CoreProvider::Cloudinary(_) => Self::Cloudinary,
+        provider.kind().into()
+    }
+}
+
+/// How an ImageKit profile authenticates uploads.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, specta::Type, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Auth {
+    /// Upload API V2: a JWT per upload.
+    V2,
+    /// Upload API V1: token + expire + signature.
+    V1,
+    /// Tokens from a team token server (`dropkey serve`).
+    Remote,
+}
+
+impl From<ImageKitAuth> for Auth {
+    fn from(auth: ImageKitAuth) -> Self {
+        match auth {
+            ImageKitAuth::V2 => Self::V2,
+            ImageKitAuth::V1 => Self::V1,
+            ImageKitAuth::Remote => Self::Remote,
+        }
+    }
+}
+
+impl From<Auth> for ImageKitAuth {
+    fn from(auth: Auth) -> Self {
+        match auth {
+            Auth::V2 => Self::V2,
+            Auth::V1 => Self::V1,
+            Auth::Remote => Self::Remote,
         }
     }
 }
@@ -50,7 +97,7 @@ impl From<CoreSecretSource> for SecretSource {
 pub struct ProfileView {
     pub name: String,
     pub provider: Provider,
-    pub auth: Option<String>,
+    pub auth: Option<Auth>,
     pub destination: String,
     pub folder: Option<String>,
     pub tags: Vec<String>,
@@ -63,13 +110,9 @@ pub struct ProfileView {
 impl From<ProfileStatus> for ProfileView {
     fn from(status: ProfileStatus) -> Self {
         Self {
-            provider: if status.provider == "cloudinary" {
-                Provider::Cloudinary
-            } else {
-                Provider::Imagekit
-            },
+            provider: status.provider.into(),
             name: status.name,
-            auth: status.auth.map(str::to_owned),
+            auth: status.auth.map(Auth::from),
             destination: status.destination,
             folder: status.folder,
             tags: status.tags,
@@ -86,8 +129,8 @@ impl From<ProfileStatus> for ProfileView {
 pub struct ProfileInput {
     pub name: String,
     pub provider: Provider,
-    /// ImageKit: `v2`, `v1` or `remote`.
-    pub auth: Option<String>,
+    /// ImageKit's scheme; none for Cloudinary (and the default, V2, for ImageKit).
+    pub auth: Option<Auth>,
     pub public_key: Option<String>,
     pub url_endpoint: Option<String>,
     pub upload_url: Option<String>,
@@ -103,13 +146,9 @@ pub struct ProfileInput {
 impl From<ProfileSpec> for ProfileInput {
     fn from(spec: ProfileSpec) -> Self {
         Self {
-            provider: if spec.provider == "cloudinary" {
-                Provider::Cloudinary
-            } else {
-                Provider::Imagekit
-            },
+            provider: spec.provider.into(),
             name: spec.name,
-            auth: spec.auth,
+            auth: spec.auth.map(Auth::from),
             public_key: spec.public_key,
             url_endpoint: spec.url_endpoint,
             upload_url: spec.upload_url,
@@ -128,12 +167,8 @@ impl From<ProfileInput> for ProfileSpec {
     fn from(input: ProfileInput) -> Self {
         Self {
             name: input.name,
-            provider: match input.provider {
-                Provider::Imagekit => "imagekit",
-                Provider::Cloudinary => "cloudinary",
-            }
-            .to_owned(),
-            auth: input.auth,
+            provider: input.provider.into(),
+            auth: input.auth.map(ImageKitAuth::from),
             public_key: input.public_key,
             url_endpoint: input.url_endpoint,
             upload_url: input.upload_url,

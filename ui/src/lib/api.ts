@@ -34,6 +34,7 @@ import type {
 export type {
   Activity,
   AppError,
+  Auth,
   ErrorKind,
   AppStatus,
   ConnectionCheck,

@@ -147,6 +147,15 @@ export type AppStatus_Serialize = {
 	offline: string | null,
 };
 
+/**  How an ImageKit profile authenticates uploads. */
+export type Auth = 
+/**  Upload API V2: a JWT per upload. */
+"v2" | 
+/**  Upload API V1: token + expire + signature. */
+"v1" | 
+/**  Tokens from a team token server (`dropkey serve`). */
+"remote";
+
 export type ConnectionCheck = {
 	ok: boolean,
 	message: string,
@@ -271,7 +280,7 @@ export type HistoryEntry_Deserialize = {
 	private: boolean,
 	/**  ImageKit's URL endpoint, where a `tr:` segment goes; none for Cloudinary. */
 	url_endpoint?: string | null,
-	source: string,
+	source: UploadSource,
 };
 
 /**  A finished upload, as the History screen shows it. */
@@ -293,7 +302,7 @@ export type HistoryEntry_Serialize = {
 	private: boolean,
 	/**  ImageKit's URL endpoint, where a `tr:` segment goes; none for Cloudinary. */
 	url_endpoint: string | null,
-	source: string,
+	source: UploadSource,
 };
 
 /**  What the History screen shows: all uploads, images, other files, or private ones. */
@@ -430,8 +439,8 @@ export type ProfileInput = ProfileInput_Serialize | ProfileInput_Deserialize;
 export type ProfileInput_Deserialize = {
 	name: string,
 	provider: Provider,
-	/**  ImageKit: `v2`, `v1` or `remote`. */
-	auth?: string | null,
+	/**  ImageKit's scheme; none for Cloudinary (and the default, V2, for ImageKit). */
+	auth?: Auth | null,
 	public_key?: string | null,
 	url_endpoint?: string | null,
 	upload_url?: string | null,
@@ -451,8 +460,8 @@ export type ProfileInput_Deserialize = {
 export type ProfileInput_Serialize = {
 	name: string,
 	provider: Provider,
-	/**  ImageKit: `v2`, `v1` or `remote`. */
-	auth: string | null,
+	/**  ImageKit's scheme; none for Cloudinary (and the default, V2, for ImageKit). */
+	auth: Auth | null,
 	public_key: string | null,
 	url_endpoint: string | null,
 	upload_url: string | null,
@@ -470,7 +479,7 @@ export type ProfileView = ProfileView_Serialize | ProfileView_Deserialize;
 export type ProfileView_Deserialize = {
 	name: string,
 	provider: Provider,
-	auth?: string | null,
+	auth?: Auth | null,
 	destination: string,
 	folder?: string | null,
 	tags: string[],
@@ -483,7 +492,7 @@ export type ProfileView_Deserialize = {
 export type ProfileView_Serialize = {
 	name: string,
 	provider: Provider,
-	auth: string | null,
+	auth: Auth | null,
 	destination: string,
 	folder: string | null,
 	tags: string[],
@@ -645,6 +654,11 @@ export type UiEvent_Serialize =
 { type: "notice"; message: string; error: boolean } | 
 /**  The tray asked for a screen. */
 { type: "navigate"; screen: string };
+
+/**  Who asked for the upload. */
+export type UploadSource = { kind: "app" } | { kind: "cli" } | { kind: "watch"; folder: string } | 
+/**  Recorded by another version of Dropkey under a name this one does not know. */
+{ kind: "other"; name: string };
 
 /**  A folder to watch, as Settings adds it. */
 export type WatchInput = WatchInput_Serialize | WatchInput_Deserialize;

@@ -2,9 +2,9 @@
  * The profile editor's form: what it starts from, what it sends, and the checks that can be
  * made before sending (the Rust side checks everything again and has the last word). Pure.
  */
-import type { ProfileInput, Provider } from "./api";
+import type { Auth, ProfileInput, Provider } from "./api";
 
-export type Auth = "v2" | "v1" | "remote";
+export type { Auth };
 
 /** Every input of the form, as the user types it. */
 export interface ProfileForm {
@@ -45,7 +45,7 @@ export function blankForm(provider: Provider = "imagekit"): ProfileForm {
 }
 
 export function formFromInput(input: ProfileInput): ProfileForm {
-  const auth = input.auth === "v1" || input.auth === "remote" ? input.auth : "v2";
+  const auth: Auth = input.auth ?? "v2";
   return {
     name: input.name,
     provider: input.provider,

@@ -162,6 +162,7 @@ fn next(rx: &mpsc::Receiver<Value>) -> Value {
 }
 
 /// Waits until `child` exits by itself (a fault point aborted it).
+#[cfg(feature = "fault-points")]
 fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     let deadline = Instant::now() + DEADLINE;
     loop {

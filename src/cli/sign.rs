@@ -8,6 +8,7 @@ use super::Context;
 use dropkey_core::config::{ImageKitAuth, Provider};
 use dropkey_core::engine::uploaded::{signed_link, CloudinaryKind, LinkTarget};
 use dropkey_core::profile::{parse_params, upload_params};
+use dropkey_core::sign::cloudinary::{DeliveryType, ResourceType};
 use dropkey_core::sign::{cloudinary, imagekit};
 use dropkey_core::unix_now;
 
@@ -198,12 +199,14 @@ pub fn private_url(ctx: &Context, args: &PrivateUrlArgs) -> Result<Value, Error>
             }
         }
         Provider::Cloudinary(_) => {
-            let resource_type = args.resource_type.as_deref().unwrap_or("image");
-            if !matches!(resource_type, "image" | "video" | "raw") {
-                return Err(usage(format!(
-                    "--resource-type `{resource_type}` is not one of image, video, raw"
-                )));
-            }
+            let resource_type = match args.resource_type.as_deref() {
+                None => ResourceType::Image,
+                Some(text) => ResourceType::parse(text).ok_or_else(|| {
+                    usage(format!(
+                        "--resource-type `{text}` is not one of image, video, raw"
+                    ))
+                })?,
+            };
             if let Some(format) = &args.format {
                 if format.is_empty() || !format.chars().all(|c| c.is_ascii_alphanumeric()) {
                     return Err(usage(format!(
@@ -215,8 +218,8 @@ pub fn private_url(ctx: &Context, args: &PrivateUrlArgs) -> Result<Value, Error>
                 id: args.id.clone(),
                 format: args.format.clone(),
                 kind: CloudinaryKind {
-                    resource_type: resource_type.to_owned(),
-                    delivery_type: "private".to_owned(),
+                    resource_type,
+                    delivery_type: DeliveryType::Private,
                 },
             }
         }

@@ -648,8 +648,8 @@ pub async fn verify(ctx: Context, args: &VerifyArgs) -> Result<(), Error> {
                         profile,
                         secret,
                         &id,
-                        &kind.resource_type,
-                        &kind.delivery_type,
+                        kind.resource_type,
+                        kind.delivery_type,
                     )
                     .await
                     {

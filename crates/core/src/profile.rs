@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::config::{ImageKitAuth, Profile, Provider, ProviderKind};
 use crate::secrets::SecretSource;
+use crate::sign::cloudinary::{DeliveryType, ResourceType};
 use crate::sign::Params;
 
 /// A user-supplied `NAME=VALUE` parameter that failed validation.
@@ -127,10 +128,8 @@ pub fn upload_params(profile: &Profile, overrides: &Params) -> Result<Params, Pa
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloudinaryAsset {
     pub public_id: String,
-    /// `image`, `video` or `raw`.
-    pub resource_type: String,
-    /// `upload`, `private` or `authenticated`.
-    pub delivery_type: String,
+    pub resource_type: ResourceType,
+    pub delivery_type: DeliveryType,
 }
 
 /// Why a URL does not name an asset of the profile's cloud.
@@ -212,16 +211,16 @@ pub fn cloudinary_asset(
             cl.cloud_name
         )));
     }
-    if !matches!(resource_type, "image" | "video" | "raw") {
+    let Some(resource_type) = ResourceType::parse(resource_type) else {
         return Err(err(format!(
             "resource type `{resource_type}` is not image, video or raw"
         )));
-    }
-    if !matches!(delivery, "upload" | "private" | "authenticated") {
+    };
+    let Some(delivery_type) = DeliveryType::parse(delivery) else {
         return Err(err(format!(
             "delivery type `{delivery}` is not upload, private or authenticated"
         )));
-    }
+    };
     let tail = match tail.split_once('/') {
         Some((version, rest))
             if version.len() > 1
@@ -233,7 +232,7 @@ pub fn cloudinary_asset(
         _ => tail,
     };
     // Raw files keep their extension in the public id; images and videos do not.
-    let public_id = if resource_type == "raw" {
+    let public_id = if resource_type == ResourceType::Raw {
         tail.to_owned()
     } else {
         match tail.rsplit_once('.') {
@@ -251,8 +250,8 @@ pub fn cloudinary_asset(
     }
     Ok(CloudinaryAsset {
         public_id,
-        resource_type: resource_type.into(),
-        delivery_type: delivery.into(),
+        resource_type,
+        delivery_type,
     })
 }
 
@@ -316,8 +315,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(asset.public_id, "kyc/1/passport");
-        assert_eq!(asset.resource_type, "image");
-        assert_eq!(asset.delivery_type, "upload");
+        assert_eq!(asset.resource_type, ResourceType::Image);
+        assert_eq!(asset.delivery_type, DeliveryType::Upload);
         let raw = cloudinary_asset(
             "https://res.cloudinary.com/demo/raw/private/a/b.pdf",
             &official,

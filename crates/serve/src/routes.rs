@@ -52,6 +52,7 @@ use super::{ServeConfig, ServeError, ServedProfile};
 use dropkey_core::config::{Cloudinary, ImageKit, ImageKitAuth, Provider};
 use dropkey_core::engine::clock::SkewClock;
 use dropkey_core::serve_config::CorsOrigins;
+use dropkey_core::sign::cloudinary::{DeliveryType, ResourceType};
 use dropkey_core::sign::{cloudinary, imagekit, Params};
 
 /// Largest request body accepted (a delete of 100 URLs fits several times over).
@@ -980,16 +981,15 @@ async fn download_url(
             )));
         }
     }
-    let resource_type = query
-        .get("resource_type")
-        .map(String::as_str)
-        .unwrap_or("image");
-    if !matches!(resource_type, "image" | "video" | "raw") {
-        return Err(ApiError::invalid(format!(
-            "resource_type must be image, video or raw, got `{}`",
-            clip(resource_type)
-        )));
-    }
+    let resource_type = match query.get("resource_type") {
+        None => ResourceType::Image,
+        Some(text) => ResourceType::parse(text).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "resource_type must be image, video or raw, got `{}`",
+                clip(text)
+            ))
+        })?,
+    };
     caller
         .policy
         .check_id(&caller.name, &served.profile, public_id)?;
@@ -1003,7 +1003,11 @@ async fn download_url(
             public_id,
             format,
             resource_type,
-            delivery_type: if cl.private { "private" } else { "upload" },
+            delivery_type: if cl.private {
+                DeliveryType::Private
+            } else {
+                DeliveryType::Upload
+            },
             timestamp: now,
             expires_at,
             attachment: None,
@@ -1074,17 +1078,17 @@ async fn delete_files(
                 "urls[{index}] must be exactly {{\"type\": \"image|video|raw\", \"url\": \"...\"}}"
             )));
         };
-        if !matches!(kind.as_str(), "image" | "video" | "raw") {
+        let Some(kind) = ResourceType::parse(kind) else {
             return Err(ApiError::invalid(format!(
                 "urls[{index}].type must be image, video or raw, got `{}`",
                 clip(kind)
             )));
-        }
+        };
         let asset =
             dropkey_core::profile::cloudinary_asset(url, &served.profile).map_err(|err| {
                 ApiError::invalid(format!("urls[{index}].url `{}`: {err}", clip(url)))
             })?;
-        if asset.resource_type != *kind {
+        if asset.resource_type != kind {
             return Err(ApiError::invalid(format!(
                 "urls[{index}]: type is `{kind}` but the URL is a {} URL",
                 asset.resource_type
@@ -1104,8 +1108,8 @@ async fn delete_files(
             &served.profile,
             secret(served),
             &asset.public_id,
-            &asset.resource_type,
-            &asset.delivery_type,
+            asset.resource_type,
+            asset.delivery_type,
         )
         .await;
         match outcome {

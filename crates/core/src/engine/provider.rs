@@ -17,6 +17,7 @@ use super::job::Uploaded;
 use super::retry::{classify_status, classify_transport, Failure};
 use super::store::JobRecord;
 use crate::config::{Cloudinary, ImageKit, ImageKitAuth, Profile, Provider, MIN_CHUNK};
+use crate::sign::cloudinary::{DeliveryType, ResourceType};
 use crate::sign::{cloudinary, imagekit, Params};
 
 /// How bodies are read and when Cloudinary uploads go in chunks.
@@ -475,8 +476,8 @@ pub async fn details(
     profile: &Profile,
     secret: &SecretString,
     id: &str,
-    resource_type: &str,
-    delivery_type: &str,
+    resource_type: ResourceType,
+    delivery_type: DeliveryType,
 ) -> Result<RemoteFile, Failure> {
     sandbox_identity(profile, secret).await?;
     let request = match &profile.provider {
@@ -530,8 +531,8 @@ pub async fn delete(
     profile: &Profile,
     secret: &SecretString,
     id: &str,
-    resource_type: &str,
-    delivery_type: &str,
+    resource_type: ResourceType,
+    delivery_type: DeliveryType,
 ) -> Result<bool, Failure> {
     sandbox_identity(profile, secret).await?;
     match &profile.provider {
@@ -565,7 +566,7 @@ pub async fn delete(
         Provider::Cloudinary(cl) => {
             let mut fields = Params::new();
             fields.insert("public_id".into(), id.to_owned());
-            fields.insert("type".into(), delivery_type.to_owned());
+            fields.insert("type".into(), delivery_type.as_str().to_owned());
             fields.insert("timestamp".into(), clock.now().to_string());
             let signature = cloudinary::sign(&fields, secret, cloudinary::Algorithm::Sha1);
             fields.insert("signature".into(), signature);

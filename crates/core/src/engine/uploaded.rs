@@ -18,6 +18,7 @@ use super::store::{JobRecord, StoreError};
 use super::{lock, provider, secret_for, Engine, JobId, JobState};
 use crate::config::{Config, Profile, Provider};
 use crate::secrets::SecretError;
+use crate::sign::cloudinary::{DeliveryType, ResourceType};
 use crate::sign::{cloudinary, imagekit, SignError};
 
 /// How long a link made for a finished upload may last: a minute to a week.
@@ -58,23 +59,28 @@ pub fn response_str<'a>(response: Option<&'a Value>, name: &str) -> Option<&'a s
 
 /// Cloudinary's resource type (`image`, `video`, `raw`) and delivery type (`upload`,
 /// `private`, `authenticated`) of an asset: its file APIs and links need both.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CloudinaryKind {
-    pub resource_type: String,
-    pub delivery_type: String,
+    pub resource_type: ResourceType,
+    pub delivery_type: DeliveryType,
 }
 
 /// The kind of an upload, from its stored answer; without one (an upload Dropkey did not
-/// make), an image of the profile's delivery type.
+/// make), or where the answer names a kind Dropkey does not upload as, an image of the
+/// profile's delivery type.
 pub fn cloudinary_kind(response: Option<&Value>, profile: &Profile) -> CloudinaryKind {
     let private = matches!(&profile.provider, Provider::Cloudinary(cl) if cl.private);
     CloudinaryKind {
         resource_type: response_str(response, "resource_type")
-            .unwrap_or("image")
-            .to_owned(),
+            .and_then(ResourceType::parse)
+            .unwrap_or_default(),
         delivery_type: response_str(response, "type")
-            .unwrap_or(if private { "private" } else { "upload" })
-            .to_owned(),
+            .and_then(DeliveryType::parse)
+            .unwrap_or(if private {
+                DeliveryType::Private
+            } else {
+                DeliveryType::Upload
+            }),
     }
 }
 
@@ -163,8 +169,8 @@ pub fn signed_link(
                 api_key: &cl.api_key,
                 public_id: &target.id,
                 format: target.format.as_deref(),
-                resource_type: &target.kind.resource_type,
-                delivery_type: &target.kind.delivery_type,
+                resource_type: target.kind.resource_type,
+                delivery_type: target.kind.delivery_type,
                 timestamp: now,
                 expires_at,
                 attachment: None,
@@ -292,8 +298,8 @@ pub async fn delete(
         profile,
         secret,
         &asset.id,
-        &asset.kind.resource_type,
-        &asset.kind.delivery_type,
+        asset.kind.resource_type,
+        asset.kind.delivery_type,
     )
     .await
     .map_err(|failure| UploadedError::Provider(failure.reason().to_owned()))?;
@@ -415,8 +421,8 @@ mod tests {
 
     fn kind(resource_type: &str, delivery_type: &str) -> CloudinaryKind {
         CloudinaryKind {
-            resource_type: resource_type.into(),
-            delivery_type: delivery_type.into(),
+            resource_type: ResourceType::parse(resource_type).unwrap(),
+            delivery_type: DeliveryType::parse(delivery_type).unwrap(),
         }
     }
 

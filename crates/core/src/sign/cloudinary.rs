@@ -18,6 +18,82 @@ pub const UNSIGNED_KEYS: &[&str] = &[
     "signature",
 ];
 
+/// Cloudinary's resource types: which of its APIs and URL paths an asset lives under.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceType {
+    #[default]
+    Image,
+    Video,
+    /// Anything else (documents, archives): the public id keeps its extension.
+    Raw,
+}
+
+impl ResourceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Video => "video",
+            Self::Raw => "raw",
+        }
+    }
+
+    /// `image`, `video` or `raw`, as URLs, answers and flags spell them.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "image" => Some(Self::Image),
+            "video" => Some(Self::Video),
+            "raw" => Some(Self::Raw),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ResourceType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Cloudinary's delivery types for stored uploads (its `type`): who may fetch the asset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryType {
+    /// Public: anyone with the URL.
+    #[default]
+    Upload,
+    /// Only through a signed download link.
+    Private,
+    /// Only through a signed delivery URL.
+    Authenticated,
+}
+
+impl DeliveryType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Upload => "upload",
+            Self::Private => "private",
+            Self::Authenticated => "authenticated",
+        }
+    }
+
+    /// `upload`, `private` or `authenticated`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "upload" => Some(Self::Upload),
+            "private" => Some(Self::Private),
+            "authenticated" => Some(Self::Authenticated),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for DeliveryType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// JavaScript's `encodeURIComponent` set, which the Node SDK's query strings use.
 const URI_COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')
@@ -94,8 +170,8 @@ pub struct DownloadRequest<'a> {
     pub api_key: &'a str,
     pub public_id: &'a str,
     pub format: Option<&'a str>,
-    pub resource_type: &'a str,
-    pub delivery_type: &'a str,
+    pub resource_type: ResourceType,
+    pub delivery_type: DeliveryType,
     pub timestamp: i64,
     pub expires_at: i64,
     /// `Some(false)` is still sent (and signed), as the SDK does.
@@ -129,7 +205,7 @@ pub fn private_download_url(
     if let Some(format) = request.format.filter(|f| !f.is_empty()) {
         ordered.push(("format", format.to_owned()));
     }
-    ordered.push(("type", request.delivery_type.to_owned()));
+    ordered.push(("type", request.delivery_type.as_str().to_owned()));
     if let Some(attachment) = request.attachment {
         ordered.push(("attachment", attachment.to_string()));
     }
@@ -205,6 +281,24 @@ mod tests {
     }
 
     #[test]
+    fn kinds_read_back_as_cloudinary_spells_them_and_nothing_else() {
+        for kind in [ResourceType::Image, ResourceType::Video, ResourceType::Raw] {
+            assert_eq!(ResourceType::parse(kind.as_str()), Some(kind));
+        }
+        for kind in [
+            DeliveryType::Upload,
+            DeliveryType::Private,
+            DeliveryType::Authenticated,
+        ] {
+            assert_eq!(DeliveryType::parse(kind.as_str()), Some(kind));
+        }
+        for bad in ["", "Image", "auto", "image/", "fetch"] {
+            assert_eq!(ResourceType::parse(bad), None, "{bad}");
+            assert_eq!(DeliveryType::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn download_url_refuses_empty_ids_and_past_expiry() {
         let secret = SecretString::from("s");
         let mut req = DownloadRequest {
@@ -213,8 +307,8 @@ mod tests {
             api_key: "1",
             public_id: "",
             format: None,
-            resource_type: "image",
-            delivery_type: "private",
+            resource_type: ResourceType::Image,
+            delivery_type: DeliveryType::Private,
             timestamp: 10,
             expires_at: 70,
             attachment: None,

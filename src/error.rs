@@ -31,6 +31,9 @@ pub enum Error {
     },
     #[error("cannot read the secret from stdin: {0}; pipe the private key in, e.g. `printf %s \"$KEY\" | dropkey key set PROFILE`")]
     Stdin(std::io::Error),
+    /// `profile test`: the provider refused, or could not be reached.
+    #[error("profile `{profile}` did not pass the connection test: {reason}")]
+    ConnectionFailed { profile: String, reason: String },
     /// Arguments that parse but do not fit together (e.g. `--token` for a Cloudinary profile).
     #[error("{0}")]
     Usage(String),

@@ -873,3 +873,44 @@ fn endpoints_that_would_carry_a_key_in_clear_are_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn profile_test_proves_the_key_against_the_provider_and_names_a_refusal() {
+    let rt = common::runtime();
+    let env = Env::with_config("");
+    let key = "private_profile_test_key";
+    let _sandbox = common::sandbox_for_config(&rt, env.dir.path(), key);
+
+    let ok = stdout_json(&env.run(
+        &["profile", "test", "sandbox"],
+        &[("DROPKEY_SECRET_SANDBOX", key)],
+    ));
+    assert_eq!(ok["ok"], true, "{ok}");
+    assert!(ok["message"].as_str().unwrap().contains("accepted the key"));
+
+    // The same sandbox, asked with another key: refused, with the reason and without the key.
+    let wrong = "private_not_the_sandbox_key";
+    let out = env.run(
+        &["profile", "test", "sandbox"],
+        &[("DROPKEY_SECRET_SANDBOX", wrong)],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr.contains("did not pass the connection test"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(wrong), "{stderr}");
+
+    // A token-server profile holds no key to test, and says so.
+    let mut config = std::fs::read_to_string(env.config()).unwrap();
+    config.push_str(
+        "\n[profiles.remote]\nprovider = \"imagekit\"\nauth = \"remote\"\npublic_key = \"public_abc\"\nurl_endpoint = \"https://ik.imagekit.io/acme\"\ntoken_url = \"https://tokens.example.com/api/media/get-upload-token\"\n",
+    );
+    std::fs::write(env.config(), config).unwrap();
+    let remote = env.run(&["profile", "test", "remote"], &[]);
+    let stderr = String::from_utf8_lossy(&remote.stderr);
+    assert_eq!(remote.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("token server"), "{stderr}");
+}

@@ -185,7 +185,7 @@ async fn run(cli: &Cli) -> Result<(), Error> {
         Command::PrivateUrl(args) => sign::private_url(&Context::load(cli)?, args)?,
         Command::Key(cmd) => key::run(&Context::load(cli)?, cmd)?,
         // `profile set` may create the config file, also one named with --config.
-        Command::Profile(cmd) => profiles::run(&Context::load_creating(cli)?, cmd)?,
+        Command::Profile(cmd) => profiles::run(&Context::load_creating(cli)?, cmd).await?,
         // Streaming commands print their own lines.
         Command::Upload(args) => return upload::upload(Context::load(cli)?, args).await,
         Command::Resume(args) => return upload::resume(Context::load(cli)?, args).await,

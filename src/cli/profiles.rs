@@ -9,6 +9,7 @@ use super::Context;
 use crate::Error;
 use dropkey_core::config::{ImageKitAuth, Profile, ProviderKind};
 use dropkey_core::config_edit::{self, ProfileSpec};
+use dropkey_core::engine::connection;
 use dropkey_core::profile::ProfileStatus;
 use dropkey_core::secrets::SecretSource;
 
@@ -18,6 +19,9 @@ pub enum ProfileCommand {
     List,
     /// Add a profile, or change one, in the config file.
     Set(Box<SetArgs>),
+    /// Test a profile against its provider with its key (nothing is uploaded): one line,
+    /// `{"profile","ok":true,"message"}`, or exit 2 with the provider's reason.
+    Test { name: String },
     /// Remove a profile from the config file (and its key from the keychain with --with-key).
     Remove {
         name: String,
@@ -62,8 +66,28 @@ pub struct SetArgs {
     private: bool,
 }
 
-pub fn run(ctx: &Context, command: &ProfileCommand) -> Result<Value, Error> {
+pub async fn run(ctx: &Context, command: &ProfileCommand) -> Result<Value, Error> {
     match command {
+        ProfileCommand::Test { name } => {
+            let profile = ctx.profile(name)?;
+            let _sandbox = ctx
+                .local_sandbox_for(std::iter::once(profile.name.as_str()))
+                .await?;
+            let http = reqwest::Client::builder()
+                .user_agent(concat!("dropkey/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(std::time::Duration::from_secs(15))
+                .timeout(std::time::Duration::from_secs(60))
+                .build()
+                .map_err(|err| Error::Usage(format!("cannot start an HTTP client: {err}")))?;
+            let check = connection::check(&http, &ctx.secrets, profile).await;
+            if !check.ok {
+                return Err(Error::ConnectionFailed {
+                    profile: profile.name.clone(),
+                    reason: check.message,
+                });
+            }
+            Ok(json!({ "profile": profile.name, "ok": true, "message": check.message }))
+        }
         ProfileCommand::List => {
             let profiles: Vec<Value> = ctx
                 .config

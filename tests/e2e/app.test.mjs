@@ -427,6 +427,18 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
     assert.equal(byProfile.cl.badge, "Key set (env)");
     assert.equal(byProfile.ik.source, "missing");
     assert.equal(byProfile.ik.badge, "Key not set");
+
+    // "Test connection" on the built-in profile reaches the sandbox with its key and says so
+    // (the core's connection test, as `dropkey profile test sandbox` runs it).
+    const sandboxCard = browser.$('[data-testid="profile-item"][data-profile="sandbox"]');
+    await sandboxCard.$('[data-testid="test-connection"]').click();
+    const message = sandboxCard.$('[data-testid="profile-message"]');
+    await browser.waitUntil(async () => (await message.isExisting()) && (await message.getText()) !== "Testing…", {
+      timeout: UI_TIMEOUT_MS,
+      timeoutMsg: "the connection test did not answer",
+    });
+    assert.match(await message.getText(), /^Connected: ImageKit accepted the key$/);
+    assert.ok(!(await message.getAttribute("class")).includes("bad"), await message.getText());
   });
 
   it("uploads pasted files to the sandbox and lists them in History with working links", async () => {

@@ -315,6 +315,14 @@ impl ProviderKind {
         }
     }
 
+    /// The provider's name as people write it.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Self::ImageKit => "ImageKit",
+            Self::Cloudinary => "Cloudinary",
+        }
+    }
+
     /// `imagekit` or `cloudinary`, in any case, around white space.
     pub fn parse(text: &str) -> Option<Self> {
         match text.trim().to_ascii_lowercase().as_str() {

@@ -95,6 +95,44 @@ impl ProfileSpec {
     }
 }
 
+/// The provider's own hosts: a profile may always send its key there.
+const PROVIDER_HOSTS: &[&str] = &[
+    "https://upload.imagekit.io",
+    "https://api.imagekit.io",
+    "https://api.cloudinary.com",
+];
+
+/// The origins of `spec`'s key-, token- and file-bearing URLs (upload, API, token server)
+/// that are neither the provider's own nor already used by `current`, the profile as saved:
+/// the addresses a front end asks the user to confirm before the key can reach them. Sorted,
+/// once each; an unparsable URL is left to the config's own check.
+pub fn hosts_to_confirm(spec: &ProfileSpec, current: Option<&Profile>) -> Vec<String> {
+    let known: Vec<String> = current
+        .map(|p| match &p.provider {
+            Provider::ImageKit(ik) => [
+                Some(&ik.upload_url),
+                Some(&ik.api_url),
+                ik.token_url.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|u| u.origin().ascii_serialization())
+            .collect(),
+            Provider::Cloudinary(cl) => vec![cl.api_url.origin().ascii_serialization()],
+        })
+        .unwrap_or_default();
+    let mut hosts: Vec<String> = [&spec.upload_url, &spec.api_url, &spec.token_url]
+        .into_iter()
+        .flatten()
+        .filter_map(|u| url::Url::parse(u.trim()).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .filter(|o| !PROVIDER_HOSTS.contains(&o.as_str()) && !known.contains(o))
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
 /// A watched folder as Settings adds it; the other rules are written in the file by hand.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WatchSpec {
@@ -563,6 +601,54 @@ mod tests {
         let after = std::fs::read_to_string(&paths.config_file).unwrap();
         // Only `auth = "v2"` (the default, now explicit) may differ.
         assert_eq!(after.replace("auth = \"v2\"\n", ""), before);
+    }
+
+    #[test]
+    fn only_new_non_provider_hosts_need_the_users_word() {
+        let spec = |upload: Option<&str>, api: Option<&str>| ProfileSpec {
+            upload_url: upload.map(Into::into),
+            api_url: api.map(Into::into),
+            ..imagekit("p")
+        };
+        assert!(hosts_to_confirm(&spec(None, None), None).is_empty());
+        assert!(hosts_to_confirm(
+            &spec(
+                Some("https://upload.imagekit.io/api/v2/files/upload"),
+                Some("https://api.imagekit.io")
+            ),
+            None
+        )
+        .is_empty());
+        assert_eq!(
+            hosts_to_confirm(
+                &spec(
+                    Some("https://media.example.com/up"),
+                    Some("https://media.example.com")
+                ),
+                None
+            ),
+            ["https://media.example.com"]
+        );
+        // Already the saved profile's: no new question.
+        let dir = tempfile::tempdir().unwrap();
+        let config = upsert_profile(
+            &paths(dir.path()),
+            &spec(Some("https://media.example.com/up"), None),
+        )
+        .unwrap();
+        let saved = config.profile("p");
+        assert!(
+            hosts_to_confirm(&spec(Some("https://media.example.com/up2"), None), saved).is_empty()
+        );
+        // Another port is another address; plain http is another origin too.
+        assert_eq!(
+            hosts_to_confirm(&spec(None, Some("https://media.example.com:8443")), saved),
+            ["https://media.example.com:8443"]
+        );
+        assert_eq!(
+            hosts_to_confirm(&spec(Some("http://media.example.com/up"), None), saved),
+            ["http://media.example.com"]
+        );
     }
 
     #[test]

@@ -3,17 +3,14 @@
 
 use secrecy::SecretString;
 
-use dropkey_core::config::Provider as CoreProvider;
 use dropkey_core::config_edit::{self, ProfileSpec};
-use dropkey_core::engine::provider::{self, RemoteFile};
+use dropkey_core::engine::connection;
 use dropkey_core::profile::ProfileStatus;
 use dropkey_core::secrets::SecretSource as CoreSecretSource;
 
 use super::{lock, Backend};
 use crate::error::AppError;
 use crate::models::{ConnectionCheck, ProfileInput, ProfileView, SecretSource};
-
-const CONNECTION_PROBE_ID: &str = "dropkey-connection-test";
 
 impl Backend {
     pub fn list_profiles(&self) -> Vec<ProfileView> {
@@ -85,27 +82,11 @@ impl Backend {
         Ok(self.list_profiles())
     }
 
-    /// The addresses in `input` that would receive this profile's key, tokens or files and
-    /// that the user has not confirmed yet: not the provider's own hosts, not those the saved
-    /// profile already uses.
+    /// The addresses in `input` the user has not confirmed yet
+    /// ([`config_edit::hosts_to_confirm`]).
     pub fn endpoint_hosts_to_confirm(&self, input: &ProfileInput) -> Vec<String> {
-        let known: Vec<String> = self
-            .config()
-            .profile(&input.name)
-            .map(|p| match &p.provider {
-                CoreProvider::ImageKit(ik) => [
-                    Some(&ik.upload_url),
-                    Some(&ik.api_url),
-                    ik.token_url.as_ref(),
-                ]
-                .into_iter()
-                .flatten()
-                .map(|u| u.origin().ascii_serialization())
-                .collect(),
-                CoreProvider::Cloudinary(cl) => vec![cl.api_url.origin().ascii_serialization()],
-            })
-            .unwrap_or_default();
-        new_endpoint_hosts(input, &known)
+        let spec: ProfileSpec = input.clone().into();
+        config_edit::hosts_to_confirm(&spec, self.config().profile(&input.name))
     }
 
     /// Removes a profile from the config file, and its key from the keychain with `with_key`.
@@ -130,132 +111,11 @@ impl Backend {
         Ok(self.list_profiles())
     }
 
-    /// Asks the provider for a file that does not exist: a "not found" proves the address and
-    /// the key; a refusal says what is wrong.
+    /// The core's connection test (`dropkey profile test` runs the same).
     pub async fn test_connection(&self, name: &str) -> Result<ConnectionCheck, AppError> {
         let profile = self.profile(name)?;
-        if let CoreProvider::ImageKit(ik) = &profile.provider {
-            if ik.auth == dropkey_core::config::ImageKitAuth::Remote {
-                return Ok(ConnectionCheck {
-                    ok: false,
-                    message:
-                        "this profile gets its tokens from a token server; upload a file to test it"
-                            .into(),
-                });
-            }
-        }
-        let secrets = self.secrets.clone();
-        let lookup = profile.clone();
-        let secret = tauri::async_runtime::spawn_blocking(move || secrets.get(&lookup))
+        Ok(connection::check(&self.http, &self.secrets, &profile)
             .await
-            .map_err(AppError::internal)?;
-        let (secret, _) = match secret {
-            Ok(found) => found,
-            Err(err) => {
-                return Ok(ConnectionCheck {
-                    ok: false,
-                    message: err.to_string(),
-                })
-            }
-        };
-        let checked = provider::details(
-            &self.http,
-            &profile,
-            &secret,
-            CONNECTION_PROBE_ID,
-            "image",
-            "upload",
-        )
-        .await;
-        Ok(match checked {
-            Ok(RemoteFile::Missing | RemoteFile::Present { .. }) => ConnectionCheck {
-                ok: true,
-                message: format!("Connected: {} accepted the key", profile.provider_name()),
-            },
-            Err(failure) => ConnectionCheck {
-                ok: false,
-                message: failure.reason().to_string(),
-            },
-        })
-    }
-}
-
-/// The provider's own hosts: a profile may always send its key there.
-const PROVIDER_HOSTS: &[&str] = &[
-    "https://upload.imagekit.io",
-    "https://api.imagekit.io",
-    "https://api.cloudinary.com",
-];
-
-/// The origins of `input`'s key-, token- and file-bearing URLs that are neither the provider's
-/// nor in `known`; sorted, once each. Unparsable URLs are left to the config's own check.
-fn new_endpoint_hosts(input: &ProfileInput, known: &[String]) -> Vec<String> {
-    let mut hosts: Vec<String> = [&input.upload_url, &input.api_url, &input.token_url]
-        .into_iter()
-        .flatten()
-        .filter_map(|u| url::Url::parse(u.trim()).ok())
-        .map(|u| u.origin().ascii_serialization())
-        .filter(|o| !PROVIDER_HOSTS.contains(&o.as_str()) && !known.contains(o))
-        .collect();
-    hosts.sort();
-    hosts.dedup();
-    hosts
-}
-
-#[cfg(test)]
-mod endpoint_tests {
-    use super::*;
-    use crate::models::Provider;
-
-    fn input(upload: Option<&str>, api: Option<&str>) -> ProfileInput {
-        ProfileInput {
-            name: "p".into(),
-            provider: Provider::Imagekit,
-            auth: None,
-            public_key: Some("public_k".into()),
-            url_endpoint: Some("https://ik.imagekit.io/x".into()),
-            upload_url: upload.map(Into::into),
-            api_url: api.map(Into::into),
-            token_url: None,
-            folder: None,
-            tags: Vec::new(),
-            cloud_name: None,
-            api_key: None,
-            private: false,
-        }
-    }
-
-    #[test]
-    fn only_new_non_provider_hosts_need_the_users_word() {
-        assert!(new_endpoint_hosts(&input(None, None), &[]).is_empty());
-        assert!(new_endpoint_hosts(
-            &input(
-                Some("https://upload.imagekit.io/api/v2/files/upload"),
-                Some("https://api.imagekit.io")
-            ),
-            &[]
-        )
-        .is_empty());
-        assert_eq!(
-            new_endpoint_hosts(
-                &input(
-                    Some("https://media.example.com/up"),
-                    Some("https://media.example.com")
-                ),
-                &[]
-            ),
-            ["https://media.example.com"]
-        );
-        // Already the saved profile's: no new question.
-        let known = vec!["https://media.example.com".to_owned()];
-        assert!(
-            new_endpoint_hosts(&input(Some("https://media.example.com/up"), None), &known)
-                .is_empty()
-        );
-        // Another port is another address.
-        assert_eq!(
-            new_endpoint_hosts(&input(None, Some("https://media.example.com:8443")), &known),
-            ["https://media.example.com:8443"]
-        );
+            .into())
     }
 }

@@ -188,3 +188,12 @@ pub struct ConnectionCheck {
     pub ok: bool,
     pub message: String,
 }
+
+impl From<dropkey_core::engine::connection::ConnectionCheck> for ConnectionCheck {
+    fn from(check: dropkey_core::engine::connection::ConnectionCheck) -> Self {
+        Self {
+            ok: check.ok,
+            message: check.message,
+        }
+    }
+}

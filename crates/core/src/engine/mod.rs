@@ -18,6 +18,7 @@
 
 pub mod body;
 pub mod clock;
+pub mod connection;
 pub mod fault;
 pub mod identity;
 pub mod intake;

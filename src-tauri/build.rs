@@ -10,6 +10,7 @@ const COMMANDS: &[&str] = &[
     "delete_secret",
     "test_connection",
     "subscribe",
+    "next_events",
     "queue_page",
     "cancel_intake",
     "retry_failed",

@@ -24,6 +24,8 @@ pub enum ErrorKind {
     Clipboard,
     /// A bug or an environment failure the user cannot fix from the window.
     Internal,
+    /// A newer page took over the event stream: this one stops pulling.
+    Superseded,
     /// Raised by the UI, never by Rust: the page runs outside the app. (Listed here so the
     /// exported type has every kind the UI handles.)
     #[allow(dead_code)]

@@ -16,6 +16,7 @@ pub fn builder() -> Builder<tauri::Wry> {
         profiles::delete_secret,
         profiles::test_connection,
         uploads::subscribe,
+        uploads::next_events,
         uploads::queue_page,
         uploads::cancel_intake,
         uploads::retry_failed,

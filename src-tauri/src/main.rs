@@ -32,7 +32,7 @@ mod leak_tests;
 use tauri::{DragDropEvent, Manager, RunEvent, WindowEvent};
 
 use crate::backend::{lock, AppState};
-use crate::events::UiChannel;
+use crate::events::UiEvents;
 use crate::models::{DragState, UiEvent};
 
 // Without a window there is no other place to say why the app did not start.
@@ -64,7 +64,7 @@ fn main() {
             None,
         ))
         .manage(AppState::default())
-        .manage(UiChannel::default())
+        .manage(UiEvents::default())
         .manage(grants::Grants::default())
         .invoke_handler(ipc.invoke_handler())
         .setup(move |app| {

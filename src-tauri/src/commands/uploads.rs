@@ -1,27 +1,36 @@
 //! The upload queue: adding files (drop, picker, paste), progress, cancel, retry, pause.
 
-use tauri::ipc::Channel;
 use tauri::{AppHandle, State};
 
 use super::blocking;
 use crate::actions;
 use crate::backend::AppState;
 use crate::error::AppError;
-use crate::events::UiChannel;
+use crate::events::UiEvents;
 use crate::grants::Grants;
 use crate::models::{Destination, EnqueueRequest, EnqueueResult, QueuePage, UiEvent};
 use crate::native;
 
-/// Registers the window's channel for queue changes, progress, new uploads, watch status and
-/// tray notices (batched, at most ten messages a second).
+/// Makes this page the one that receives queue changes, progress, new uploads, watch status
+/// and tray notices; answers the id it pulls them with (`next_events`).
 #[tauri::command]
 #[specta::specta]
-pub async fn subscribe(
-    channel: State<'_, UiChannel>,
-    events: Channel<Vec<UiEvent>>,
-) -> Result<(), AppError> {
-    channel.set(events);
-    Ok(())
+pub async fn subscribe(events: State<'_, UiEvents>) -> Result<u32, AppError> {
+    Ok(events.subscribe())
+}
+
+/// The events since the last pull, as soon as there are any (batched, at most five answers a
+/// second), or none after 20 s; fails once another page subscribed.
+#[tauri::command]
+#[specta::specta]
+pub async fn next_events(
+    events: State<'_, UiEvents>,
+    subscriber: u32,
+) -> Result<Vec<UiEvent>, AppError> {
+    events
+        .next(subscriber, std::time::Duration::from_secs(20))
+        .await
+        .map_err(|err| AppError::new(crate::error::ErrorKind::Superseded, err))
 }
 
 /// One window of the queue (rows `offset..offset + limit`, oldest first) with the counts by

@@ -95,8 +95,8 @@ pub enum DragState {
     Drop,
 }
 
-/// Everything the backend pushes to the window, through the `subscribe` channel, in batches
-/// sent at most every 200 ms.
+/// Everything the backend tells the window, pulled with `next_events`, in batches queued at
+/// most every 200 ms (and at once for drags, notices and deletions).
 #[derive(Debug, Clone, Serialize, specta::Type, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum UiEvent {
@@ -145,6 +145,9 @@ pub enum UiEvent {
     Navigate {
         screen: String,
     },
+    /// Events were dropped while the window did not pull them: it reads its queue, status,
+    /// watches and history again.
+    Resync,
 }
 
 #[derive(Debug, Clone, Serialize, specta::Type, PartialEq, Eq)]

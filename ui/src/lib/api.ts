@@ -5,7 +5,7 @@
  * plugin directly: they receive an {@link Api} (see `main.ts`), so UI logic can be exercised
  * with a fake and every backend failure reaches the screen as a typed {@link AppError}.
  */
-import { Channel, isTauri } from "@tauri-apps/api/core";
+import { isTauri } from "@tauri-apps/api/core";
 import { openUrl } from "@tauri-apps/plugin-opener";
 
 import { commands } from "./bindings";
@@ -25,7 +25,6 @@ import type {
   ProfileInput_Serialize,
   SettingsUpdate,
   SettingsView,
-  UiEvent_Deserialize,
   UiEvent_Serialize,
   WatchInput_Deserialize,
   WatchView_Serialize,
@@ -97,7 +96,10 @@ export interface Api {
   deleteSecret(profile: string): Async<boolean>;
   testConnection(profile: string): Async<ConnectionCheck>;
 
-  /** Registers the handler for the backend's batched events (one call per page). */
+  /**
+   * Registers the handler for the backend's batched events (one call per page) and keeps
+   * pulling them until a newer page subscribes.
+   */
   subscribe(onEvents: (events: UiEvent[]) => void): Async<null>;
   /** Rows `offset..offset + limit` of the queue, with its counts by state. */
   queuePage(offset: number, limit: number): Async<QueuePage>;
@@ -214,6 +216,32 @@ function unavailable<T>(): Promise<Result<T, AppError>> {
 
 /** Creates the real {@link Api}, backed by Tauri IPC. */
 export function createTauriApi(available: () => boolean = isTauri): Api {
+  // Events are pulled (a long poll), not pushed through a Tauri channel: WebKit keeps memory
+  // for every script a channel message runs, an answer to a pull is freed once read.
+  const pullEvents = async (subscriber: number, onEvents: (events: UiEvent[]) => void) => {
+    for (;;) {
+      let next: Result<UiEvent[]>;
+      try {
+        next = await commands.nextEvents(subscriber);
+      } catch (e) {
+        next = { status: "error", error: { kind: "ipc", message: String(e) } };
+      }
+      if (next.status === "ok") {
+        if (next.data.length > 0) {
+          try {
+            onEvents(next.data);
+          } catch (e) {
+            console.error("an event handler failed", e);
+          }
+        }
+        continue;
+      }
+      if (next.error.kind === "superseded") return;
+      // The backend is busy or restarting: ask again shortly.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  };
+
   const call =
     <A extends unknown[], T>(run: (...args: A) => Promise<Result<T, AppError>>) =>
     (...args: A): Promise<Result<T, AppError>> =>
@@ -232,11 +260,11 @@ export function createTauriApi(available: () => boolean = isTauri): Api {
     deleteSecret: call((profile: string) => commands.deleteSecret(profile)),
     testConnection: call((profile: string) => commands.testConnection(profile)),
 
-    subscribe: call((onEvents: (events: UiEvent[]) => void) => {
-      const channel = new Channel<UiEvent[]>();
-      channel.onmessage = onEvents;
-      // The bindings name the channel's payload from the Rust side's (serialising) view.
-      return commands.subscribe(channel as unknown as Channel<UiEvent_Deserialize[]>);
+    subscribe: call(async (onEvents: (events: UiEvent[]) => void): Promise<Result<null>> => {
+      const subscribed = await commands.subscribe();
+      if (subscribed.status === "error") return subscribed;
+      void pullEvents(subscribed.data, onEvents);
+      return { status: "ok", data: null };
     }),
     queuePage: call((offset: number, limit: number) => commands.queuePage(offset, limit)),
     enqueueFiles: call((request: EnqueueRequest) => commands.enqueueFiles(request)),

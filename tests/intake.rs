@@ -15,72 +15,49 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dropkey_core::config::{Config, Paths};
+use common::rig::Rig;
+use dropkey_core::config::Config;
 use dropkey_core::engine::intake::{Destination, IntakeRequest};
-use dropkey_core::engine::{Engine, EngineSettings, Event};
-use dropkey_sandbox::SandboxHandle;
+use dropkey_core::engine::{Engine, Event};
 use serde_json::Value;
 
 const KEY: &str = "private_intake_test_key";
 
-struct Rig {
-    dir: tempfile::TempDir,
-    rt: tokio::runtime::Runtime,
-    sandbox: SandboxHandle,
-}
-
 impl Rig {
     fn new() -> Self {
-        let rt = common::runtime();
-        let dir = tempfile::tempdir().unwrap();
-        let sandbox = common::sandbox_for_config(&rt, dir.path(), KEY);
+        let rig = Rig::builder(KEY).start();
         std::env::set_var("DROPKEY_SECRET_SANDBOX", KEY);
-        Self { dir, rt, sandbox }
+        rig
     }
 
     fn engine(&self, paused: bool) -> (Engine, Config) {
-        let paths = Paths::resolve(
-            Some(self.dir.path().join("config.toml")),
-            Some(self.dir.path().join("data")),
-        )
-        .unwrap();
-        let config = Config::load(&paths).unwrap();
-        let mut settings = EngineSettings::new(&paths.data_dir, &config.upload);
-        settings.start_paused = paused;
-        let _guard = self.rt.enter();
-        let engine = Engine::start(
-            config.clone(),
-            dropkey_core::secrets::Secrets::new(&paths.data_dir),
-            settings,
-        )
-        .unwrap();
-        (engine, config)
+        self.start_engine(&self.data_dir(), |settings| settings.start_paused = paused)
     }
 
     /// `remote folder/name` of every file the sandbox stored (without the unique suffix
     /// ImageKit adds to a name already taken).
     fn landed(&self) -> Vec<String> {
-        let mut names: Vec<String> =
-            common::read_records(&self.sandbox.root().join("ledger.jsonl"))
-                .iter()
-                .map(|e: &Value| {
-                    let name = e["name"].as_str().unwrap_or_default();
-                    let name = match name.rsplit_once('.') {
-                        Some((stem, ext)) => match stem.rsplit_once('_') {
-                            Some((base, suffix)) if suffix.len() == 8 => format!("{base}.{ext}"),
-                            _ => name.to_owned(),
-                        },
-                        None => name.to_owned(),
-                    };
-                    format!(
-                        "{}/{name}",
-                        e["folder"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .trim_end_matches('/'),
-                    )
-                })
-                .collect();
+        let mut names: Vec<String> = self
+            .ledger()
+            .iter()
+            .map(|e: &Value| {
+                let name = e["name"].as_str().unwrap_or_default();
+                let name = match name.rsplit_once('.') {
+                    Some((stem, ext)) => match stem.rsplit_once('_') {
+                        Some((base, suffix)) if suffix.len() == 8 => format!("{base}.{ext}"),
+                        _ => name.to_owned(),
+                    },
+                    None => name.to_owned(),
+                };
+                format!(
+                    "{}/{name}",
+                    e["folder"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .trim_end_matches('/'),
+                )
+            })
+            .collect();
         names.sort();
         names
     }
@@ -152,7 +129,7 @@ fn a_dropped_tree_is_queued_in_batches_and_lands_once_with_its_structure() {
     let again = drop.join("day-4/img-000.jpg");
 
     let (engine, config) = rig.engine(false);
-    let progress = rig.rt.block_on(async {
+    let progress = rig.runtime.block_on(async {
         let mut events = engine.subscribe();
         let intake = engine
             .start_intake(request(
@@ -217,7 +194,7 @@ fn cancelling_an_intake_stops_its_walk_and_cancels_what_it_queued() {
     // Uploads paused: nothing can finish before the cancel, so every job it queued must end
     // cancelled.
     let (engine, config) = rig.engine(true);
-    let (progress, counts) = rig.rt.block_on(async {
+    let (progress, counts) = rig.runtime.block_on(async {
         let intake = engine
             .start_intake(request(&config, vec![drop.clone()], Destination::default()))
             .unwrap();
@@ -257,7 +234,7 @@ fn retry_failed_and_clear_finished_work_on_thousands_at_once() {
     let away = rig.dir.path().join("away");
     std::fs::create_dir_all(&away).unwrap();
     let (engine, config) = rig.engine(true);
-    rig.rt.block_on(async {
+    rig.runtime.block_on(async {
         let intake = engine
             .start_intake(request(&config, vec![drop.clone()], Destination::default()))
             .unwrap();

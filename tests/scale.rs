@@ -14,44 +14,16 @@ mod common;
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use dropkey_sandbox::SandboxHandle;
+use common::rig::{json_lines, Rig};
 use serde_json::Value;
 
 const KEY: &str = "private_scale_test_key";
 
-struct Rig {
-    dir: tempfile::TempDir,
-    sandbox: Option<SandboxHandle>,
-    runtime: tokio::runtime::Runtime,
-}
-
 impl Rig {
     fn new() -> Self {
-        let runtime = common::runtime();
-        let dir = tempfile::tempdir().unwrap();
-        let handle = common::sandbox_for_config(&runtime, dir.path(), KEY);
-        Self {
-            dir,
-            sandbox: Some(handle),
-            runtime,
-        }
-    }
-
-    fn dropkey(&self, args: &[&str]) -> Command {
-        let mut cmd = common::isolated_dropkey();
-        cmd.env("DROPKEY_SECRET_SANDBOX", KEY)
-            .arg("--config")
-            .arg(self.dir.path().join("config.toml"))
-            .arg("--data-dir")
-            .arg(self.data_dir())
-            .args(args);
-        cmd
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        Rig::builder(KEY).start()
     }
 
     fn run_with_stdin(&self, args: &[&str], stdin: &str) -> (Option<i32>, Vec<Value>, String) {
@@ -69,42 +41,8 @@ impl Rig {
         });
         let out = child.wait_with_output().unwrap();
         writer.join().unwrap();
-        parse(out)
+        json_lines(out)
     }
-
-    fn run(&self, args: &[&str]) -> (Option<i32>, Vec<Value>, String) {
-        parse(self.dropkey(args).stdin(Stdio::null()).output().unwrap())
-    }
-
-    fn files(&self) -> PathBuf {
-        let dir = self.dir.path().join("files");
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    fn ledger(&self) -> Vec<Value> {
-        common::read_records(&self.sandbox.as_ref().unwrap().ledger_path())
-    }
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        if let Some(handle) = self.sandbox.take() {
-            self.runtime.block_on(handle.shutdown());
-        }
-    }
-}
-
-fn parse(out: std::process::Output) -> (Option<i32>, Vec<Value>, String) {
-    let lines = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect();
-    (
-        out.status.code(),
-        lines,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn write(path: &Path, seed: usize) {

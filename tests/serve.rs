@@ -20,9 +20,7 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use dropkey_core::config::Config;
-use dropkey_sandbox::{
-    self as sandbox, CloudinaryAccount, ImageKitAccount, SandboxConfig, SandboxHandle,
-};
+use dropkey_sandbox as sandbox;
 use dropkey_serve::{self as serve, tokens, ServeConfig, ServeHandle};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -93,14 +91,22 @@ folder_prefix = "/boxed"
     )
 }
 
+/// The shared sandbox rig with `dropkey serve` in-process in front of it, and a bearer token
+/// per test policy.
 struct Rig {
-    dir: tempfile::TempDir,
-    runtime: tokio::runtime::Runtime,
-    sandbox: Option<SandboxHandle>,
+    base: common::rig::Rig,
     serve: Option<ServeHandle>,
     http: reqwest::Client,
     /// Bearer tokens by name: alice (default policy), web, ops, slow, legacy, boxed.
     tokens: Vec<(String, SecretString)>,
+}
+
+impl std::ops::Deref for Rig {
+    type Target = common::rig::Rig;
+
+    fn deref(&self) -> &common::rig::Rig {
+        &self.base
+    }
 }
 
 impl Rig {
@@ -110,22 +116,19 @@ impl Rig {
 
     /// A rig whose `[serve]` table also has `serve_keys`.
     fn with(serve_keys: &str) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let sandbox = runtime.block_on(start_sandbox(dir.path())).unwrap();
-        let text = config_text(&sandbox.base_url(), "").replacen(
-            "[serve]\n",
-            &format!("[serve]\n{serve_keys}\n"),
-            1,
-        );
-        let config_path = dir.path().join("config.toml");
-        std::fs::write(&config_path, &text).unwrap();
+        let base = sandbox_rig()
+            .config(|sandbox, _| {
+                config_text(&sandbox.base_url(), "").replacen(
+                    "[serve]\n",
+                    &format!("[serve]\n{serve_keys}\n"),
+                    1,
+                )
+            })
+            .start();
+        let config_path = base.config_path();
+        let text = std::fs::read_to_string(&config_path).unwrap();
         let config = Config::from_toml(&text, &config_path).unwrap();
-        let data = dir.path().join("data");
+        let data = base.data_dir();
         let tokens_file = tokens::tokens_path(&data);
         let tokens: Vec<(String, SecretString)> =
             ["alice", "web", "ops", "slow", "legacy", "boxed"]
@@ -135,11 +138,9 @@ impl Rig {
         let mut serve_config =
             ServeConfig::from_config(&config, &data, |_| Ok(SecretString::from(KEY))).unwrap();
         serve_config.settings.listen = "127.0.0.1:0".parse().unwrap();
-        let serve = runtime.block_on(serve::start(serve_config)).unwrap();
+        let serve = base.runtime.block_on(serve::start(serve_config)).unwrap();
         Self {
-            dir,
-            runtime,
-            sandbox: Some(sandbox),
+            base,
             serve: Some(serve),
             http: reqwest::Client::new(),
             tokens,
@@ -219,8 +220,7 @@ impl Rig {
     }
 
     fn audit(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("data").join("serve-audit.jsonl"))
-            .unwrap_or_default()
+        std::fs::read_to_string(self.data_dir().join("serve-audit.jsonl")).unwrap_or_default()
     }
 
     /// Stops the server (flushing the audit log) and checks that no line of it holds a bearer
@@ -245,30 +245,17 @@ impl Rig {
 
 impl Drop for Rig {
     fn drop(&mut self) {
+        // Before the sandbox, which `base` shuts down after this.
         if let Some(serve) = self.serve.take() {
-            self.runtime.block_on(serve.shutdown());
-        }
-        if let Some(sandbox) = self.sandbox.take() {
-            self.runtime.block_on(sandbox.shutdown());
+            self.base.runtime.block_on(serve.shutdown());
         }
     }
 }
 
-async fn start_sandbox(dir: &Path) -> Result<SandboxHandle, sandbox::SandboxError> {
-    sandbox::start(SandboxConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        dir.join("sandbox"),
-        ImageKitAccount {
-            public_key: PUBLIC_KEY.into(),
-            private_key: SecretString::from(KEY),
-        },
-        CloudinaryAccount {
-            cloud_name: sandbox::CLOUDINARY_CLOUD.into(),
-            api_key: sandbox::CLOUDINARY_API_KEY.into(),
-            api_secret: SecretString::from(KEY),
-        },
-    ))
-    .await
+/// The sandbox with no `[sandbox]` table in the config: the profiles of [`config_text`] are
+/// the only ones the server has, as in a team's config.
+fn sandbox_rig<'a>() -> common::rig::RigBuilder<'a> {
+    common::rig::Rig::builder(KEY).without_sandbox_profile()
 }
 
 fn assert_error(status: StatusCode, body: &Value, expected: u16) {
@@ -417,10 +404,7 @@ fn imagekit_tokens_are_accepted_by_the_sandbox_and_tampered_ones_are_not() {
     // folder (folder_prefix = "/"): a V1 signature binds none.
     let (status, body) = rig.get("/api/media/auth?profile=ikv1", rig.token("legacy"));
     assert_eq!(status, StatusCode::OK, "{body}");
-    let v1_url = format!(
-        "{}/api/v1/files/upload",
-        rig.sandbox.as_ref().unwrap().base_url()
-    );
+    let v1_url = format!("{}/api/v1/files/upload", rig.sandbox().base_url());
     let fields = json!({
         "fileName": "v1.jpg", "publicKey": PUBLIC_KEY,
         "token": body["token"], "expire": body["expire"].to_string(), "signature": body["signature"],
@@ -564,7 +548,7 @@ fn missing_and_bad_bearer_tokens_are_401() {
     let alice = rig.token("alice").to_owned();
     let (status, _) = rig.get("/upload-signature?profile=cl", &alice);
     assert_eq!(status, StatusCode::OK);
-    assert!(tokens::remove(&tokens::tokens_path(&rig.dir.path().join("data")), "alice").unwrap());
+    assert!(tokens::remove(&tokens::tokens_path(&rig.data_dir()), "alice").unwrap());
     let mut refused = false;
     for _ in 0..40 {
         std::thread::sleep(Duration::from_millis(100));
@@ -738,8 +722,8 @@ fn malformed_requests_are_422_and_nothing_is_deleted() {
     let rig = Rig::new();
     let alice = rig.token("alice").to_owned();
     let ops = rig.token("ops").to_owned();
-    let base = rig.sandbox.as_ref().unwrap().base_url();
-    let port = rig.sandbox.as_ref().unwrap().addr().port();
+    let base = rig.sandbox().base_url();
+    let port = rig.sandbox().addr().port();
     let cloud = sandbox::CLOUDINARY_CLOUD;
     let good = format!("{base}/res/{cloud}/image/upload/v1/kyc/1/a.png");
     let bad_urls = [
@@ -1194,17 +1178,12 @@ fn bad_serve_config_is_a_one_line_error_with_the_position() {
 
 #[test]
 fn a_remote_profile_uploads_through_serve_with_no_private_key_on_the_client() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let sandbox = runtime.block_on(start_sandbox(dir.path())).unwrap();
-    let base = sandbox.base_url();
+    // The server and the laptop each have their own config, below the rig's directory.
+    let rig = sandbox_rig().start();
+    let base = rig.sandbox().base_url();
 
     // The server's side: the key, the config, a bearer token for the laptop.
-    let server_dir = dir.path().join("server");
+    let server_dir = rig.dir.path().join("server");
     std::fs::create_dir_all(&server_dir).unwrap();
     let server_config = server_dir.join("config.toml");
     std::fs::write(&server_config, config_text(&base, "")).unwrap();
@@ -1225,7 +1204,7 @@ fn a_remote_profile_uploads_through_serve_with_no_private_key_on_the_client() {
     let serve = ServeProcess::start(&server_config, &server_data);
 
     // The laptop: a remote profile and only the bearer token.
-    let client_dir = dir.path().join("client");
+    let client_dir = rig.dir.path().join("client");
     std::fs::create_dir_all(&client_dir).unwrap();
     let client_config = client_dir.join("config.toml");
     std::fs::write(
@@ -1288,7 +1267,7 @@ token_url = "http://{addr}/api/media/get-upload-token?profile=ik"
         );
         assert_eq!(line["response"]["tags"], json!(["chat", "media"]));
         let path = PathBuf::from(line["path"].as_str().unwrap());
-        let got = runtime.block_on(async {
+        let got = rig.runtime.block_on(async {
             reqwest::get(line["url"].as_str().unwrap())
                 .await
                 .unwrap()
@@ -1298,7 +1277,7 @@ token_url = "http://{addr}/api/media/get-upload-token?profile=ik"
         });
         assert_eq!(got.to_vec(), std::fs::read(&path).unwrap());
     }
-    let ledger = std::fs::read_to_string(sandbox.ledger_path()).unwrap();
+    let ledger = std::fs::read_to_string(rig.sandbox().ledger_path()).unwrap();
     assert_eq!(ledger.lines().count(), 5);
     // No provider key anywhere on the client: not in its files, not in its output.
     for file in common::files_under(&client_dir) {
@@ -1357,7 +1336,6 @@ token_url = "http://{addr}/api/media/get-upload-token?profile=ik"
     assert!(lines
         .iter()
         .any(|l| l["who"].is_null() && l["status"] == 401));
-    runtime.block_on(sandbox.shutdown());
 }
 
 // ---------------------------------------------------------------------------------------------

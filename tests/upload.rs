@@ -14,39 +14,16 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use dropkey_sandbox::{self as sandbox, Faults, SandboxConfig, SandboxHandle};
-use secrecy::SecretString;
+use common::rig::Rig;
+use dropkey_sandbox::{self as sandbox, Faults};
 use serde_json::Value;
 
 const KEY: &str = "private_upload_test_key";
 
-struct Rig {
-    dir: tempfile::TempDir,
-    sandbox: Option<SandboxHandle>,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Rig {
-    fn new(faults: Faults) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = SandboxConfig::builtin(
-            "127.0.0.1:0".parse().unwrap(),
-            dir.path().join("sandbox"),
-            SecretString::from(KEY),
-        );
-        config.faults = faults;
-        let handle = runtime.block_on(sandbox::start(config)).unwrap();
-        let base = handle.base_url();
-        let cfg = format!(
-            r#"
-[sandbox]
-listen = "{addr}"
-
+/// Two profiles beside the built-in `sandbox` one (ImageKit V2), both on the sandbox at `base`.
+fn profiles(base: &str) -> String {
+    format!(
+        r#"
 [upload]
 # Chunk Cloudinary uploads over 5 MiB, in 5 MiB chunks (Cloudinary's minimum), to test chunking.
 chunk_threshold = 5242880
@@ -69,60 +46,18 @@ api_url = "{base}"
 folder = "kyc/1"
 tags = ["kyc"]
 "#,
-            addr = handle.addr(),
-            cloud = sandbox::CLOUDINARY_CLOUD,
-            api_key = sandbox::CLOUDINARY_API_KEY,
-        );
-        std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
-        Self {
-            dir,
-            sandbox: Some(handle),
-            runtime,
-        }
-    }
-
-    fn dropkey(&self, args: &[&str]) -> Command {
-        let mut cmd = common::isolated_dropkey();
-        cmd.env("DROPKEY_SECRET_SANDBOX", KEY)
-            .env("DROPKEY_SECRET_IKV1", KEY)
-            .env("DROPKEY_SECRET_CL", KEY)
-            .arg("--config")
-            .arg(self.dir.path().join("config.toml"))
-            .arg("--data-dir")
-            .arg(self.dir.path().join("data"))
-            .args(args);
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> (Option<i32>, Vec<Value>, String) {
-        let out = self.dropkey(args).output().unwrap();
-        let lines = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("JSON line"))
-            .collect();
-        (
-            out.status.code(),
-            lines,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn files(&self) -> PathBuf {
-        let dir = self.dir.path().join("files");
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    fn ledger(&self) -> Vec<Value> {
-        common::read_records(&self.sandbox.as_ref().unwrap().ledger_path())
-    }
+        cloud = sandbox::CLOUDINARY_CLOUD,
+        api_key = sandbox::CLOUDINARY_API_KEY,
+    )
 }
 
-impl Drop for Rig {
-    fn drop(&mut self) {
-        if let Some(handle) = self.sandbox.take() {
-            self.runtime.block_on(handle.shutdown());
-        }
+impl Rig {
+    fn new(faults: Faults) -> Self {
+        Rig::builder(KEY)
+            .faults(faults)
+            .config(|sandbox, _| profiles(&sandbox.base_url()))
+            .secrets_for(&["ikv1", "cl"])
+            .start()
     }
 }
 
@@ -441,7 +376,7 @@ fn kill_9_mid_batch_then_resume_lands_all_with_duplicates_only_in_flight() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let ledger_path = rig.sandbox.as_ref().unwrap().ledger_path();
+    let ledger_path = rig.sandbox().ledger_path();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         let landed = std::fs::read_to_string(&ledger_path)
@@ -543,8 +478,7 @@ fn a_crash_mid_chunked_upload_resumes_from_the_last_acknowledged_chunk() {
 /// running job but starts none until the running ones fit; going up starts more at once.
 #[test]
 fn concurrency_changes_apply_to_the_running_engine() {
-    use dropkey_core::config::{Config, Paths};
-    use dropkey_core::engine::{Engine, EngineSettings, Event, JobId};
+    use dropkey_core::engine::{Event, JobId};
     use std::collections::HashSet;
 
     /// Keeps `running` current; true when a job finished.
@@ -570,23 +504,12 @@ fn concurrency_changes_apply_to_the_running_engine() {
     // The engine runs in this process; the key comes the way CI passes keys.
     std::env::set_var("DROPKEY_SECRET_IKV1", KEY);
     let files = rig.files();
-    let paths = Paths::resolve(
-        Some(rig.dir.path().join("config.toml")),
-        Some(rig.dir.path().join("engine-data")),
-    )
-    .unwrap();
-    let config = Config::load(&paths).unwrap();
+    let (engine, config) = rig.start_engine(&rig.dir.path().join("engine-data"), |settings| {
+        settings.concurrency = 4;
+    });
     let profile = config.profile("ikv1").unwrap().clone();
-    let mut settings = EngineSettings::new(&paths.data_dir, &config.upload);
-    settings.concurrency = 4;
 
     rig.runtime.block_on(async {
-        let engine = Engine::start(
-            config,
-            dropkey_core::secrets::Secrets::new(&paths.data_dir),
-            settings,
-        )
-        .unwrap();
         let mut events = engine.subscribe();
         let jobs: Vec<_> = (0..20u8)
             .map(|i| {

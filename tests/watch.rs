@@ -18,43 +18,22 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::read_records;
+use common::rig::Rig;
 
-use dropkey_sandbox::{self as sandbox, SandboxConfig, SandboxHandle};
-use secrecy::SecretString;
 use serde_json::Value;
 
 const KEY: &str = "private_watch_test_key";
 const DEADLINE: Duration = Duration::from_secs(60);
 
-struct Rig {
-    dir: tempfile::TempDir,
-    sandbox: Option<SandboxHandle>,
-    runtime: tokio::runtime::Runtime,
-}
-
 impl Rig {
+    /// A rig whose config has `watch_toml`, with `{IN}` standing for the inbox's path.
     fn new(watch_toml: &str) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let config = SandboxConfig::builtin(
-            "127.0.0.1:0".parse().unwrap(),
-            dir.path().join("sandbox"),
-            SecretString::from(KEY),
-        );
-        let handle = runtime.block_on(sandbox::start(config)).unwrap();
-        std::fs::create_dir_all(dir.path().join("in")).unwrap();
-        let watch_toml = watch_toml.replace("{IN}", &dir.path().join("in").display().to_string());
-        let cfg = format!("[sandbox]\nlisten = \"{}\"\n\n{watch_toml}", handle.addr());
-        std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
-        Self {
-            dir,
-            sandbox: Some(handle),
-            runtime,
-        }
+        Rig::builder(KEY)
+            .config(|_, dir| {
+                std::fs::create_dir_all(dir.join("in")).unwrap();
+                watch_toml.replace("{IN}", &dir.join("in").display().to_string())
+            })
+            .start()
     }
 
     fn inbox(&self) -> PathBuf {
@@ -81,21 +60,14 @@ impl Rig {
         envs: &[(&str, &str)],
         log: Option<&std::path::Path>,
     ) -> (Child, mpsc::Receiver<Value>) {
-        let mut cmd = common::isolated_dropkey();
-        cmd.env("DROPKEY_SECRET_SANDBOX", KEY)
-            .arg("--config")
-            .arg(self.dir.path().join("config.toml"))
-            .arg("--data-dir")
-            .arg(self.dir.path().join("data"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(if let Some(log) = log {
-                Stdio::from(std::fs::File::create(log).unwrap())
-            } else if std::env::var_os("WATCH_TEST_STDERR").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            });
+        let mut cmd = self.dropkey(args);
+        cmd.stdout(Stdio::piped()).stderr(if let Some(log) = log {
+            Stdio::from(std::fs::File::create(log).unwrap())
+        } else if std::env::var_os("WATCH_TEST_STDERR").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
         // Debugging aid: WATCH_TEST_STDERR=1 shows the watcher's debug log.
         if std::env::var_os("WATCH_TEST_STDERR").is_some() {
             cmd.env("DROPKEY_LOG", "dropkey=debug");
@@ -121,15 +93,9 @@ impl Rig {
         (child, rx)
     }
 
-    /// The sandbox's ledger. The sandbox appends to it while tests read it (from another
-    /// thread, or beside another build), so only complete, newline-terminated records count.
-    fn ledger(&self) -> Vec<Value> {
-        read_records(&self.sandbox.as_ref().unwrap().ledger_path())
-    }
-
     fn data_db(&self) -> rusqlite::Connection {
         rusqlite::Connection::open_with_flags(
-            self.dir.path().join("data/dropkey.db"),
+            self.data_dir().join("dropkey.db"),
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
         )
         .unwrap()
@@ -145,14 +111,6 @@ impl Rig {
             .collect::<Result<Vec<_>, _>>()
             .unwrap();
         paths
-    }
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        if let Some(handle) = self.sandbox.take() {
-            self.runtime.block_on(handle.shutdown());
-        }
     }
 }
 
@@ -604,8 +562,7 @@ on_change = "upload"
 /// not sent as the old job. The watcher queues it as the new file it is.
 #[test]
 fn a_file_swapped_after_queueing_is_not_uploaded_as_the_old_job() {
-    use dropkey_core::config::{Config, Paths};
-    use dropkey_core::engine::{Engine, EngineSettings, Event, JobState};
+    use dropkey_core::engine::{Event, JobState};
     use dropkey_core::watch::Watcher;
 
     let rig = Rig::new(
@@ -618,21 +575,9 @@ profile = "sandbox"
     let inbox = rig.inbox();
     // The engine runs in this process; the key comes the way CI passes keys.
     std::env::set_var("DROPKEY_SECRET_SANDBOX", KEY);
-    let paths = Paths::resolve(
-        Some(rig.dir.path().join("config.toml")),
-        Some(rig.dir.path().join("data")),
-    )
-    .unwrap();
-    let config = Config::load(&paths).unwrap();
-    let settings = EngineSettings::new(&paths.data_dir, &config.upload);
-    let watches = config.watches.clone();
+    let (engine, config) = rig.start_engine(&rig.data_dir(), |_| {});
+    let watches = config.watches;
     rig.runtime.block_on(async {
-        let engine = Engine::start(
-            config,
-            dropkey_core::secrets::Secrets::new(&paths.data_dir),
-            settings,
-        )
-        .unwrap();
         // Nothing starts uploading until the swap is done.
         engine.pause_all();
         let mut events = engine.subscribe();

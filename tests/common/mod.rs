@@ -1,7 +1,10 @@
 //! Helpers shared by the CLI integration tests: a throwaway config and data dir, and a
-//! `dropkey` command that sees only the environment a test gives it.
+//! `dropkey` command that sees only the environment a test gives it. The end-to-end tests'
+//! sandbox rig is in [`rig`].
 
 #![allow(dead_code)]
+
+pub mod rig;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -188,6 +191,23 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// The built-in sandbox (its accounts secured by `key`) under `dir/sandbox`, on a free
+/// loopback port.
+pub fn start_sandbox(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    key: &str,
+    faults: dropkey_sandbox::Faults,
+) -> dropkey_sandbox::SandboxHandle {
+    let mut config = dropkey_sandbox::SandboxConfig::builtin(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.join("sandbox"),
+        secrecy::SecretString::from(key),
+    );
+    config.faults = faults;
+    rt.block_on(dropkey_sandbox::start(config)).unwrap()
+}
+
 /// A fault-free built-in sandbox under `dir/sandbox` holding `key`, and `dir/config.toml`
 /// pointing the built-in `sandbox` profile at it.
 pub fn sandbox_for_config(
@@ -195,13 +215,7 @@ pub fn sandbox_for_config(
     dir: &Path,
     key: &str,
 ) -> dropkey_sandbox::SandboxHandle {
-    let mut config = dropkey_sandbox::SandboxConfig::builtin(
-        "127.0.0.1:0".parse().unwrap(),
-        dir.join("sandbox"),
-        secrecy::SecretString::from(key),
-    );
-    config.faults = dropkey_sandbox::Faults::default();
-    let handle = rt.block_on(dropkey_sandbox::start(config)).unwrap();
+    let handle = start_sandbox(rt, dir, key, dropkey_sandbox::Faults::default());
     std::fs::write(
         dir.join("config.toml"),
         format!("[sandbox]\nlisten = \"{}\"\n", handle.addr()),

@@ -5,7 +5,7 @@
 FEATURES := --features dropkey-app/custom-protocol
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: run test setup ui app deb bindings fmt lint vectors clean
+.PHONY: run test setup ui app deb rpm bindings fmt lint vectors clean
 
 run: setup ui
 	cargo build -p dropkey-app $(FEATURES)
@@ -27,6 +27,10 @@ app: ui
 deb: setup
 	cargo build --release -p dropkey
 	cd ui && TAURI_APP_PATH=../src-tauri npx tauri build --bundles deb
+
+# The same as an .rpm, installed into a throwaway root and checked (no container needed).
+rpm: setup
+	scripts/rpm-smoke.sh
 
 # Regenerate ui/src/lib/bindings.ts from the Rust command types.
 bindings:

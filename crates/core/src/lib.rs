@@ -22,6 +22,7 @@
 //!   private download URLs.
 //! - [`profile`]: what a profile contributes to an upload (folder, tags, ...) and the
 //!   status view of a profile that front ends show (never the secret).
+//! - [`delivery_url`]: which Cloudinary asset a delivery URL names, resolved strictly.
 //! - [`engine`]: the upload engine: durable queue and history (SQLite), streaming uploads,
 //!   retries, progress events, pause/cancel.
 //! - [`remote_signer`]: the client `auth = "remote"` profiles use to get their upload tokens
@@ -38,6 +39,7 @@
 
 pub mod config;
 pub mod config_edit;
+pub mod delivery_url;
 pub mod doctor;
 pub mod engine;
 pub mod inputs;

@@ -1085,7 +1085,7 @@ async fn delete_files(
             )));
         };
         let asset =
-            dropkey_core::profile::cloudinary_asset(url, &served.profile).map_err(|err| {
+            dropkey_core::delivery_url::cloudinary_asset(url, &served.profile).map_err(|err| {
                 ApiError::invalid(format!("urls[{index}].url `{}`: {err}", clip(url)))
             })?;
         if asset.resource_type != kind {

@@ -213,7 +213,7 @@ impl RemoteAsset {
     /// The file `target` names: for ImageKit a fileId, or a URL under the profile's
     /// `url_endpoint` that the history knows (`known`, the upload whose URL or id it is: a URL
     /// alone does not say the fileId); for Cloudinary a public id (of `known`'s kind, else the
-    /// profile's) or a delivery URL, resolved strictly by [`crate::profile::cloudinary_asset`].
+    /// profile's) or a delivery URL, resolved strictly by [`crate::delivery_url::cloudinary_asset`].
     pub fn resolve(
         target: &str,
         profile: &Profile,
@@ -253,7 +253,7 @@ impl RemoteAsset {
             }
             Provider::Cloudinary(_) => {
                 if target.contains("://") {
-                    crate::profile::cloudinary_asset(target, profile)
+                    crate::delivery_url::cloudinary_asset(target, profile)
                         .map(|asset| Self {
                             id: asset.public_id,
                             kind: CloudinaryKind {

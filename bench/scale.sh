@@ -5,7 +5,8 @@
 # Prints wall time, files/s and peak RSS (GNU time) per run, and checks the targets: peak RSS
 # < 64 MiB at every size, files/s at 100,000 >= 90% of files/s at 1,000.
 # Usage: bench/scale.sh   (release build; BENCH_REPS=3 runs per size up to 10,000, medians;
-# BENCH_DATA_DIR=/some/dir puts Dropkey's queue database there instead of /tmp)
+# BENCH_DATA_DIR=/some/dir puts Dropkey's queue database there instead of /tmp; BENCH_MODES=stdin
+# or folder runs one input mode only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"

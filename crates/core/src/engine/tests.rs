@@ -210,6 +210,25 @@ async fn starts(
     started
 }
 
+/// Cancels the running `job` and checks that its slot goes to `next`, and to nothing else.
+async fn hand_over(
+    engine: &Engine,
+    events: &mut broadcast::Receiver<Event>,
+    running: &mut HashSet<JobId>,
+    limit: usize,
+    (job, next): (JobId, JobId),
+) {
+    engine.cancel(job).unwrap();
+    assert_eq!(
+        next_change(events, running, limit).await,
+        Change::Finished(job)
+    );
+    assert_eq!(
+        starts(events, running, limit, 1).await,
+        HashSet::from([next])
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dispatcher_fills_the_slots_in_queue_order_and_follows_a_changed_limit() {
     let (_dir, engine, ids, mut events) = stalling_engine(2, 6).await;
@@ -221,15 +240,7 @@ async fn the_dispatcher_fills_the_slots_in_queue_order_and_follows_a_changed_lim
     );
 
     // A freed slot goes to the next job in the queue.
-    engine.cancel(ids[0]).unwrap();
-    assert_eq!(
-        next_change(&mut events, &mut running, 2).await,
-        Change::Finished(ids[0])
-    );
-    assert_eq!(
-        starts(&mut events, &mut running, 2, 1).await,
-        HashSet::from([ids[2]])
-    );
+    hand_over(&engine, &mut events, &mut running, 2, (ids[0], ids[2])).await;
 
     // More slots start more jobs at once.
     engine.set_concurrency(4);
@@ -249,15 +260,7 @@ async fn the_dispatcher_fills_the_slots_in_queue_order_and_follows_a_changed_lim
         );
     }
     assert_eq!(running, HashSet::from([ids[4]]));
-    engine.cancel(ids[4]).unwrap();
-    assert_eq!(
-        next_change(&mut events, &mut running, 1).await,
-        Change::Finished(ids[4])
-    );
-    assert_eq!(
-        starts(&mut events, &mut running, 1, 1).await,
-        HashSet::from([ids[5]])
-    );
+    hand_over(&engine, &mut events, &mut running, 1, (ids[4], ids[5])).await;
     engine.shutdown().await;
     // Shutdown leaves the stalled upload queued for the next start, not failed.
     assert_eq!(engine.job(ids[5]).unwrap().state, JobState::Queued);
@@ -273,26 +276,10 @@ async fn the_dispatcher_passes_over_a_paused_job_and_takes_it_first_once_resumed
         starts(&mut events, &mut running, 1, 1).await,
         HashSet::from([ids[1]])
     );
-    engine.cancel(ids[1]).unwrap();
-    assert_eq!(
-        next_change(&mut events, &mut running, 1).await,
-        Change::Finished(ids[1])
-    );
-    assert_eq!(
-        starts(&mut events, &mut running, 1, 1).await,
-        HashSet::from([ids[2]])
-    );
+    hand_over(&engine, &mut events, &mut running, 1, (ids[1], ids[2])).await;
     // Resumed while the one slot is busy: it waits, and is next once the slot frees.
     engine.resume(ids[0]).unwrap();
     assert_eq!(engine.job(ids[0]).unwrap().state, JobState::Queued);
-    engine.cancel(ids[2]).unwrap();
-    assert_eq!(
-        next_change(&mut events, &mut running, 1).await,
-        Change::Finished(ids[2])
-    );
-    assert_eq!(
-        starts(&mut events, &mut running, 1, 1).await,
-        HashSet::from([ids[0]])
-    );
+    hand_over(&engine, &mut events, &mut running, 1, (ids[2], ids[0])).await;
     engine.shutdown().await;
 }

@@ -70,9 +70,19 @@ pub async fn run(ctx: &Context, command: &ProfileCommand) -> Result<Value, Error
     match command {
         ProfileCommand::Test { name } => {
             let profile = ctx.profile(name)?;
-            let _sandbox = ctx
+            // Something else answering at the sandbox's address is what the test is for.
+            let _sandbox = match ctx
                 .local_sandbox_for(std::iter::once(profile.name.as_str()))
-                .await?;
+                .await
+            {
+                Err(Error::LocalSandbox(err)) => {
+                    return Err(Error::ConnectionFailed {
+                        profile: profile.name.clone(),
+                        reason: err.to_string(),
+                    })
+                }
+                started => started?,
+            };
             let http = reqwest::Client::builder()
                 .user_agent(concat!("dropkey/", env!("CARGO_PKG_VERSION")))
                 .connect_timeout(std::time::Duration::from_secs(15))

@@ -68,4 +68,35 @@ describe("createTauriApi", () => {
     const result = await createTauriApi(() => true).listProfiles();
     expect(result).toEqual({ status: "error", error: { kind: "config", message: "bad toml" } });
   });
+
+  it("pulls events until a newer page takes over, and hands each non-empty batch to the handler once", async () => {
+    const notice = { type: "notice", message: "hello", error: false };
+    const answers: Array<() => Promise<unknown>> = [
+      async () => [notice],
+      async () => [],
+      () => Promise.reject({ kind: "superseded", message: "another window took over the event stream" }),
+    ];
+    // Fake timers: a loop that went on after "superseded" would pull again after its 1 s pause.
+    vi.useFakeTimers({ toFake: ["setTimeout"] });
+    let pulls = 0;
+    let done!: () => void;
+    const stopped = new Promise<void>((resolve) => (done = resolve));
+    const invoke = vi.fn(async (cmd: string, args?: Record<string, unknown>) => {
+      if (cmd === "subscribe") return 7;
+      expect(cmd).toBe("next_events");
+      expect(args).toEqual({ subscriber: 7 });
+      const answer = answers[pulls++];
+      if (pulls === answers.length) queueMicrotask(done);
+      return answer();
+    });
+    vi.stubGlobal("window", { __TAURI_INTERNALS__: { invoke } });
+    const batches: unknown[] = [];
+    const subscribed = await createTauriApi(() => true).subscribe((events) => batches.push(events));
+    expect(subscribed).toEqual({ status: "ok", data: null });
+    await stopped;
+    await vi.advanceTimersByTimeAsync(5_000);
+    vi.useRealTimers();
+    expect(batches).toEqual([[notice]]);
+    expect(pulls).toBe(answers.length);
+  });
 });

@@ -60,7 +60,7 @@ pub enum SecretError {
     Missing { profile: String, env_var: String },
     #[error("the secret of profile `{profile}` in the keychain is not valid UTF-8 text: run `dropkey key set {profile}` again")]
     Corrupt { profile: String },
-    #[error("the secret given is empty: pipe the private key on stdin, e.g. `printf %s \"$KEY\" | dropkey key set PROFILE`")]
+    #[error("the key given is empty: paste the private key (or pipe it on stdin, e.g. `printf %s \"$KEY\" | dropkey key set PROFILE`)")]
     Empty,
     #[error("that does not look like a private key (it is over {MAX_SECRET_LEN} characters, or has line breaks or control characters): copy the key alone, from the provider's dashboard")]
     Malformed,

@@ -45,6 +45,7 @@ impl Backend {
             },
             source: JobSource::App,
         })?;
+        // A scope of its own: the preferences' lock must be gone before the await below.
         {
             let mut prefs = lock(&self.prefs);
             if prefs.last_profile.as_deref() != Some(profile.name.as_str()) {

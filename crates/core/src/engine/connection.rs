@@ -47,8 +47,8 @@ pub async fn check(
             );
         }
     }
-    let lookup = (secrets.clone(), profile.clone());
-    let secret = match tokio::task::spawn_blocking(move || lookup.0.get(&lookup.1)).await {
+    let (secrets, lookup) = (secrets.clone(), profile.clone());
+    let secret = match tokio::task::spawn_blocking(move || secrets.get(&lookup)).await {
         Ok(Ok((secret, _))) => secret,
         Ok(Err(err)) => return ConnectionCheck::failed(err.to_string()),
         Err(err) => {

@@ -5,17 +5,30 @@
 
 use super::*;
 
-#[tokio::test]
-async fn retry_puts_back_only_stopped_or_paused_jobs() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config::from_toml("", &dir.path().join("config.toml")).unwrap();
+/// An engine on `config_toml`, started paused with `limit` slots, and its built-in profile.
+fn paused_engine(
+    dir: &Path,
+    config_toml: &str,
+    secrets: Secrets,
+    limit: Option<usize>,
+) -> (Engine, Profile) {
+    let config = Config::from_toml(config_toml, &dir.join("config.toml")).unwrap();
     let profile = config
         .profile(crate::config::SANDBOX_PROFILE)
         .unwrap()
         .clone();
-    let mut settings = EngineSettings::new(dir.path(), &config.upload);
+    let mut settings = EngineSettings::new(dir, &config.upload);
     settings.start_paused = true;
-    let engine = Engine::start(config, Secrets::new(dir.path()), settings).unwrap();
+    if let Some(limit) = limit {
+        settings.concurrency = limit;
+    }
+    (Engine::start(config, secrets, settings).unwrap(), profile)
+}
+
+#[tokio::test]
+async fn retry_puts_back_only_stopped_or_paused_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, profile) = paused_engine(dir.path(), "", Secrets::new(dir.path()), None);
     let file = dir.path().join("a.txt");
     std::fs::write(&file, b"a").unwrap();
     let job = |engine: &Engine| {
@@ -126,19 +139,12 @@ async fn stalling_engine(
         secrets.get(builtin).unwrap()
     };
     let addr = stalling_sandbox(key).await;
-    let config = Config::from_toml(
+    let (engine, profile) = paused_engine(
+        dir.path(),
         &format!("[sandbox]\nlisten = \"{addr}\"\n"),
-        &dir.path().join("config.toml"),
-    )
-    .unwrap();
-    let profile = config
-        .profile(crate::config::SANDBOX_PROFILE)
-        .unwrap()
-        .clone();
-    let mut settings = EngineSettings::new(dir.path(), &config.upload);
-    settings.start_paused = true;
-    settings.concurrency = limit;
-    let engine = Engine::start(config, secrets, settings).unwrap();
+        secrets,
+        Some(limit),
+    );
     let events = engine.subscribe();
     let jobs: Vec<NewJob> = (0..files)
         .map(|i| {

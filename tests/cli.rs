@@ -913,4 +913,26 @@ fn profile_test_proves_the_key_against_the_provider_and_names_a_refusal() {
     let stderr = String::from_utf8_lossy(&remote.stderr);
     assert_eq!(remote.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("token server"), "{stderr}");
+
+    // A provider that cannot be reached (the network is down, the host is wrong): a failed test
+    // that says so, at once, not an upload retried for minutes.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut config = std::fs::read_to_string(env.config()).unwrap();
+    config.push_str(&format!(
+        "\n[profiles.down]\nprovider = \"imagekit\"\npublic_key = \"public_abc\"\nurl_endpoint = \"https://ik.imagekit.io/acme\"\nupload_url = \"http://127.0.0.1:{port}/api/v2/files/upload\"\napi_url = \"http://127.0.0.1:{port}\"\n"
+    ));
+    std::fs::write(env.config(), config).unwrap();
+    let down = env.run(
+        &["profile", "test", "down"],
+        &[("DROPKEY_SECRET_DOWN", "private_down_key")],
+    );
+    let stderr = String::from_utf8_lossy(&down.stderr);
+    assert_eq!(down.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("did not pass the connection test"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("private_down_key"), "{stderr}");
 }

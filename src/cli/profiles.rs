@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::Context;
 use crate::Error;
-use dropkey_core::config::{ImageKitAuth, Profile, ProviderKind};
+use dropkey_core::config::{ImageKitAuth, MetadataPolicy, OnDuplicate, Profile, ProviderKind};
 use dropkey_core::config_edit::{self, ProfileSpec};
 use dropkey_core::engine::connection;
 use dropkey_core::profile::ProfileStatus;
@@ -64,6 +64,12 @@ pub struct SetArgs {
     /// Cloudinary: upload as type=private.
     #[arg(long)]
     private: bool,
+    /// What to remove from files' metadata before upload (default strip-location).
+    #[arg(long, value_name = "POLICY", value_parser = ["keep", "strip-location", "strip-private", "strip-all"])]
+    metadata: Option<String>,
+    /// A file already uploaded with the same folder, tags and parameters: skip (default), upload, or ask (the app).
+    #[arg(long, value_name = "ACTION", value_parser = ["skip", "upload", "ask"])]
+    on_duplicate: Option<String>,
 }
 
 pub async fn run(ctx: &Context, command: &ProfileCommand) -> Result<Value, Error> {
@@ -137,6 +143,16 @@ pub async fn run(ctx: &Context, command: &ProfileCommand) -> Result<Value, Error
                 cloud_name: args.cloud_name.clone(),
                 api_key: args.api_key.clone(),
                 private: args.private,
+                metadata: args
+                    .metadata
+                    .as_deref()
+                    .and_then(MetadataPolicy::parse)
+                    .unwrap_or_default(),
+                on_duplicate: args
+                    .on_duplicate
+                    .as_deref()
+                    .and_then(OnDuplicate::parse)
+                    .unwrap_or_default(),
             };
             let name = spec.name.trim();
             let existed = ctx.config.profile(name).is_some();

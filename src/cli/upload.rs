@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::{output, Context};
 use crate::Error;
-use dropkey_core::config::Profile;
+use dropkey_core::config::{MetadataPolicy, OnDuplicate, Profile};
 use dropkey_core::engine::provider::{self, RemoteFile};
 use dropkey_core::engine::store::{HistoryKind, HistoryQuery};
 use dropkey_core::engine::uploaded::{self, cloudinary_kind, RemoteAsset, UploadedError};
@@ -51,6 +51,15 @@ pub struct UploadArgs {
     /// Seconds each file keeps trying through outages and transient errors (default 600).
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=2_592_000))]
     max_wait: Option<u64>,
+    /// What to remove from the files' metadata before sending them, instead of the profile's
+    /// setting (default strip-location). The files on disk are never changed.
+    #[arg(long, value_name = "POLICY", value_parser = ["keep", "strip-location", "strip-private", "strip-all"])]
+    metadata: Option<String>,
+    /// What to do with a file whose content this profile already uploaded with the same folder, tags and parameters,
+    /// instead of the profile's setting (default skip: print the earlier upload with
+    /// "duplicate_of"; ask skips too, as the CLI cannot ask).
+    #[arg(long, value_name = "ACTION", value_parser = ["skip", "upload", "ask"])]
+    on_duplicate: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -111,9 +120,22 @@ fn settings(ctx: &Context, concurrency: Option<u16>) -> EngineSettings {
 
 fn finished_line(path: &str, finished: &Finished) -> Value {
     match (&finished.state, &finished.uploaded) {
-        (JobState::Done, Some(up)) => json!({
-            "path": path, "ok": true, "url": up.url, "id": up.id, "response": up.response,
-        }),
+        (JobState::Done, Some(up)) => {
+            let mut line = json!({
+                "path": path, "ok": true, "url": up.url, "id": up.id, "response": up.response,
+            });
+            if let Some(sent) = &up.sent {
+                if let Some(earlier) = sent.duplicate_of {
+                    line["duplicate_of"] = json!({
+                        "job": earlier.job, "uploaded_at": earlier.uploaded_at,
+                    });
+                }
+                if !sent.metadata.is_empty() {
+                    line["metadata"] = json!(sent.metadata);
+                }
+            }
+            line
+        }
         _ => json!({
             "path": path,
             "ok": false,
@@ -123,7 +145,14 @@ fn finished_line(path: &str, finished: &Finished) -> Value {
 }
 
 pub async fn upload(ctx: Context, args: &UploadArgs) -> Result<(), Error> {
-    let profile = ctx.profile(&args.profile)?.clone();
+    let mut profile = ctx.profile(&args.profile)?.clone();
+    // clap has checked the values: a failed parse cannot happen, and would keep the profile's.
+    if let Some(policy) = args.metadata.as_deref().and_then(MetadataPolicy::parse) {
+        profile.metadata = policy;
+    }
+    if let Some(action) = args.on_duplicate.as_deref().and_then(OnDuplicate::parse) {
+        profile.on_duplicate = action;
+    }
     let mut overrides = parse_params(&args.params)?;
     if let Some(folder) = &args.folder {
         if overrides.insert("folder".into(), folder.clone()).is_some() {

@@ -13,6 +13,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+pub use crate::metadata::MetadataPolicy;
 use toml::Spanned;
 use url::Url;
 
@@ -165,6 +167,8 @@ struct RawProfile {
     cloud_name: Option<Spanned<String>>,
     api_key: Option<Spanned<String>>,
     private: Option<Spanned<bool>>,
+    metadata: Option<Spanned<String>>,
+    on_duplicate: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,6 +186,8 @@ struct RawWatch {
     on_change: Option<Spanned<String>>,
     scan_interval: Option<Spanned<i64>>,
     include_hidden: Option<bool>,
+    metadata: Option<Spanned<String>>,
+    on_duplicate: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -276,6 +282,10 @@ pub struct Profile {
     /// Remote folder uploads go to unless overridden.
     pub folder: Option<String>,
     pub tags: Vec<String>,
+    /// What is removed from files' metadata before they are sent.
+    pub metadata: MetadataPolicy,
+    /// What happens to a file this profile already uploaded with the same folder, tags and parameters.
+    pub on_duplicate: OnDuplicate,
     /// True for the built-in sandbox profile (not written in the config file).
     pub builtin: bool,
 }
@@ -406,6 +416,10 @@ pub struct Watch {
     /// Upload dot-files too (they are skipped by default: editors and sync tools park temp
     /// files there).
     pub include_hidden: bool,
+    /// Overrides the profile's `metadata`.
+    pub metadata: Option<MetadataPolicy>,
+    /// Overrides the profile's `on_duplicate`.
+    pub on_duplicate: Option<OnDuplicate>,
 }
 
 impl Watch {
@@ -424,6 +438,8 @@ impl Watch {
             on_change: OnChange::Ignore,
             scan_interval: None,
             include_hidden: false,
+            metadata: None,
+            on_duplicate: None,
         }
     }
 }
@@ -435,6 +451,39 @@ pub enum AfterUpload {
     /// Move into this subfolder of the watched folder.
     Move(String),
     Delete,
+}
+
+/// What happens when a file's content (the bytes that would be sent) was already uploaded with
+/// the same profile and the same folder, tags and parameters, and the provider still has it.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnDuplicate {
+    /// Nothing is sent: the earlier upload's URL is the result.
+    #[default]
+    Skip,
+    /// Upload it again.
+    Upload,
+    /// As `skip`, and the app asks whether to upload it anyway (the CLI and watches, which
+    /// cannot ask, skip).
+    Ask,
+}
+
+impl OnDuplicate {
+    pub const ALL: [Self; 3] = [Self::Skip, Self::Upload, Self::Ask];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Skip => "skip",
+            Self::Upload => "upload",
+            Self::Ask => "ask",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == text)
+    }
 }
 
 /// What a file rewritten after its upload does.
@@ -816,8 +865,50 @@ impl Ctx<'_> {
             provider,
             folder,
             tags,
+            metadata: self
+                .metadata(raw.metadata, &field("metadata"))?
+                .unwrap_or_default(),
+            on_duplicate: self
+                .on_duplicate(raw.on_duplicate, &field("on_duplicate"))?
+                .unwrap_or_default(),
             builtin: false,
         })
+    }
+
+    fn metadata(
+        &self,
+        raw: Option<Spanned<String>>,
+        field: &str,
+    ) -> Result<Option<MetadataPolicy>, ConfigError> {
+        raw.map(|v| {
+            MetadataPolicy::parse(v.get_ref()).ok_or_else(|| {
+                self.error(
+                    v.span(),
+                    field,
+                    format!("`{}` is not a metadata policy", v.get_ref()),
+                    "use \"keep\", \"strip-location\", \"strip-private\" or \"strip-all\"",
+                )
+            })
+        })
+        .transpose()
+    }
+
+    fn on_duplicate(
+        &self,
+        raw: Option<Spanned<String>>,
+        field: &str,
+    ) -> Result<Option<OnDuplicate>, ConfigError> {
+        raw.map(|v| {
+            OnDuplicate::parse(v.get_ref()).ok_or_else(|| {
+                self.error(
+                    v.span(),
+                    field,
+                    format!("`{}` is not an on-duplicate action", v.get_ref()),
+                    "use \"skip\", \"upload\" or \"ask\"",
+                )
+            })
+        })
+        .transpose()
     }
 
     fn resolve_watch(
@@ -944,6 +1035,8 @@ impl Ctx<'_> {
             on_change,
             scan_interval,
             include_hidden: raw.include_hidden.unwrap_or(false),
+            metadata: self.metadata(raw.metadata, &field("metadata"))?,
+            on_duplicate: self.on_duplicate(raw.on_duplicate, &field("on_duplicate"))?,
         })
     }
 
@@ -1049,6 +1142,8 @@ fn sandbox_profile(settings: &SandboxSettings) -> Profile {
         }),
         folder: Some(DOC_DEFAULT_FOLDER.to_owned()),
         tags: DOC_DEFAULT_TAGS.iter().map(|t| (*t).to_owned()).collect(),
+        metadata: MetadataPolicy::default(),
+        on_duplicate: OnDuplicate::default(),
         builtin: true,
     }
 }

@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use toml_edit::{value, Array, ArrayOfTables, DocumentMut, Item, Table};
 
 use crate::config::{
-    valid_profile_name, Config, ConfigError, ImageKitAuth, Paths, Profile, Provider, ProviderKind,
-    CLOUDINARY_API, IMAGEKIT_API, IMAGEKIT_UPLOAD_V1, IMAGEKIT_UPLOAD_V2, SANDBOX_PROFILE,
+    valid_profile_name, Config, ConfigError, ImageKitAuth, MetadataPolicy, OnDuplicate, Paths,
+    Profile, Provider, ProviderKind, CLOUDINARY_API, IMAGEKIT_API, IMAGEKIT_UPLOAD_V1,
+    IMAGEKIT_UPLOAD_V2, SANDBOX_PROFILE,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,10 @@ pub struct ProfileSpec {
     pub api_key: Option<String>,
     /// Cloudinary: upload as `type=private`.
     pub private: bool,
+    /// Written only when not the default (`strip-location`).
+    pub metadata: MetadataPolicy,
+    /// Written only when not the default (`skip`).
+    pub on_duplicate: OnDuplicate,
 }
 
 impl ProfileSpec {
@@ -69,6 +74,8 @@ impl ProfileSpec {
             provider: profile.provider.kind(),
             folder: profile.folder.clone(),
             tags: profile.tags.clone(),
+            metadata: profile.metadata,
+            on_duplicate: profile.on_duplicate,
             ..Self::default()
         };
         match &profile.provider {
@@ -159,6 +166,8 @@ const PROFILE_KEYS: &[&str] = &[
     "cloud_name",
     "api_key",
     "private",
+    "metadata",
+    "on_duplicate",
 ];
 
 const NEW_FILE_HEADER: &str = "# Dropkey's config (see the README, \"Config\").\n# Settings in the app edit this file and keep your comments and layout.\n\n";
@@ -197,6 +206,10 @@ pub fn upsert_profile(paths: &Paths, spec: &ProfileSpec) -> Result<Config, Confi
                 "cloud_name" => spec.cloud_name.as_deref().map(value),
                 "api_key" => spec.api_key.as_deref().map(value),
                 "private" => spec.private.then(|| value(true)),
+                "metadata" => (spec.metadata != MetadataPolicy::default())
+                    .then(|| value(spec.metadata.as_str())),
+                "on_duplicate" => (spec.on_duplicate != OnDuplicate::default())
+                    .then(|| value(spec.on_duplicate.as_str())),
                 _ => None,
             };
             match item {
@@ -443,6 +456,8 @@ fn normalise(spec: &ProfileSpec) -> ProfileSpec {
         cloud_name: opt(&spec.cloud_name),
         api_key: opt(&spec.api_key),
         private: spec.private,
+        metadata: spec.metadata,
+        on_duplicate: spec.on_duplicate,
     }
 }
 

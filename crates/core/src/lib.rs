@@ -43,6 +43,7 @@ pub mod delivery_url;
 pub mod doctor;
 pub mod engine;
 pub mod inputs;
+pub mod metadata;
 pub mod pasted;
 pub mod private_fs;
 pub mod profile;

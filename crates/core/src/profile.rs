@@ -135,6 +135,8 @@ pub struct ProfileStatus {
     pub destination: String,
     pub folder: Option<String>,
     pub tags: Vec<String>,
+    pub metadata: crate::metadata::MetadataPolicy,
+    pub on_duplicate: crate::config::OnDuplicate,
     pub secret: SecretSource,
     /// The built-in sandbox profile, the destination of a fresh install.
     pub is_default: bool,
@@ -152,6 +154,8 @@ impl ProfileStatus {
             auth,
             destination,
             folder: profile.folder.clone(),
+            metadata: profile.metadata,
+            on_duplicate: profile.on_duplicate,
             tags: profile.tags.clone(),
             secret,
             is_default: profile.builtin,

@@ -17,7 +17,7 @@
 //! frames leave for the socket. A body is built afresh for every attempt, because a consumed
 //! stream cannot be replayed.
 
-use std::io::{Read as _, Seek as _};
+use std::io::Read as _;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,14 +25,19 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 
+/// What a body reads: a file, or a file's bytes after its metadata policy
+/// ([`crate::metadata::PlannedReader`]).
+pub trait Source: std::io::Read + std::io::Seek + Send + 'static {}
+impl<T: std::io::Read + std::io::Seek + Send + 'static> Source for T {}
+
 /// Frames waiting in the channel: enough to hide disk latency, few enough to stay small.
 const CHANNEL_DEPTH: usize = 4;
 
 /// A body of `range` of `file`, read in `frame`-byte frames. `sent` grows as frames are handed
 /// to the connection. The caller opens the file (and checks it is the job's file: see
 /// [`super::identity::open_verified`]); the body reads from that very handle.
-pub fn file_body(
-    mut file: std::fs::File,
+pub fn file_body<R: Source>(
+    mut file: R,
     range: Range<u64>,
     frame: usize,
     sent: Arc<AtomicU64>,
@@ -75,8 +80,8 @@ pub fn file_body(
 }
 
 /// A body that reads each frame when the connection polls for it (multi-threaded runtimes only).
-fn read_on_demand(
-    mut file: std::fs::File,
+fn read_on_demand<R: Source>(
+    mut file: R,
     len: u64,
     frame: usize,
     sent: Arc<AtomicU64>,
@@ -109,7 +114,7 @@ fn tokio_stream_from(
 
 /// Reads exactly `n` bytes into a fresh buffer. The buffer is not zeroed first: at upload
 /// speed, clearing every frame before overwriting it is a measurable share of the client's CPU.
-fn read_frame(file: &mut std::fs::File, n: usize) -> std::io::Result<Vec<u8>> {
+fn read_frame(file: &mut impl std::io::Read, n: usize) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(n);
     file.by_ref().take(n as u64).read_to_end(&mut buf)?;
     if buf.len() < n {

@@ -9,7 +9,7 @@
 //! On Windows there is no stable device/inode in `std`: size, mtime and the hash remain.
 
 use std::fs::File;
-use std::io::{Read as _, Seek as _};
+use std::io::Seek as _;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -121,11 +121,16 @@ pub fn open_verified(
 
 /// SHA-256 (hex) of what is left to read in `file`, in 1 MiB reads.
 pub fn sha256_of(file: &mut File) -> std::io::Result<String> {
+    sha256_of_reader(file)
+}
+
+/// SHA-256 (hex) of everything `reader` yields.
+pub fn sha256_of_reader(reader: &mut impl std::io::Read) -> std::io::Result<String> {
     use sha2::Digest as _;
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 1024 * 1024];
     loop {
-        let n = file.read(&mut buf)?;
+        let n = reader.read(&mut buf)?;
         if n == 0 {
             break;
         }

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::config::OnDuplicate;
+use crate::metadata::{MetadataPolicy, Report};
 use crate::sign::Params;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -217,6 +219,9 @@ pub struct NewJob {
     pub source: JobSource,
     /// The file as it was checked when queued; every attempt uploads only that file.
     pub file: Option<super::identity::FileIdentity>,
+    /// What is removed from the file's metadata before it is sent.
+    pub metadata: MetadataPolicy,
+    pub on_duplicate: OnDuplicate,
 }
 
 /// What the provider said about a finished upload.
@@ -225,6 +230,39 @@ pub struct Uploaded {
     pub id: String,
     pub url: String,
     pub response: serde_json::Value,
+    /// What was sent (for a duplicate: what the earlier upload sent); none for uploads
+    /// recorded by versions that did not keep it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent: Option<Sent>,
+}
+
+/// The bytes an upload sent: the file after its metadata policy.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Sent {
+    /// SHA-256 (hex) of the bytes sent.
+    pub sha256: String,
+    pub size: u64,
+    /// What was removed from the file's metadata, and what had to be kept.
+    pub metadata: Report,
+    /// Set when nothing was sent because the same content was already uploaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<DuplicateOf>,
+}
+
+/// The earlier upload a duplicate's result comes from.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct DuplicateOf {
+    pub job: JobId,
+    /// Unix seconds.
+    pub uploaded_at: i64,
+}
+
+impl DuplicateOf {
+    /// "photo.jpg was already uploaded on 2026-12-04 (UTC)", for notices.
+    pub fn line(&self, name: &str) -> String {
+        let (y, m, d) = crate::watch::civil_date(self.uploaded_at);
+        format!("{name} was already uploaded on {y:04}-{m:02}-{d:02}")
+    }
 }
 
 /// How a job ended, as front ends report it.

@@ -42,13 +42,14 @@ use tokio::sync::{broadcast, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, Profile};
+use crate::config::{Config, OnDuplicate, Profile};
+use crate::metadata;
 use crate::profile::{upload_params, ParamError};
 use crate::secrets::{SecretError, Secrets};
 use crate::sign::Params;
 pub use job::{
-    Event, Finished, IntakeId, JobId, JobSource, JobState, NewJob, Offline, OfflineHost, Progress,
-    QueueCounts, Uploaded,
+    DuplicateOf, Event, Finished, IntakeId, JobId, JobSource, JobState, NewJob, Offline,
+    OfflineHost, Progress, QueueCounts, Sent, Uploaded,
 };
 pub use provider::Transfer;
 use retry::Failure;
@@ -73,6 +74,12 @@ pub enum EngineError {
     Intake(#[from] intake::IntakeError),
     #[error("upload {id} is {}: only failed, stuck, cancelled or paused uploads can be retried", state.as_str())]
     NotRetryable { id: JobId, state: JobState },
+    #[error(
+        "upload {0} was uploaded, not skipped as a duplicate: there is nothing to upload anyway"
+    )]
+    NotADuplicate(JobId),
+    #[error("profile `{0}` is no longer in the config: add it back to upload with it")]
+    ProfileGone(String),
 }
 
 #[derive(Debug, Clone)]
@@ -463,6 +470,29 @@ impl Engine {
         Ok(())
     }
 
+    /// Queues the file of `id`, a job skipped as a duplicate, once more to be uploaded
+    /// whatever the history holds ("Upload anyway"), with the same name, parameters and
+    /// metadata policy. The file is checked afresh, as any new job.
+    pub fn upload_anyway(&self, id: JobId) -> Result<JobId, EngineError> {
+        let record = self.job(id)?;
+        if record.sent.as_ref().and_then(|s| s.duplicate_of).is_none() {
+            return Err(EngineError::NotADuplicate(id));
+        }
+        let config = self.config();
+        let profile = config
+            .profile(&record.profile)
+            .ok_or_else(|| EngineError::ProfileGone(record.profile.clone()))?;
+        let mut job = self.prepare(profile, &record.path, &Params::new(), record.source.clone())?;
+        job.file_name = record.file_name;
+        job.params = record.params;
+        job.metadata = record.metadata;
+        job.on_duplicate = OnDuplicate::Upload;
+        let ids = self.enqueue(std::slice::from_ref(&job))?;
+        ids.into_iter()
+            .next()
+            .ok_or(EngineError::Store(StoreError::NoSuchJob(id)))
+    }
+
     /// The queue view by state (see [`Store::queue_counts`]).
     pub fn queue_counts(&self) -> Result<QueueCounts, EngineError> {
         Ok(lock(&self.shared.store).queue_counts()?)
@@ -635,6 +665,7 @@ pub fn finished_from(record: &JobRecord) -> Finished {
                 id: id.clone(),
                 url: url.clone(),
                 response: record.response.clone().unwrap_or(serde_json::Value::Null),
+                sent: record.sent.clone(),
             }),
             _ => None,
         },
@@ -715,6 +746,8 @@ pub fn prepare_job(
         params,
         source,
         file: Some(identity),
+        metadata: profile.metadata,
+        on_duplicate: profile.on_duplicate,
     })
 }
 
@@ -826,7 +859,14 @@ fn finish_in(
     }
     lock(&shared.running).remove(&record.id);
     let stored = match &uploaded {
-        Some(up) => store.mark_done(record.id, &up.id, &up.url, &up.response, now),
+        Some(up) => store.mark_done(
+            record.id,
+            &up.id,
+            &up.url,
+            &up.response,
+            up.sent.as_ref(),
+            now,
+        ),
         None => store.set_state(record.id, state, error.as_deref(), now),
     };
     if let Err(err) = stored {
@@ -846,6 +886,85 @@ fn finish_in(
         uploaded,
         error,
     }));
+}
+
+/// The bytes a job sends (its file after the metadata policy) and their SHA-256, read on the
+/// blocking pool. The file is checked to be the one queued (device, inode, size, mtime; the
+/// attempt checks the watcher's hash when it opens the file again to send it).
+async fn prepare_send(job: &JobRecord) -> Result<(Arc<metadata::Plan>, String), String> {
+    let path = job.path.clone();
+    let expected = job.file.clone();
+    let policy = job.metadata;
+    let task = tokio::task::spawn_blocking(move || {
+        let fail = |err: &dyn std::fmt::Display| format!("{}: {err}", path.display());
+        let mut file =
+            identity::open_verified(&path, expected.as_ref(), false).map_err(|err| fail(&err))?;
+        let size = file.metadata().map_err(|err| fail(&err))?.len();
+        let plan = metadata::plan(&mut file, size, policy).map_err(|err| fail(&err))?;
+        if let Some(kept) = &plan.report.kept {
+            tracing::info!("{}: {kept}", path.display());
+        }
+        let plan = Arc::new(plan);
+        // A file sent as it is has the hash the watcher took (and the attempt checks it).
+        let known = expected
+            .as_ref()
+            .and_then(|f| f.sha256.clone())
+            .filter(|_| plan.is_unchanged());
+        let sha256 = match known {
+            Some(sha256) => sha256,
+            None => {
+                let mut reader = plan.clone().reader(file);
+                identity::sha256_of_reader(&mut reader).map_err(|err| fail(&err))?
+            }
+        };
+        Ok((plan, sha256))
+    });
+    task.await
+        .unwrap_or_else(|err| Err(format!("reading the file failed: {err}")))
+}
+
+/// The earlier upload of the same bytes with the same profile and parameters, if the
+/// provider still has it. A file deleted since (in Dropkey or at the provider) is not a
+/// duplicate; nor is one whose provider cannot be asked now (the upload then goes ahead and
+/// meets the outage like any other).
+async fn duplicate_of(
+    shared: &Shared,
+    profile: &Profile,
+    secret: &SecretString,
+    job: &JobRecord,
+    sha256: &str,
+) -> Option<JobRecord> {
+    let found = lock(&shared.store).find_duplicate(&job.profile, sha256, &job.params, job.id);
+    let earlier = match found {
+        Ok(found) => found?,
+        Err(err) => {
+            tracing::warn!(job = job.id.0, "duplicate lookup failed: {err}");
+            return None;
+        }
+    };
+    let remote_id = earlier.remote_id.as_deref()?;
+    let kind = uploaded::cloudinary_kind(earlier.response.as_ref(), profile);
+    let answer = provider::details(
+        &shared.http,
+        profile,
+        secret,
+        remote_id,
+        kind.resource_type,
+        kind.delivery_type,
+    )
+    .await;
+    match answer {
+        Ok(provider::RemoteFile::Present { .. }) => Some(earlier),
+        Ok(provider::RemoteFile::Missing) => {
+            tracing::info!(
+                job = job.id.0,
+                earlier = earlier.id.0,
+                "the earlier upload is gone at the provider: uploading again"
+            );
+            None
+        }
+        Err(_) => None,
+    }
 }
 
 fn secret_for(shared: &Shared, profile: &Profile) -> Result<Arc<SecretString>, SecretError> {
@@ -916,6 +1035,35 @@ async fn attempts(shared: &Arc<Shared>, job: &mut JobRecord, control: &Control) 
         Ok(secret) => secret,
         Err(err) => return Outcome::Failed(err.to_string()),
     };
+    let (plan, sha256) = match prepare_send(job).await {
+        Ok(prepared) => prepared,
+        Err(reason) => return Outcome::Failed(reason),
+    };
+    let sent = |duplicate_of| Sent {
+        sha256: sha256.clone(),
+        size: plan.len(),
+        metadata: plan.report.clone(),
+        duplicate_of,
+    };
+    if job.on_duplicate != OnDuplicate::Upload {
+        if let Some(earlier) = duplicate_of(shared, profile, &secret, job, &sha256).await {
+            let uploaded_at = earlier.finished_at.unwrap_or(earlier.created_at);
+            tracing::info!(
+                job = job.id.0,
+                earlier = earlier.id.0,
+                "already uploaded: not sent again"
+            );
+            return Outcome::Done(Uploaded {
+                id: earlier.remote_id.unwrap_or_default(),
+                url: earlier.url.unwrap_or_default(),
+                response: earlier.response.unwrap_or(serde_json::Value::Null),
+                sent: Some(sent(Some(DuplicateOf {
+                    job: earlier.id,
+                    uploaded_at,
+                }))),
+            });
+        }
+    }
     let policy = &shared.settings.retry;
     let deadline = tokio::time::Instant::now() + policy.give_up_after;
     let mut attempt_no = 0;
@@ -931,12 +1079,12 @@ async fn attempts(shared: &Arc<Shared>, job: &mut JobRecord, control: &Control) 
             job: job.id,
             attempt: attempt_no,
         });
-        let sent = Arc::new(AtomicU64::new(0));
+        let sent_bytes = Arc::new(AtomicU64::new(0));
         let reporter = spawn_progress(
             shared,
             job.id,
-            job.size,
-            sent.clone(),
+            plan.len(),
+            sent_bytes.clone(),
             control.token.child_token(),
         );
         let attempt = provider::Attempt {
@@ -946,8 +1094,9 @@ async fn attempts(shared: &Arc<Shared>, job: &mut JobRecord, control: &Control) 
             secret: &secret,
             job,
             transfer: &shared.settings.transfer,
-            sent: sent.clone(),
+            sent: sent_bytes.clone(),
             nonce: shared.nonce.fetch_add(1, Ordering::Relaxed),
+            plan: &plan,
         };
         let mut chunk = (job.upload_id.clone(), job.bytes_acked);
         let store = &shared.store;
@@ -969,7 +1118,10 @@ async fn attempts(shared: &Arc<Shared>, job: &mut JobRecord, control: &Control) 
         (job.upload_id, job.bytes_acked) = chunk;
         let failure = match result {
             None => return Outcome::Stopped(stopped()),
-            Some(Ok(uploaded)) => return Outcome::Done(uploaded),
+            Some(Ok(mut uploaded)) => {
+                uploaded.sent = Some(sent(None));
+                return Outcome::Done(uploaded);
+            }
             Some(Err(Failure::Permanent { reason })) => return Outcome::Failed(reason),
             Some(Err(failure)) => failure,
         };

@@ -17,6 +17,7 @@ use super::job::Uploaded;
 use super::retry::{classify_status, classify_transport, Failure};
 use super::store::JobRecord;
 use crate::config::{Cloudinary, ImageKit, ImageKitAuth, Profile, Provider, MIN_CHUNK};
+use crate::metadata::Plan;
 use crate::sign::cloudinary::{DeliveryType, ResourceType};
 use crate::sign::{cloudinary, imagekit, Params};
 
@@ -54,6 +55,8 @@ pub struct Attempt<'a> {
     pub sent: Arc<AtomicU64>,
     /// Distinguishes this attempt's token from every other one made in the same second.
     pub nonce: u64,
+    /// The bytes to send: the file after its metadata policy.
+    pub plan: &'a Arc<Plan>,
 }
 
 /// Called after each acknowledged Cloudinary chunk with (upload id, bytes acknowledged).
@@ -64,7 +67,7 @@ pub async fn upload(attempt: &Attempt<'_>, on_chunk: ChunkSink<'_>) -> Result<Up
     match &attempt.profile.provider {
         Provider::ImageKit(ik) => upload_imagekit(attempt, ik).await,
         Provider::Cloudinary(cl) => {
-            if attempt.job.size > attempt.transfer.chunk_threshold {
+            if attempt.plan.len() > attempt.transfer.chunk_threshold {
                 upload_cloudinary_chunked(attempt, cl, on_chunk).await
             } else {
                 upload_cloudinary(attempt, cl).await
@@ -108,7 +111,8 @@ fn file_part(attempt: &Attempt<'_>, range: std::ops::Range<u64>) -> Result<Part,
         }
         Failure::permanent(format!("{}: {err}", path.display()))
     })?;
-    let body = file_body(file, range, attempt.transfer.frame, attempt.sent.clone())
+    let source = attempt.plan.clone().reader(file);
+    let body = file_body(source, range, attempt.transfer.frame, attempt.sent.clone())
         .map_err(|err| Failure::permanent(format!("cannot read {}: {err}", path.display())))?;
     let mime = mime_guess::from_path(&attempt.job.file_name).first_or_octet_stream();
     Part::stream_with_length(body, len)
@@ -261,7 +265,7 @@ async fn upload_imagekit(attempt: &Attempt<'_>, ik: &ImageKit) -> Result<Uploade
             text_fields(Form::new(), &remote.fields).text("token", remote.token)
         }
     };
-    form = form.part("file", file_part(attempt, 0..job.size)?);
+    form = form.part("file", file_part(attempt, 0..attempt.plan.len())?);
     let request = attempt.http.post(upload_url).multipart(form);
     let (status, headers, body) = send(attempt, request).await?;
     if !status.is_success() {
@@ -271,6 +275,7 @@ async fn upload_imagekit(attempt: &Attempt<'_>, ik: &ImageKit) -> Result<Uploade
     let url = body.get("url").and_then(Value::as_str);
     match (id, url) {
         (Some(id), Some(url)) => Ok(Uploaded {
+            sent: None,
             id: id.to_owned(),
             url: url.to_owned(),
             response: body.clone(),
@@ -387,6 +392,7 @@ fn cloudinary_uploaded(status: reqwest::StatusCode, body: &Value) -> Result<Uplo
         .and_then(Value::as_str);
     match (id, url) {
         (Some(id), Some(url)) => Ok(Uploaded {
+            sent: None,
             id: id.to_owned(),
             url: url.to_owned(),
             response: body.clone(),
@@ -400,7 +406,7 @@ fn cloudinary_uploaded(status: reqwest::StatusCode, body: &Value) -> Result<Uplo
 async fn upload_cloudinary(attempt: &Attempt<'_>, cl: &Cloudinary) -> Result<Uploaded, Failure> {
     let (fields, signed) = cloudinary_fields(attempt, cl);
     let form =
-        text_fields(Form::new(), &fields).part("file", file_part(attempt, 0..attempt.job.size)?);
+        text_fields(Form::new(), &fields).part("file", file_part(attempt, 0..attempt.plan.len())?);
     let request = attempt.http.post(cloudinary_upload_url(cl)).multipart(form);
     let (status, headers, body) = send(attempt, request).await?;
     if !status.is_success() {
@@ -419,7 +425,7 @@ async fn upload_cloudinary_chunked(
     on_chunk: ChunkSink<'_>,
 ) -> Result<Uploaded, Failure> {
     let job = attempt.job;
-    let total = job.size;
+    let total = attempt.plan.len();
     let chunk = attempt.transfer.chunk_size.max(MIN_CHUNK);
     let upload_id = job
         .upload_id

@@ -14,7 +14,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::identity::FileIdentity;
-use super::job::{IntakeId, JobId, JobSource, JobState, NewJob, QueueCounts};
+use super::job::{DuplicateOf, IntakeId, JobId, JobSource, JobState, NewJob, QueueCounts, Sent};
+use crate::config::OnDuplicate;
+use crate::metadata::MetadataPolicy;
 use crate::sign::Params;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,11 @@ pub struct JobRecord {
     /// The file as checked when queued (none for jobs queued by older versions).
     #[serde(skip)]
     pub file: Option<FileIdentity>,
+    /// Jobs queued by versions before metadata policies were sent as they were: `keep`.
+    pub metadata: MetadataPolicy,
+    pub on_duplicate: OnDuplicate,
+    /// What a finished upload sent.
+    pub sent: Option<Sent>,
 }
 
 pub struct Store {
@@ -136,7 +143,8 @@ const JOURNAL_SELECT: &str = "SELECT j.watch, j.rel_path, j.size, j.mtime_ns, j.
 
 const COLUMNS: &str = "id, profile, path, file_name, size, params, state, attempts, error, \
     remote_id, url, response, upload_id, bytes_acked, source, created_at, finished_at, \
-    file_dev, file_ino, file_mtime_ns, file_sha256, file_nofollow";
+    file_dev, file_ino, file_mtime_ns, file_sha256, file_nofollow, metadata, on_duplicate, \
+    sent_sha256, sent_size, sent_metadata, duplicate_of, duplicate_at";
 
 /// Columns added after the first release, for databases created before them.
 const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
@@ -152,6 +160,13 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("watch_journal", "file_ino", "INTEGER"),
     ("jobs", "dismissed", "INTEGER NOT NULL DEFAULT 0"),
     ("jobs", "intake", "INTEGER"),
+    ("jobs", "metadata", "TEXT"),
+    ("jobs", "on_duplicate", "TEXT"),
+    ("jobs", "sent_sha256", "TEXT"),
+    ("jobs", "sent_size", "INTEGER"),
+    ("jobs", "sent_metadata", "TEXT"),
+    ("jobs", "duplicate_of", "INTEGER"),
+    ("jobs", "duplicate_at", "INTEGER"),
 ];
 
 /// Indexes on columns of [`ADDED_COLUMNS`]: created once the columns exist.
@@ -159,11 +174,14 @@ const ADDED_INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS jobs_in_view ON jobs(id) WHERE dismissed = 0;
 CREATE INDEX IF NOT EXISTS jobs_in_view_by_state ON jobs(state, size) WHERE dismissed = 0;
 CREATE INDEX IF NOT EXISTS jobs_by_intake ON jobs(intake, state) WHERE intake IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_by_content ON jobs(sent_sha256, profile)
+    WHERE state = 'done' AND duplicate_of IS NULL;
 ";
 
 const INSERT_JOB: &str = "INSERT INTO jobs (profile, path, file_name, size, params, state, source,
-        created_at, file_dev, file_ino, file_mtime_ns, file_sha256, file_nofollow, intake)
-    VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+        created_at, file_dev, file_ino, file_mtime_ns, file_sha256, file_nofollow, intake,
+        metadata, on_duplicate)
+    VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
 
 fn insert_job(
     tx: &rusqlite::Transaction<'_>,
@@ -186,6 +204,8 @@ fn insert_job(
         file.and_then(|f| f.sha256.clone()),
         file.is_some_and(|f| f.no_follow),
         intake.map(|i| i.0),
+        job.metadata.as_str(),
+        job.on_duplicate.as_str(),
     ])?;
     Ok(JobId(tx.last_insert_rowid()))
 }
@@ -481,15 +501,19 @@ impl Store {
         remote_id: &str,
         url: &str,
         response: &serde_json::Value,
+        sent: Option<&Sent>,
         now: i64,
     ) -> Result<(), StoreError> {
         // One transaction: the history search index (filled by a trigger) never lags the job.
         let tx = self.conn.transaction()?;
         let kind = upload_kind_of(&tx, id, response)?;
+        let duplicate = sent.and_then(|s| s.duplicate_of);
         tx.execute(
             &format!(
                 "UPDATE jobs SET state = 'done', error = NULL, remote_id = ?2, url = ?3, response = ?4,
-                     finished_at = ?5, is_image = ?6, private = ?7, done_seq = {NEXT_DONE_SEQ}
+                     finished_at = ?5, is_image = ?6, private = ?7, done_seq = {NEXT_DONE_SEQ},
+                     sent_sha256 = ?8, sent_size = ?9, sent_metadata = ?10, duplicate_of = ?11,
+                     duplicate_at = ?12
                  WHERE id = ?1"
             ),
             params![
@@ -499,7 +523,12 @@ impl Store {
                 response.to_string(),
                 now,
                 kind.is_image,
-                kind.private
+                kind.private,
+                sent.map(|s| s.sha256.as_str()),
+                sent.map(|s| s.size as i64),
+                sent.map(|s| serde_json::to_string(&s.metadata).unwrap_or_default()),
+                duplicate.map(|d| d.job.0),
+                duplicate.map(|d| d.uploaded_at),
             ],
         )?;
         tx.commit()?;
@@ -684,10 +713,37 @@ impl Store {
             .optional()?)
     }
 
+    /// Marks `id` deleted, and with it every finished job that points to the same remote file
+    /// (its duplicates, or the upload it duplicated): their links died with it.
     pub fn mark_deleted(&mut self, id: JobId) -> Result<(), StoreError> {
-        self.conn
-            .execute("UPDATE jobs SET state = 'deleted' WHERE id = ?1", [id.0])?;
+        self.conn.execute(
+            "UPDATE jobs SET state = 'deleted' WHERE id = ?1 OR (state = 'done' AND remote_id IS NOT NULL
+                 AND (profile, remote_id) = (SELECT profile, remote_id FROM jobs WHERE id = ?1))",
+            [id.0],
+        )?;
         Ok(())
+    }
+
+    /// The newest finished upload (not itself a duplicate) of content `sha256` by `profile`
+    /// with the same upload parameters (folder, tags, every other one), other than job `except`.
+    /// An upload that differs in any parameter is another upload, not a repeat.
+    pub fn find_duplicate(
+        &self,
+        profile: &str,
+        sha256: &str,
+        params: &Params,
+        except: JobId,
+    ) -> Result<Option<JobRecord>, StoreError> {
+        let params = serde_json::to_string(params).unwrap_or_default();
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM jobs INDEXED BY jobs_by_content
+             WHERE sent_sha256 = ?1 AND profile = ?2 AND state = 'done' AND duplicate_of IS NULL
+               AND id <> ?3 AND params = ?4
+             ORDER BY id DESC LIMIT 1"
+        ))?;
+        Ok(stmt
+            .query_row(params![sha256, profile, except.0, params], row_to_record)
+            .optional()?)
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1056,7 +1112,8 @@ fn profile_facet(profile: &str) -> String {
 const J_COLUMNS: &str = "j.id, j.profile, j.path, j.file_name, j.size, j.params, j.state, \
     j.attempts, j.error, j.remote_id, j.url, j.response, j.upload_id, j.bytes_acked, j.source, \
     j.created_at, j.finished_at, j.file_dev, j.file_ino, j.file_mtime_ns, j.file_sha256, \
-    j.file_nofollow";
+    j.file_nofollow, j.metadata, j.on_duplicate, j.sent_sha256, j.sent_size, j.sent_metadata, \
+    j.duplicate_of, j.duplicate_at";
 
 /// A done job's sequence number: the next after the newest done one (kept when it already is
 /// done). Reusing a deleted job's number is harmless: its FTS row left with it.
@@ -1320,6 +1377,32 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
             }),
             _ => None,
         },
+        metadata: row
+            .get::<_, Option<String>>(22)?
+            .and_then(|m| MetadataPolicy::parse(&m))
+            .unwrap_or(MetadataPolicy::Keep),
+        on_duplicate: row
+            .get::<_, Option<String>>(23)?
+            .and_then(|m| OnDuplicate::parse(&m))
+            .unwrap_or(OnDuplicate::Upload),
+        sent: match row.get::<_, Option<String>>(24)? {
+            Some(sha256) => Some(Sent {
+                sha256,
+                size: row.get::<_, Option<i64>>(25)?.unwrap_or(0).max(0) as u64,
+                metadata: row
+                    .get::<_, Option<String>>(26)?
+                    .and_then(|m| serde_json::from_str(&m).ok())
+                    .unwrap_or_default(),
+                duplicate_of: match (row.get::<_, Option<i64>>(27)?, row.get(28)?) {
+                    (Some(job), Some(uploaded_at)) => Some(DuplicateOf {
+                        job: JobId(job),
+                        uploaded_at,
+                    }),
+                    _ => None,
+                },
+            }),
+            None => None,
+        },
     })
 }
 
@@ -1366,6 +1449,8 @@ mod tests {
             params: Params::new(),
             source: JobSource::Cli,
             file: None,
+            metadata: MetadataPolicy::Keep,
+            on_duplicate: OnDuplicate::Upload,
         }
     }
 
@@ -1376,7 +1461,7 @@ mod tests {
         let jobs: Vec<NewJob> = (0..2_500).map(|i| job(&format!("f{i}"))).collect();
         let ids = store.enqueue_in(&jobs, Some(IntakeId(7)), 1).unwrap();
         store
-            .mark_done(ids[0], "r0", "https://x/0", &serde_json::json!({}), 2)
+            .mark_done(ids[0], "r0", "https://x/0", &serde_json::json!({}), None, 2)
             .unwrap();
         store
             .set_state(ids[1], JobState::Failed, Some("no"), 2)
@@ -1427,7 +1512,7 @@ mod tests {
         let other = store.enqueue_in(&[job("d")], Some(IntakeId(2)), 1).unwrap();
         let loose = store.enqueue(&[job("e")], 1).unwrap();
         store
-            .mark_done(mine[0], "r", "https://x/a", &serde_json::json!({}), 2)
+            .mark_done(mine[0], "r", "https://x/a", &serde_json::json!({}), None, 2)
             .unwrap();
         store.set_state(mine[1], JobState::Paused, None, 2).unwrap();
         assert_eq!(store.intake_of(mine[2]).unwrap(), Some(IntakeId(1)));
@@ -1489,7 +1574,14 @@ mod tests {
         let second = store.claim_next(&[]).unwrap().unwrap();
         assert_eq!(second.id, ids[1]);
         store
-            .mark_done(first.id, "rid", "http://x/a", &serde_json::json!({}), 11)
+            .mark_done(
+                first.id,
+                "rid",
+                "http://x/a",
+                &serde_json::json!({}),
+                None,
+                11,
+            )
             .unwrap();
         drop(store);
 
@@ -1558,7 +1650,7 @@ mod tests {
         assert_eq!(synchronous(&store), 2, "after enqueue");
         store.claim_next(&[]).unwrap();
         store
-            .mark_done(id, "rid", "http://x/a", &serde_json::json!({}), 2)
+            .mark_done(id, "rid", "http://x/a", &serde_json::json!({}), None, 2)
             .unwrap();
         assert_eq!(synchronous(&store), 2, "after mark_done");
     }
@@ -1638,8 +1730,16 @@ mod tests {
             new.params.insert("tags".into(), "holiday,beach".into());
             let id = store.enqueue(&[new], 1).unwrap()[0];
             let url = format!("https://cdn.example/{profile}/{name}");
+            // Every upload its own remote file, as at ImageKit.
             store
-                .mark_done(id, "rid", &url, &serde_json::json!({}), 100)
+                .mark_done(
+                    id,
+                    &format!("file_{}", id.0),
+                    &url,
+                    &serde_json::json!({}),
+                    None,
+                    100,
+                )
                 .unwrap();
             ids.push(id);
         }
@@ -1740,7 +1840,7 @@ mod tests {
         let id = store.enqueue(&[secret], 1).unwrap()[0];
         let answer = serde_json::json!({ "fileType": "non-image" });
         store
-            .mark_done(id, "rid", "https://x/s", &answer, 100)
+            .mark_done(id, "rid", "https://x/s", &answer, None, 100)
             .unwrap();
         let query = |profile: Option<&str>, kind, limit, offset| {
             let page = store
@@ -1803,7 +1903,7 @@ mod tests {
         let ids = store.enqueue(&jobs, 1).unwrap();
         for id in ids {
             store
-                .mark_done(id, "r", "u", &serde_json::json!({}), 2)
+                .mark_done(id, "r", "u", &serde_json::json!({}), None, 2)
                 .unwrap();
         }
         let search = |text: &str, offset| {
@@ -1825,6 +1925,99 @@ mod tests {
         // The last page knows the count.
         let end = search("jpg", n as usize - 3);
         assert_eq!((end.records.len(), end.total, end.exact), (3, n, true));
+    }
+
+    fn sent(sha256: &str, duplicate_of: Option<DuplicateOf>) -> Sent {
+        Sent {
+            sha256: sha256.into(),
+            size: 3,
+            metadata: crate::metadata::Report::default(),
+            duplicate_of,
+        }
+    }
+
+    #[test]
+    fn a_duplicate_is_the_same_bytes_profile_and_parameters_and_still_uploaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut a = job("a.jpg");
+        a.params.insert("folder".into(), "/f".into());
+        let first = store.enqueue(&[a.clone()], 1).unwrap()[0];
+        store
+            .mark_done(
+                first,
+                "file_1",
+                "https://x/a.jpg",
+                &serde_json::json!({}),
+                Some(&sent("abc", None)),
+                5,
+            )
+            .unwrap();
+        let later = store.enqueue(&[a.clone()], 6).unwrap()[0];
+        let found = |store: &Store, sha: &str, params: &Params| {
+            store
+                .find_duplicate("p", sha, params, later)
+                .unwrap()
+                .map(|r| r.id)
+        };
+        assert_eq!(found(&store, "abc", &a.params), Some(first));
+        assert_eq!(found(&store, "abd", &a.params), None, "other bytes");
+        let mut tagged = a.params.clone();
+        tagged.insert("tags".into(), "x".into());
+        assert_eq!(found(&store, "abc", &tagged), None, "other parameters");
+        assert_eq!(
+            store.find_duplicate("q", "abc", &a.params, later).unwrap(),
+            None,
+            "other profile"
+        );
+        // The second one finishes as a duplicate: lookups still lead to the first upload.
+        let earlier = DuplicateOf {
+            job: first,
+            uploaded_at: 5,
+        };
+        store
+            .mark_done(
+                later,
+                "file_1",
+                "https://x/a.jpg",
+                &serde_json::json!({}),
+                Some(&sent("abc", Some(earlier))),
+                7,
+            )
+            .unwrap();
+        let third = store.enqueue(&[a.clone()], 8).unwrap()[0];
+        let hit = store
+            .find_duplicate("p", "abc", &a.params, third)
+            .unwrap()
+            .unwrap();
+        assert_eq!(hit.id, first);
+        let record = store.get(later).unwrap();
+        assert_eq!(record.sent.unwrap().duplicate_of, Some(earlier));
+        // Deleting either deletes the remote file both point to: neither is a duplicate then.
+        store.mark_deleted(later).unwrap();
+        assert_eq!(store.get(first).unwrap().state, JobState::Deleted);
+        assert_eq!(
+            store.find_duplicate("p", "abc", &a.params, third).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn jobs_from_before_metadata_policies_read_back_as_sent_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let id = store.enqueue(&[job("old.jpg")], 1).unwrap()[0];
+        store
+            .conn
+            .execute(
+                "UPDATE jobs SET metadata = NULL, on_duplicate = NULL WHERE id = ?1",
+                [id.0],
+            )
+            .unwrap();
+        let record = store.get(id).unwrap();
+        assert_eq!(record.metadata, MetadataPolicy::Keep);
+        assert_eq!(record.on_duplicate, OnDuplicate::Upload);
+        assert_eq!(record.sent, None);
     }
 
     #[test]
@@ -1985,7 +2178,7 @@ mod journal_batch_tests {
             if i % 2 == 0 {
                 store.claim_next(&[]).unwrap();
                 store
-                    .mark_done(id, "rid", "http://x", &serde_json::json!({}), 2)
+                    .mark_done(id, "rid", "http://x", &serde_json::json!({}), None, 2)
                     .unwrap();
             } else {
                 store.claim_next(&[]).unwrap();

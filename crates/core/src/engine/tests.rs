@@ -61,7 +61,16 @@ async fn retry_puts_back_only_stopped_or_paused_jobs() {
     // Retrying a done upload would send the file twice.
     let done = job(&engine);
     engine
-        .with_store(|s| s.mark_done(done, "rid", "https://x/a.txt", &serde_json::json!({}), 1))
+        .with_store(|s| {
+            s.mark_done(
+                done,
+                "rid",
+                "https://x/a.txt",
+                &serde_json::json!({}),
+                None,
+                1,
+            )
+        })
         .unwrap();
     refused(done, JobState::Done);
     assert_eq!(

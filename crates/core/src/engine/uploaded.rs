@@ -416,6 +416,9 @@ mod tests {
             created_at: 1,
             finished_at: Some(2),
             file: None,
+            metadata: Default::default(),
+            on_duplicate: Default::default(),
+            sent: None,
         }
     }
 

@@ -119,6 +119,8 @@ mod tests {
             on_change: OnChange::Ignore,
             scan_interval: None,
             include_hidden: false,
+            metadata: None,
+            on_duplicate: None,
         }
     }
 

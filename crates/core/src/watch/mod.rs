@@ -869,6 +869,12 @@ impl WatchTask {
         )?;
         job.size = size;
         job.file = Some(file_id);
+        if let Some(metadata) = self.watch.metadata {
+            job.metadata = metadata;
+        }
+        if let Some(on_duplicate) = self.watch.on_duplicate {
+            job.on_duplicate = on_duplicate;
+        }
         let entry = JournalEntry {
             watch: self.key.clone(),
             rel_path: rel,
@@ -1299,7 +1305,7 @@ pub fn render_remote_path(template: &str, folder: &str, rel: &str, now: i64) -> 
 }
 
 /// (year, month, day) of a Unix time, UTC.
-fn civil_date(unix: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_date(unix: i64) -> (i64, u32, u32) {
     let days = unix.div_euclid(86_400);
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

@@ -20,6 +20,7 @@ const COMMANDS: &[&str] = &[
     "pick_folder",
     "cancel_job",
     "retry_job",
+    "upload_anyway",
     "set_uploads_paused",
     "clear_finished",
     "history",

@@ -149,6 +149,17 @@ pub struct Batcher {
     counts_sent: Option<tokio::time::Instant>,
     /// Connectivity changed: the status (and its offline line) is due at the next flush.
     status_due: bool,
+    /// Files skipped as already uploaded since the last flush, and the newest of them.
+    duplicates: usize,
+    last_duplicate: Option<(String, String)>,
+}
+
+/// Files skipped as already uploaded in one flush: the newest one's link goes to the
+/// clipboard, as an upload's would, and the window says so.
+pub struct Duplicates {
+    pub count: usize,
+    pub line: String,
+    pub url: String,
 }
 
 /// One flush: what goes to the window, and what the shell should act on.
@@ -157,6 +168,7 @@ pub struct Flushed {
     pub batch_ended: Option<Batch>,
     pub uploaded: bool,
     pub status_due: bool,
+    pub duplicates: Option<Duplicates>,
 }
 
 impl Batcher {
@@ -191,6 +203,13 @@ impl Batcher {
                 self.change(f.job);
                 self.progress.remove(&f.job);
                 self.finished.push(f.state);
+                if let Some(up) = &f.uploaded {
+                    if let Some(earlier) = up.sent.as_ref().and_then(|s| s.duplicate_of) {
+                        let name = f.path.file_name().unwrap_or_default().to_string_lossy();
+                        self.duplicates += 1;
+                        self.last_duplicate = Some((earlier.line(&name), up.url.clone()));
+                    }
+                }
                 if f.state == JobState::Done {
                     if self.uploaded.len() == MAX_UPLOADED {
                         self.uploaded.pop_front();
@@ -259,11 +278,17 @@ impl Batcher {
         }
         let finished = std::mem::take(&mut self.finished);
         let batch_ended = backend.batch_finished(&finished);
+        let count = std::mem::take(&mut self.duplicates);
+        let duplicates =
+            self.last_duplicate
+                .take()
+                .map(|(line, url)| Duplicates { count, line, url });
         Flushed {
             events,
             batch_ended,
             uploaded,
             status_due: std::mem::take(&mut self.status_due),
+            duplicates,
         }
     }
 }
@@ -293,6 +318,15 @@ pub async fn forward<R: Runtime>(app: AppHandle<R>, backend: Arc<Backend>) {
                 let flushed = batcher.flush(&backend);
                 let busy = !flushed.events.is_empty();
                 let mut out = flushed.events;
+                if let Some(dup) = flushed.duplicates {
+                    let copied = crate::actions::copy_text(&app, &dup.url).is_ok();
+                    let message = match (dup.count, copied) {
+                        (1, true) => format!("{}: its link is copied", dup.line),
+                        (1, false) => dup.line,
+                        (n, _) => format!("{n} files were already uploaded and were not sent again ({})", dup.line),
+                    };
+                    out.push(UiEvent::Notice { message, error: false });
+                }
                 let intakes = backend.intake_views();
                 if intakes != last_intakes {
                     out.push(UiEvent::Intakes { intakes: intakes.clone() });

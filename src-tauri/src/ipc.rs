@@ -26,6 +26,7 @@ pub fn builder() -> Builder<tauri::Wry> {
         uploads::pick_folder,
         uploads::cancel_job,
         uploads::retry_job,
+        uploads::upload_anyway,
         uploads::set_uploads_paused,
         uploads::clear_finished,
         history::history,

@@ -162,6 +162,12 @@ impl Backend {
         Ok(self.engine.retry(record.id)?)
     }
 
+    /// Queues a file that was skipped as a duplicate to be uploaded after all.
+    pub fn upload_anyway(&self, id: u32) -> Result<u32, AppError> {
+        let record = self.job_record(id)?;
+        Ok(crate::models::job_id(self.engine.upload_anyway(record.id)?))
+    }
+
     pub fn set_uploads_paused(&self, paused: bool) {
         if paused {
             self.engine.pause_all();

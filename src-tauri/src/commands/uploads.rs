@@ -122,6 +122,13 @@ pub async fn retry_job(state: State<'_, AppState>, id: u32) -> Result<(), AppErr
     blocking(&state, move |backend| backend.retry(id)).await
 }
 
+/// Uploads a file that was skipped as already uploaded; the new job's id.
+#[tauri::command]
+#[specta::specta]
+pub async fn upload_anyway(state: State<'_, AppState>, id: u32) -> Result<u32, AppError> {
+    blocking(&state, move |backend| backend.upload_anyway(id)).await
+}
+
 /// Pauses (true) or resumes (false) every upload.
 #[tauri::command]
 #[specta::specta]

@@ -31,6 +31,36 @@ pub struct HistoryEntry {
     /// ImageKit's URL endpoint, where a `tr:` segment goes; none for Cloudinary.
     pub url_endpoint: Option<String>,
     pub source: UploadSource,
+    /// What was removed from the file's metadata ("removed location, serial numbers"), or why
+    /// something was kept; none when the file was sent as it was.
+    pub metadata: Option<String>,
+    /// Set when nothing was sent: the same content was already uploaded.
+    pub duplicate_of: Option<DuplicateView>,
+}
+
+/// The earlier upload a duplicate's link comes from.
+#[derive(Debug, Clone, Copy, Serialize, specta::Type, PartialEq)]
+pub struct DuplicateView {
+    pub job: u32,
+    /// Unix seconds.
+    #[specta(type = u32)]
+    pub uploaded_at: f64,
+}
+
+impl DuplicateView {
+    pub fn of(record: &JobRecord) -> Option<Self> {
+        let earlier = record.sent.as_ref()?.duplicate_of?;
+        Some(Self {
+            job: super::queue::job_id(earlier.job),
+            uploaded_at: earlier.uploaded_at as f64,
+        })
+    }
+}
+
+/// The metadata report's line, when there is something to say.
+pub fn metadata_line(record: &JobRecord) -> Option<String> {
+    let report = &record.sent.as_ref()?.metadata;
+    (!report.is_empty()).then(|| report.line())
 }
 
 /// Who asked for the upload.
@@ -138,5 +168,7 @@ pub fn history_entry(record: &JobRecord, profile: Option<&Profile>) -> HistoryEn
         private,
         url_endpoint,
         source: (&record.source).into(),
+        metadata: metadata_line(record),
+        duplicate_of: DuplicateView::of(record),
     }
 }

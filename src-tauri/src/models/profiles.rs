@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use dropkey_core::config::{ImageKitAuth, Provider as CoreProvider, ProviderKind};
+use dropkey_core::config::{
+    ImageKitAuth, MetadataPolicy, OnDuplicate as CoreOnDuplicate, Provider as CoreProvider,
+    ProviderKind,
+};
 use dropkey_core::config_edit::ProfileSpec;
 use dropkey_core::profile::ProfileStatus;
 use dropkey_core::secrets::SecretSource as CoreSecretSource;
@@ -70,6 +73,67 @@ impl From<Auth> for ImageKitAuth {
     }
 }
 
+/// What is removed from files' metadata before upload (`dropkey_core::metadata`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, specta::Type, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Metadata {
+    Keep,
+    StripLocation,
+    StripPrivate,
+    StripAll,
+}
+
+impl From<MetadataPolicy> for Metadata {
+    fn from(policy: MetadataPolicy) -> Self {
+        match policy {
+            MetadataPolicy::Keep => Self::Keep,
+            MetadataPolicy::StripLocation => Self::StripLocation,
+            MetadataPolicy::StripPrivate => Self::StripPrivate,
+            MetadataPolicy::StripAll => Self::StripAll,
+        }
+    }
+}
+
+impl From<Metadata> for MetadataPolicy {
+    fn from(policy: Metadata) -> Self {
+        match policy {
+            Metadata::Keep => Self::Keep,
+            Metadata::StripLocation => Self::StripLocation,
+            Metadata::StripPrivate => Self::StripPrivate,
+            Metadata::StripAll => Self::StripAll,
+        }
+    }
+}
+
+/// What happens to a file already uploaded with the same settings.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, specta::Type, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDuplicate {
+    Skip,
+    Upload,
+    Ask,
+}
+
+impl From<CoreOnDuplicate> for OnDuplicate {
+    fn from(action: CoreOnDuplicate) -> Self {
+        match action {
+            CoreOnDuplicate::Skip => Self::Skip,
+            CoreOnDuplicate::Upload => Self::Upload,
+            CoreOnDuplicate::Ask => Self::Ask,
+        }
+    }
+}
+
+impl From<OnDuplicate> for CoreOnDuplicate {
+    fn from(action: OnDuplicate) -> Self {
+        match action {
+            OnDuplicate::Skip => Self::Skip,
+            OnDuplicate::Upload => Self::Upload,
+            OnDuplicate::Ask => Self::Ask,
+        }
+    }
+}
+
 /// Where a profile's private key comes from; the key itself never crosses IPC.
 #[derive(Debug, Clone, Copy, Serialize, specta::Type, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -101,6 +165,8 @@ pub struct ProfileView {
     pub destination: String,
     pub folder: Option<String>,
     pub tags: Vec<String>,
+    pub metadata: Metadata,
+    pub on_duplicate: OnDuplicate,
     pub secret: SecretSource,
     /// Why the secret's source is unknown, with the fix, when `secret` is `unavailable`.
     pub secret_problem: Option<String>,
@@ -116,6 +182,8 @@ impl From<ProfileStatus> for ProfileView {
             destination: status.destination,
             folder: status.folder,
             tags: status.tags,
+            metadata: status.metadata.into(),
+            on_duplicate: status.on_duplicate.into(),
             secret: status.secret.into(),
             secret_problem: None,
             is_default: status.is_default,
@@ -141,6 +209,8 @@ pub struct ProfileInput {
     pub cloud_name: Option<String>,
     pub api_key: Option<String>,
     pub private: bool,
+    pub metadata: Metadata,
+    pub on_duplicate: OnDuplicate,
 }
 
 impl From<ProfileSpec> for ProfileInput {
@@ -159,6 +229,8 @@ impl From<ProfileSpec> for ProfileInput {
             cloud_name: spec.cloud_name,
             api_key: spec.api_key,
             private: spec.private,
+            metadata: spec.metadata.into(),
+            on_duplicate: spec.on_duplicate.into(),
         }
     }
 }
@@ -179,6 +251,8 @@ impl From<ProfileInput> for ProfileSpec {
             cloud_name: input.cloud_name,
             api_key: input.api_key,
             private: input.private,
+            metadata: input.metadata.into(),
+            on_duplicate: input.on_duplicate.into(),
         }
     }
 }

@@ -54,6 +54,9 @@ pub struct JobView {
     /// Bytes acknowledged so far (progress events carry the live figure).
     #[specta(type = u32)]
     pub bytes_sent: f64,
+    /// As [`super::history::HistoryEntry::metadata`].
+    pub metadata: Option<String>,
+    pub duplicate_of: Option<super::history::DuplicateView>,
 }
 
 pub fn job_id(id: JobId) -> u32 {
@@ -87,6 +90,8 @@ impl From<&JobRecord> for JobView {
             } else {
                 record.bytes_acked as f64
             },
+            metadata: super::history::metadata_line(record),
+            duplicate_of: super::history::DuplicateView::of(record),
         }
     }
 }

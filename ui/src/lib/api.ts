@@ -37,6 +37,9 @@ export type {
   ErrorKind,
   AppStatus,
   ConnectionCheck,
+  DuplicateView,
+  Metadata,
+  OnDuplicate,
   Provider,
   QueueCountsView,
   SecretSource,
@@ -107,6 +110,8 @@ export interface Api {
   uploadClipboard(destination: Destination): Async<EnqueueResult>;
   cancelJob(id: number): Async<null>;
   retryJob(id: number): Async<null>;
+  /** Uploads a file that was skipped as already uploaded; the new job's id. */
+  uploadAnyway(id: number): Async<number>;
   setUploadsPaused(paused: boolean): Async<null>;
   /** Clears every finished upload from the queue; how many. */
   clearFinished(): Async<number>;
@@ -271,6 +276,7 @@ export function createTauriApi(available: () => boolean = isTauri): Api {
     uploadClipboard: call((destination: Destination) => commands.uploadClipboard(destination)),
     cancelJob: call((id: number) => commands.cancelJob(id)),
     retryJob: call((id: number) => commands.retryJob(id)),
+    uploadAnyway: call((id: number) => commands.uploadAnyway(id)),
     setUploadsPaused: call((paused: boolean) => commands.setUploadsPaused(paused)),
     clearFinished: call(() => commands.clearFinished()),
     retryFailed: call(() => commands.retryFailed()),

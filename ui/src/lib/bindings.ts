@@ -64,6 +64,8 @@ export const commands = {
 	pickFolder: () => typedError<string | null, AppError>(__TAURI_INVOKE("pick_folder")),
 	cancelJob: (id: number) => typedError<null, AppError>(__TAURI_INVOKE("cancel_job", { id })),
 	retryJob: (id: number) => typedError<null, AppError>(__TAURI_INVOKE("retry_job", { id })),
+	/**  Uploads a file that was skipped as already uploaded; the new job's id. */
+	uploadAnyway: (id: number) => typedError<number, AppError>(__TAURI_INVOKE("upload_anyway", { id })),
 	/**  Pauses (true) or resumes (false) every upload. */
 	setUploadsPaused: (paused: boolean) => typedError<null, AppError>(__TAURI_INVOKE("set_uploads_paused", { paused })),
 	/**  Drops finished jobs from the queue view (they stay in the history); how many. */
@@ -190,6 +192,13 @@ export type Destination_Serialize = {
 /**  The window's hints for a drag of files over it (Tauri's native drag and drop). */
 export type DragState = "enter" | "leave" | "drop";
 
+/**  The earlier upload a duplicate's link comes from. */
+export type DuplicateView = {
+	job: number,
+	/**  Unix seconds. */
+	uploaded_at: number,
+};
+
 export type EnqueueRequest = EnqueueRequest_Serialize | EnqueueRequest_Deserialize;
 
 export type EnqueueRequest_Deserialize = {
@@ -288,6 +297,13 @@ export type HistoryEntry_Deserialize = {
 	/**  ImageKit's URL endpoint, where a `tr:` segment goes; none for Cloudinary. */
 	url_endpoint?: string | null,
 	source: UploadSource,
+	/**
+	 *  What was removed from the file's metadata ("removed location, serial numbers"), or why
+	 *  something was kept; none when the file was sent as it was.
+	 */
+	metadata?: string | null,
+	/**  Set when nothing was sent: the same content was already uploaded. */
+	duplicate_of?: DuplicateView | null,
 };
 
 /**  A finished upload, as the History screen shows it. */
@@ -310,6 +326,13 @@ export type HistoryEntry_Serialize = {
 	/**  ImageKit's URL endpoint, where a `tr:` segment goes; none for Cloudinary. */
 	url_endpoint: string | null,
 	source: UploadSource,
+	/**
+	 *  What was removed from the file's metadata ("removed location, serial numbers"), or why
+	 *  something was kept; none when the file was sent as it was.
+	 */
+	metadata: string | null,
+	/**  Set when nothing was sent: the same content was already uploaded. */
+	duplicate_of: DuplicateView | null,
 };
 
 /**  What the History screen shows: all uploads, images, other files, or private ones. */
@@ -415,6 +438,9 @@ export type JobView_Deserialize = {
 	url?: string | null,
 	/**  Bytes acknowledged so far (progress events carry the live figure). */
 	bytes_sent: number,
+	/**  As [`super::history::HistoryEntry::metadata`]. */
+	metadata?: string | null,
+	duplicate_of?: DuplicateView | null,
 };
 
 /**  One file in the upload queue. */
@@ -431,7 +457,16 @@ export type JobView_Serialize = {
 	url: string | null,
 	/**  Bytes acknowledged so far (progress events carry the live figure). */
 	bytes_sent: number,
+	/**  As [`super::history::HistoryEntry::metadata`]. */
+	metadata: string | null,
+	duplicate_of: DuplicateView | null,
 };
+
+/**  What is removed from files' metadata before upload (`dropkey_core::metadata`). */
+export type Metadata = "keep" | "strip-location" | "strip-private" | "strip-all";
+
+/**  What happens to a file already uploaded with the same settings. */
+export type OnDuplicate = "skip" | "upload" | "ask";
 
 /**
  *  A profile's settings as the edit form shows and sends them. Public settings only: the
@@ -458,6 +493,8 @@ export type ProfileInput_Deserialize = {
 	cloud_name?: string | null,
 	api_key?: string | null,
 	private: boolean,
+	metadata: Metadata,
+	on_duplicate: OnDuplicate,
 };
 
 /**
@@ -479,6 +516,8 @@ export type ProfileInput_Serialize = {
 	cloud_name: string | null,
 	api_key: string | null,
 	private: boolean,
+	metadata: Metadata,
+	on_duplicate: OnDuplicate,
 };
 
 export type ProfileView = ProfileView_Serialize | ProfileView_Deserialize;
@@ -490,6 +529,8 @@ export type ProfileView_Deserialize = {
 	destination: string,
 	folder?: string | null,
 	tags: string[],
+	metadata: Metadata,
+	on_duplicate: OnDuplicate,
 	secret: SecretSource,
 	/**  Why the secret's source is unknown, with the fix, when `secret` is `unavailable`. */
 	secret_problem?: string | null,
@@ -503,6 +544,8 @@ export type ProfileView_Serialize = {
 	destination: string,
 	folder: string | null,
 	tags: string[],
+	metadata: Metadata,
+	on_duplicate: OnDuplicate,
 	secret: SecretSource,
 	/**  Why the secret's source is unknown, with the fix, when `secret` is `unavailable`. */
 	secret_problem: string | null,

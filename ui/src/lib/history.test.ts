@@ -20,6 +20,8 @@ function entry(id: number, overrides: Partial<HistoryEntry> = {}): HistoryEntry 
     private: false,
     url_endpoint: "https://ik.imagekit.io/acme",
     source: { kind: "app" },
+    metadata: null,
+    duplicate_of: null,
     ...overrides,
   };
 }

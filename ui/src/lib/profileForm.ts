@@ -2,9 +2,9 @@
  * The profile editor's form: what it starts from, what it sends, and the checks that can be
  * made before sending (the Rust side checks everything again and has the last word). Pure.
  */
-import type { Auth, ProfileInput, Provider } from "./api";
+import type { Auth, Metadata, OnDuplicate, ProfileInput, Provider } from "./api";
 
-export type { Auth };
+export type { Auth, Metadata, OnDuplicate };
 
 /** Every input of the form, as the user types it. */
 export interface ProfileForm {
@@ -22,6 +22,8 @@ export interface ProfileForm {
   cloudName: string;
   apiKey: string;
   private: boolean;
+  metadata: Metadata;
+  onDuplicate: OnDuplicate;
 }
 
 export type FormErrors = Partial<Record<keyof ProfileForm, string>>;
@@ -41,6 +43,9 @@ export function blankForm(provider: Provider = "imagekit"): ProfileForm {
     cloudName: "",
     apiKey: "",
     private: false,
+    // New profiles remove the location from photos before upload.
+    metadata: "strip-location",
+    onDuplicate: "skip",
   };
 }
 
@@ -60,6 +65,8 @@ export function formFromInput(input: ProfileInput): ProfileForm {
     cloudName: input.cloud_name ?? "",
     apiKey: input.api_key ?? "",
     private: input.private,
+    metadata: input.metadata,
+    onDuplicate: input.on_duplicate,
   };
 }
 
@@ -90,6 +97,8 @@ export function inputFromForm(form: ProfileForm): ProfileInput {
     cloud_name: imagekit ? null : orNull(form.cloudName),
     api_key: imagekit ? null : orNull(form.apiKey),
     private: imagekit ? false : form.private,
+    metadata: form.metadata,
+    on_duplicate: form.onDuplicate,
   };
 }
 

@@ -12,6 +12,8 @@ function profile(name: string, overrides: Partial<ProfileView> = {}): ProfileVie
     folder: null,
     tags: [],
     secret: "missing",
+    metadata: "strip-location",
+    on_duplicate: "skip",
     secret_problem: null,
     is_default: false,
     ...overrides,

@@ -16,6 +16,8 @@ function job(id: number, overrides: Partial<JobView> = {}): JobView {
     error: null,
     url: null,
     bytes_sent: 0,
+    metadata: null,
+    duplicate_of: null,
     ...overrides,
   };
 }

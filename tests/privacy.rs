@@ -347,3 +347,39 @@ fn upload_anyway_sends_a_skipped_file_once_more_as_it_was_queued() {
     assert_eq!(rig.ledger().len(), 2);
     assert_eq!(rig.ledger()[1]["tags"], serde_json::json!(["shoot"]));
 }
+
+#[test]
+fn max_dimension_scales_large_images_down_and_keeps_the_metadata_the_policy_keeps() {
+    let rig = Rig::new();
+    // The camera JPEG is 96×64: a limit of 48 halves it.
+    let (path, original) = rig.photo("big.jpg", 9);
+    let line = rig.upload_one(&["--max-dimension", "48", "--quality", "90", path_arg(&path)]);
+    let report = &line["metadata"];
+    assert_eq!(
+        report["resized"],
+        serde_json::json!({"from": [96, 64], "to": [48, 32]})
+    );
+    assert_eq!(report["removed"], serde_json::json!(["location"]));
+    let stored = fetch(line["url"].as_str().unwrap());
+    let mut decoder = zune_jpeg::JpegDecoder::new(zune_core::bytestream::ZCursor::new(&stored[..]));
+    decoder.decode_headers().unwrap();
+    assert_eq!(decoder.dimensions(), Some((48, 32)));
+    assert!(!has(&stored, LATITUDE) && has(&stored, COPYRIGHT) && has(&stored, SERIAL));
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        original,
+        "the file on disk changed"
+    );
+    assert_eq!(rig.ledger()[0]["sha256"], sha256(&stored));
+    // Nothing is left behind in the data directory.
+    let resized = rig.data_dir().join("resized");
+    assert!(!resized.exists() || std::fs::read_dir(&resized).unwrap().next().is_none());
+
+    // Within the limit: sent as usual, not re-encoded.
+    let (small, _) = rig.photo("small.jpg", 10);
+    let line = rig.upload_one(&["--max-dimension", "500", path_arg(&small)]);
+    assert!(line["metadata"].get("resized").is_none(), "{line}");
+    let (code, _, stderr) = rig.run(&["upload", "sandbox", "--quality", "80", path_arg(&small)]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--max-dimension"), "{stderr}");
+}

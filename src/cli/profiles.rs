@@ -7,7 +7,9 @@ use serde_json::{json, Value};
 
 use super::Context;
 use crate::Error;
-use dropkey_core::config::{ImageKitAuth, MetadataPolicy, OnDuplicate, Profile, ProviderKind};
+use dropkey_core::config::{
+    ImageKitAuth, MetadataPolicy, OnDuplicate, Profile, ProviderKind, Resize,
+};
 use dropkey_core::config_edit::{self, ProfileSpec};
 use dropkey_core::engine::connection;
 use dropkey_core::profile::ProfileStatus;
@@ -70,6 +72,12 @@ pub struct SetArgs {
     /// A file already uploaded with the same folder, tags and parameters: skip (default), upload, or ask (the app).
     #[arg(long, value_name = "ACTION", value_parser = ["skip", "upload", "ask"])]
     on_duplicate: Option<String>,
+    /// Scale images larger than PX on their long side down before upload (16 to 65535).
+    #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u32).range(16..=65_535))]
+    max_dimension: Option<u32>,
+    /// JPEG quality of resized images (1 to 100, default 85); needs --max-dimension.
+    #[arg(long, value_name = "Q", requires = "max_dimension", value_parser = clap::value_parser!(u8).range(1..=100))]
+    quality: Option<u8>,
 }
 
 pub async fn run(ctx: &Context, command: &ProfileCommand) -> Result<Value, Error> {
@@ -153,6 +161,10 @@ pub async fn run(ctx: &Context, command: &ProfileCommand) -> Result<Value, Error
                     .as_deref()
                     .and_then(OnDuplicate::parse)
                     .unwrap_or_default(),
+                resize: args.max_dimension.map(|max_dimension| Resize {
+                    max_dimension,
+                    quality: args.quality.unwrap_or(Resize::DEFAULT_QUALITY),
+                }),
             };
             let name = spec.name.trim();
             let existed = ctx.config.profile(name).is_some();

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::{output, Context};
 use crate::Error;
-use dropkey_core::config::{MetadataPolicy, OnDuplicate, Profile};
+use dropkey_core::config::{MetadataPolicy, OnDuplicate, Profile, Resize};
 use dropkey_core::engine::provider::{self, RemoteFile};
 use dropkey_core::engine::store::{HistoryKind, HistoryQuery};
 use dropkey_core::engine::uploaded::{self, cloudinary_kind, RemoteAsset, UploadedError};
@@ -60,6 +60,13 @@ pub struct UploadArgs {
     /// "duplicate_of"; ask skips too, as the CLI cannot ask).
     #[arg(long, value_name = "ACTION", value_parser = ["skip", "upload", "ask"])]
     on_duplicate: Option<String>,
+    /// Scale JPEG and PNG images larger than PX on their long side down to PX before sending
+    /// (re-encoded; 0 turns off the profile's max_dimension). The files on disk are never changed.
+    #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u32).range(0..=65_535))]
+    max_dimension: Option<u32>,
+    /// JPEG quality of resized images, 1 to 100 (default: the profile's, else 85).
+    #[arg(long, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=100))]
+    quality: Option<u8>,
 }
 
 #[derive(Debug, Args)]
@@ -153,6 +160,29 @@ pub async fn upload(ctx: Context, args: &UploadArgs) -> Result<(), Error> {
     if let Some(action) = args.on_duplicate.as_deref().and_then(OnDuplicate::parse) {
         profile.on_duplicate = action;
     }
+    profile.resize = match (args.max_dimension, args.quality) {
+        (Some(0), _) => None,
+        (Some(px), _) if px < 16 => {
+            return Err(Error::Usage(format!(
+                "--max-dimension {px} is too small: give 16 pixels or more, or 0 to turn resizing off"
+            )));
+        }
+        (Some(px), quality) => Some(Resize {
+            max_dimension: px,
+            quality: quality
+                .or(profile.resize.map(|r| r.quality))
+                .unwrap_or(Resize::DEFAULT_QUALITY),
+        }),
+        (None, Some(quality)) => match profile.resize {
+            Some(resize) => Some(Resize { quality, ..resize }),
+            None => {
+                return Err(Error::Usage(
+                    "--quality is for resized images: add --max-dimension PX (or set max_dimension in the profile)".into(),
+                ))
+            }
+        },
+        (None, None) => profile.resize,
+    };
     let mut overrides = parse_params(&args.params)?;
     if let Some(folder) = &args.folder {
         if overrides.insert("folder".into(), folder.clone()).is_some() {

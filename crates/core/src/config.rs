@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use crate::metadata::resize::Resize;
 pub use crate::metadata::MetadataPolicy;
 use toml::Spanned;
 use url::Url;
@@ -169,6 +170,8 @@ struct RawProfile {
     private: Option<Spanned<bool>>,
     metadata: Option<Spanned<String>>,
     on_duplicate: Option<Spanned<String>>,
+    max_dimension: Option<Spanned<i64>>,
+    quality: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -188,6 +191,8 @@ struct RawWatch {
     include_hidden: Option<bool>,
     metadata: Option<Spanned<String>>,
     on_duplicate: Option<Spanned<String>>,
+    max_dimension: Option<Spanned<i64>>,
+    quality: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -286,6 +291,8 @@ pub struct Profile {
     pub metadata: MetadataPolicy,
     /// What happens to a file this profile already uploaded with the same folder, tags and parameters.
     pub on_duplicate: OnDuplicate,
+    /// Images larger than this on their long side are scaled down before upload; off when none.
+    pub resize: Option<Resize>,
     /// True for the built-in sandbox profile (not written in the config file).
     pub builtin: bool,
 }
@@ -420,6 +427,8 @@ pub struct Watch {
     pub metadata: Option<MetadataPolicy>,
     /// Overrides the profile's `on_duplicate`.
     pub on_duplicate: Option<OnDuplicate>,
+    /// Overrides the profile's `max_dimension` (`Some(None)`: `max_dimension = 0`, off).
+    pub resize: Option<Option<Resize>>,
 }
 
 impl Watch {
@@ -440,6 +449,7 @@ impl Watch {
             include_hidden: false,
             metadata: None,
             on_duplicate: None,
+            resize: None,
         }
     }
 }
@@ -871,6 +881,9 @@ impl Ctx<'_> {
             on_duplicate: self
                 .on_duplicate(raw.on_duplicate, &field("on_duplicate"))?
                 .unwrap_or_default(),
+            resize: self
+                .resize(raw.max_dimension, raw.quality, &field, &table_span)?
+                .flatten(),
             builtin: false,
         })
     }
@@ -891,6 +904,48 @@ impl Ctx<'_> {
             })
         })
         .transpose()
+    }
+
+    /// `max_dimension` (0: off) and `quality`: `None` when neither is set.
+    fn resize(
+        &self,
+        max_dimension: Option<Spanned<i64>>,
+        quality: Option<Spanned<i64>>,
+        field: &dyn Fn(&str) -> String,
+        table_span: &Range<usize>,
+    ) -> Result<Option<Option<Resize>>, ConfigError> {
+        let quality = match quality {
+            Some(q) if (1..=100).contains(q.get_ref()) => Some(*q.get_ref() as u8),
+            Some(q) => {
+                return Err(self.error(
+                    q.span(),
+                    field("quality"),
+                    format!("{} is out of range", q.get_ref()),
+                    "give a JPEG quality from 1 to 100 (85 is the default)",
+                ))
+            }
+            None => None,
+        };
+        match max_dimension {
+            None if quality.is_some() => Err(self.error(
+                table_span.clone(),
+                field("quality"),
+                "quality is for resized images",
+                "add max_dimension = <pixels>, or remove quality",
+            )),
+            None => Ok(None),
+            Some(m) if *m.get_ref() == 0 => Ok(Some(None)),
+            Some(m) if (16..=65_535).contains(m.get_ref()) => Ok(Some(Some(Resize {
+                max_dimension: *m.get_ref() as u32,
+                quality: quality.unwrap_or(Resize::DEFAULT_QUALITY),
+            }))),
+            Some(m) => Err(self.error(
+                m.span(),
+                field("max_dimension"),
+                format!("{} is out of range", m.get_ref()),
+                "give the long side's limit in pixels, 16 to 65535 (0 turns it off)",
+            )),
+        }
     }
 
     fn on_duplicate(
@@ -917,6 +972,7 @@ impl Ctx<'_> {
         raw: Spanned<RawWatch>,
         profiles: &BTreeMap<String, Profile>,
     ) -> Result<Watch, ConfigError> {
+        let table_span = raw.span();
         let raw = raw.into_inner();
         let field = |key: &str| format!("watch[{index}].{key}");
         if raw.path.get_ref().trim().is_empty() {
@@ -1037,6 +1093,7 @@ impl Ctx<'_> {
             include_hidden: raw.include_hidden.unwrap_or(false),
             metadata: self.metadata(raw.metadata, &field("metadata"))?,
             on_duplicate: self.on_duplicate(raw.on_duplicate, &field("on_duplicate"))?,
+            resize: self.resize(raw.max_dimension, raw.quality, &field, &table_span)?,
         })
     }
 
@@ -1144,6 +1201,7 @@ fn sandbox_profile(settings: &SandboxSettings) -> Profile {
         tags: DOC_DEFAULT_TAGS.iter().map(|t| (*t).to_owned()).collect(),
         metadata: MetadataPolicy::default(),
         on_duplicate: OnDuplicate::default(),
+        resize: None,
         builtin: true,
     }
 }
@@ -1291,5 +1349,78 @@ mod key_url_tests {
             .to_string();
         assert!(err.contains("profiles.p.api_url"), "{err}");
         assert!(!err.contains("SuperSecret"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod upload_policy_tests {
+    use super::*;
+
+    const BASE: &str = "[profiles.p]\nprovider = \"imagekit\"\npublic_key = \"public_k\"\nurl_endpoint = \"https://ik.imagekit.io/x\"\n";
+
+    fn load(extra: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(&format!("{BASE}{extra}"), Path::new("c.toml"))
+    }
+
+    #[test]
+    fn new_profiles_strip_the_location_and_skip_duplicates_unless_told_otherwise() {
+        let p = &load("").unwrap().profiles["p"];
+        assert_eq!(p.metadata, MetadataPolicy::StripLocation);
+        assert_eq!(p.on_duplicate, OnDuplicate::Skip);
+        assert_eq!(p.resize, None);
+        let p = &load("metadata = \"keep\"\non_duplicate = \"ask\"\nmax_dimension = 2560\n")
+            .unwrap()
+            .profiles["p"];
+        assert_eq!(p.metadata, MetadataPolicy::Keep);
+        assert_eq!(p.on_duplicate, OnDuplicate::Ask);
+        assert_eq!(
+            p.resize,
+            Some(Resize {
+                max_dimension: 2560,
+                quality: 85
+            })
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_field_and_the_fix() {
+        for (extra, field, fix) in [
+            (
+                "metadata = \"strip\"\n",
+                "profiles.p.metadata",
+                "strip-location",
+            ),
+            (
+                "on_duplicate = \"never\"\n",
+                "profiles.p.on_duplicate",
+                "\"skip\"",
+            ),
+            (
+                "max_dimension = 5\n",
+                "profiles.p.max_dimension",
+                "16 to 65535",
+            ),
+            (
+                "max_dimension = 100\nquality = 101\n",
+                "profiles.p.quality",
+                "1 to 100",
+            ),
+            ("quality = 80\n", "profiles.p.quality", "add max_dimension"),
+        ] {
+            let err = load(extra).unwrap_err().to_string();
+            assert!(err.contains(field) && err.contains(fix), "{extra}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_watch_overrides_its_profile_and_can_turn_resizing_off() {
+        let config = load(
+            "max_dimension = 1000\n[[watch]]\npath = \"/w\"\nprofile = \"p\"\nmetadata = \"strip-all\"\non_duplicate = \"upload\"\nmax_dimension = 0\n",
+        )
+        .unwrap();
+        let watch = &config.watches[0];
+        assert_eq!(watch.metadata, Some(MetadataPolicy::StripAll));
+        assert_eq!(watch.on_duplicate, Some(OnDuplicate::Upload));
+        assert_eq!(watch.resize, Some(None));
     }
 }

@@ -16,7 +16,7 @@ use toml_edit::{value, Array, ArrayOfTables, DocumentMut, Item, Table};
 
 use crate::config::{
     valid_profile_name, Config, ConfigError, ImageKitAuth, MetadataPolicy, OnDuplicate, Paths,
-    Profile, Provider, ProviderKind, CLOUDINARY_API, IMAGEKIT_API, IMAGEKIT_UPLOAD_V1,
+    Profile, Provider, ProviderKind, Resize, CLOUDINARY_API, IMAGEKIT_API, IMAGEKIT_UPLOAD_V1,
     IMAGEKIT_UPLOAD_V2, SANDBOX_PROFILE,
 };
 
@@ -59,6 +59,8 @@ pub struct ProfileSpec {
     pub metadata: MetadataPolicy,
     /// Written only when not the default (`skip`).
     pub on_duplicate: OnDuplicate,
+    /// `max_dimension` and `quality`; none writes neither (images are sent at their size).
+    pub resize: Option<Resize>,
 }
 
 impl ProfileSpec {
@@ -76,6 +78,7 @@ impl ProfileSpec {
             tags: profile.tags.clone(),
             metadata: profile.metadata,
             on_duplicate: profile.on_duplicate,
+            resize: profile.resize,
             ..Self::default()
         };
         match &profile.provider {
@@ -168,6 +171,8 @@ const PROFILE_KEYS: &[&str] = &[
     "private",
     "metadata",
     "on_duplicate",
+    "max_dimension",
+    "quality",
 ];
 
 const NEW_FILE_HEADER: &str = "# Dropkey's config (see the README, \"Config\").\n# Settings in the app edit this file and keep your comments and layout.\n\n";
@@ -210,6 +215,11 @@ pub fn upsert_profile(paths: &Paths, spec: &ProfileSpec) -> Result<Config, Confi
                     .then(|| value(spec.metadata.as_str())),
                 "on_duplicate" => (spec.on_duplicate != OnDuplicate::default())
                     .then(|| value(spec.on_duplicate.as_str())),
+                "max_dimension" => spec.resize.map(|r| value(i64::from(r.max_dimension))),
+                "quality" => spec
+                    .resize
+                    .filter(|r| r.quality != Resize::DEFAULT_QUALITY)
+                    .map(|r| value(i64::from(r.quality))),
                 _ => None,
             };
             match item {
@@ -458,6 +468,7 @@ fn normalise(spec: &ProfileSpec) -> ProfileSpec {
         private: spec.private,
         metadata: spec.metadata,
         on_duplicate: spec.on_duplicate,
+        resize: spec.resize,
     }
 }
 

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use dropkey_core::config::{
     ImageKitAuth, MetadataPolicy, OnDuplicate as CoreOnDuplicate, Provider as CoreProvider,
-    ProviderKind,
+    ProviderKind, Resize,
 };
 use dropkey_core::config_edit::ProfileSpec;
 use dropkey_core::profile::ProfileStatus;
@@ -211,6 +211,10 @@ pub struct ProfileInput {
     pub private: bool,
     pub metadata: Metadata,
     pub on_duplicate: OnDuplicate,
+    /// Images larger than this on their long side are scaled down; none: sent at their size.
+    pub max_dimension: Option<u32>,
+    /// JPEG quality of resized images (1 to 100).
+    pub quality: Option<u8>,
 }
 
 impl From<ProfileSpec> for ProfileInput {
@@ -231,6 +235,8 @@ impl From<ProfileSpec> for ProfileInput {
             private: spec.private,
             metadata: spec.metadata.into(),
             on_duplicate: spec.on_duplicate.into(),
+            max_dimension: spec.resize.map(|r| r.max_dimension),
+            quality: spec.resize.map(|r| r.quality),
         }
     }
 }
@@ -253,6 +259,10 @@ impl From<ProfileInput> for ProfileSpec {
             private: input.private,
             metadata: input.metadata.into(),
             on_duplicate: input.on_duplicate.into(),
+            resize: input.max_dimension.map(|max_dimension| Resize {
+                max_dimension,
+                quality: input.quality.unwrap_or(Resize::DEFAULT_QUALITY),
+            }),
         }
     }
 }

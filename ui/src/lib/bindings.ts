@@ -495,6 +495,10 @@ export type ProfileInput_Deserialize = {
 	private: boolean,
 	metadata: Metadata,
 	on_duplicate: OnDuplicate,
+	/**  Images larger than this on their long side are scaled down; none: sent at their size. */
+	max_dimension?: number | null,
+	/**  JPEG quality of resized images (1 to 100). */
+	quality?: number | null,
 };
 
 /**
@@ -518,6 +522,10 @@ export type ProfileInput_Serialize = {
 	private: boolean,
 	metadata: Metadata,
 	on_duplicate: OnDuplicate,
+	/**  Images larger than this on their long side are scaled down; none: sent at their size. */
+	max_dimension: number | null,
+	/**  JPEG quality of resized images (1 to 100). */
+	quality: number | null,
 };
 
 export type ProfileView = ProfileView_Serialize | ProfileView_Deserialize;

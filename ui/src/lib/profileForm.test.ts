@@ -67,3 +67,25 @@ describe("parseTags", () => {
     expect(parseTags("")).toEqual([]);
   });
 });
+
+describe("upload policies", () => {
+  it("start new profiles removing the location and skipping duplicates, images at their size", () => {
+    const input = inputFromForm(imagekit({}));
+    expect(input).toMatchObject({ metadata: "strip-location", on_duplicate: "skip", max_dimension: null, quality: null });
+  });
+
+  it("send a resize limit with its quality, and round-trip it", () => {
+    const input = inputFromForm(imagekit({ metadata: "strip-private", onDuplicate: "ask", maxDimension: " 2560 ", quality: "70" }));
+    expect(input).toMatchObject({ metadata: "strip-private", on_duplicate: "ask", max_dimension: 2560, quality: 70 });
+    expect(inputFromForm(formFromInput(input))).toEqual(input);
+    // No limit: no quality either.
+    expect(inputFromForm(imagekit({ quality: "70" })).quality).toBeNull();
+  });
+
+  it("refuse limits and qualities out of range", () => {
+    expect(validateForm(imagekit({ maxDimension: "8" })).maxDimension).toMatch(/16 to 65535/);
+    expect(validateForm(imagekit({ maxDimension: "big" })).maxDimension).toBeDefined();
+    expect(validateForm(imagekit({ maxDimension: "2560", quality: "0" })).quality).toMatch(/1 to 100/);
+    expect(validateForm(imagekit({ maxDimension: "2560", quality: "90" }))).toEqual({});
+  });
+});

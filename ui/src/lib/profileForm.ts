@@ -24,6 +24,10 @@ export interface ProfileForm {
   private: boolean;
   metadata: Metadata;
   onDuplicate: OnDuplicate;
+  /** Pixels on the long side; empty: images are sent at their size. */
+  maxDimension: string;
+  /** JPEG quality of resized images; empty: 85. */
+  quality: string;
 }
 
 export type FormErrors = Partial<Record<keyof ProfileForm, string>>;
@@ -46,6 +50,8 @@ export function blankForm(provider: Provider = "imagekit"): ProfileForm {
     // New profiles remove the location from photos before upload.
     metadata: "strip-location",
     onDuplicate: "skip",
+    maxDimension: "",
+    quality: "",
   };
 }
 
@@ -67,6 +73,8 @@ export function formFromInput(input: ProfileInput): ProfileForm {
     private: input.private,
     metadata: input.metadata,
     onDuplicate: input.on_duplicate,
+    maxDimension: input.max_dimension === null ? "" : String(input.max_dimension),
+    quality: input.quality === null || input.quality === 85 ? "" : String(input.quality),
   };
 }
 
@@ -99,7 +107,15 @@ export function inputFromForm(form: ProfileForm): ProfileInput {
     private: imagekit ? false : form.private,
     metadata: form.metadata,
     on_duplicate: form.onDuplicate,
+    max_dimension: wholeNumber(form.maxDimension),
+    quality: wholeNumber(form.maxDimension) === null ? null : wholeNumber(form.quality),
   };
+}
+
+/** A whole number typed in a field, or null when it is empty or not one. */
+function wholeNumber(text: string): number | null {
+  const trimmed = text.trim();
+  return /^\d+$/.test(trimmed) ? Number(trimmed) : null;
 }
 
 const NAME = /^[A-Za-z0-9._-]{1,64}$/;
@@ -145,5 +161,12 @@ export function validateForm(form: ProfileForm, existingNames: readonly string[]
   url("apiUrl");
   const folder = form.folder.trim();
   if (folder !== "" && !folder.startsWith("/")) errors.folder = "Start the folder with “/”";
+  const inRange = (field: "maxDimension" | "quality", min: number, max: number, message: string) => {
+    const text = form[field].trim();
+    const n = wholeNumber(text);
+    if (text !== "" && (n === null || n < min || n > max)) errors[field] = message;
+  };
+  inRange("maxDimension", 16, 65535, "Give pixels from 16 to 65535, or leave it empty");
+  inRange("quality", 1, 100, "Give a quality from 1 to 100");
   return errors;
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::config::OnDuplicate;
+use crate::config::{OnDuplicate, Resize};
 use crate::metadata::{MetadataPolicy, Report};
 use crate::sign::Params;
 
@@ -222,6 +222,8 @@ pub struct NewJob {
     /// What is removed from the file's metadata before it is sent.
     pub metadata: MetadataPolicy,
     pub on_duplicate: OnDuplicate,
+    /// Scale images down to this before sending (`max_dimension`).
+    pub resize: Option<Resize>,
 }
 
 /// What the provider said about a finished upload.
@@ -232,8 +234,9 @@ pub struct Uploaded {
     pub response: serde_json::Value,
     /// What was sent (for a duplicate: what the earlier upload sent); none for uploads
     /// recorded by versions that did not keep it.
+    /// Boxed: every event carries room for the largest variant.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sent: Option<Sent>,
+    pub sent: Option<Box<Sent>>,
 }
 
 /// The bytes an upload sent: the file after its metadata policy.

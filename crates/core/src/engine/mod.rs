@@ -486,6 +486,7 @@ impl Engine {
         job.file_name = record.file_name;
         job.params = record.params;
         job.metadata = record.metadata;
+        job.resize = record.resize;
         job.on_duplicate = OnDuplicate::Upload;
         let ids = self.enqueue(std::slice::from_ref(&job))?;
         ids.into_iter()
@@ -665,7 +666,7 @@ pub fn finished_from(record: &JobRecord) -> Finished {
                 id: id.clone(),
                 url: url.clone(),
                 response: record.response.clone().unwrap_or(serde_json::Value::Null),
-                sent: record.sent.clone(),
+                sent: record.sent.clone().map(Box::new),
             }),
             _ => None,
         },
@@ -748,6 +749,7 @@ pub fn prepare_job(
         file: Some(identity),
         metadata: profile.metadata,
         on_duplicate: profile.on_duplicate,
+        resize: profile.resize,
     })
 }
 
@@ -864,7 +866,7 @@ fn finish_in(
             &up.id,
             &up.url,
             &up.response,
-            up.sent.as_ref(),
+            up.sent.as_deref(),
             now,
         ),
         None => store.set_state(record.id, state, error.as_deref(), now),
@@ -888,19 +890,62 @@ fn finish_in(
     }));
 }
 
-/// The bytes a job sends (its file after the metadata policy) and their SHA-256, read on the
-/// blocking pool. The file is checked to be the one queued (device, inode, size, mtime; the
-/// attempt checks the watcher's hash when it opens the file again to send it).
-async fn prepare_send(job: &JobRecord) -> Result<(Arc<metadata::Plan>, String), String> {
+/// What an upload sends: the plan of its bytes, their SHA-256, and the scaled-down copy they
+/// come from when the image was resized (removed when the job's attempts end).
+struct Prepared {
+    plan: Arc<metadata::Plan>,
+    sha256: String,
+    resized: Option<ResizedFile>,
+}
+
+/// A scaled-down copy in the data directory, deleted when dropped.
+struct ResizedFile(PathBuf);
+
+impl Drop for ResizedFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The bytes a job sends (its file after the metadata policy, or its scaled-down copy) and
+/// their SHA-256, read on the blocking pool. The file is checked to be the one queued (device,
+/// inode, size, mtime; the attempt checks the watcher's hash when it opens the file again to
+/// send it).
+async fn prepare_send(job: &JobRecord, data_dir: &Path) -> Result<Prepared, String> {
     let path = job.path.clone();
     let expected = job.file.clone();
     let policy = job.metadata;
+    let resize = job.resize;
+    let out = data_dir.join("resized").join(job.id.0.to_string());
     let task = tokio::task::spawn_blocking(move || {
         let fail = |err: &dyn std::fmt::Display| format!("{}: {err}", path.display());
         let mut file =
             identity::open_verified(&path, expected.as_ref(), false).map_err(|err| fail(&err))?;
         let size = file.metadata().map_err(|err| fail(&err))?.len();
-        let plan = metadata::plan(&mut file, size, policy).map_err(|err| fail(&err))?;
+        let mut not_resized = None;
+        if let Some(limit) = resize {
+            match metadata::resized(&mut file, size, policy, limit, &out) {
+                Ok(Some(plan)) => {
+                    let copy = ResizedFile(out);
+                    let mut reader = std::fs::File::open(&copy.0).map_err(|err| fail(&err))?;
+                    let sha256 = identity::sha256_of(&mut reader).map_err(|err| fail(&err))?;
+                    return Ok(Prepared {
+                        plan: Arc::new(plan),
+                        sha256,
+                        resized: Some(copy),
+                    });
+                }
+                Ok(None) => {}
+                Err(why) => not_resized = Some(why),
+            }
+        }
+        let mut plan = metadata::plan(&mut file, size, policy).map_err(|err| fail(&err))?;
+        if let Some(why) = not_resized {
+            plan.report.kept = Some(match plan.report.kept.take() {
+                Some(kept) => format!("{kept}; {why}"),
+                None => why,
+            });
+        }
         if let Some(kept) = &plan.report.kept {
             tracing::info!("{}: {kept}", path.display());
         }
@@ -917,7 +962,11 @@ async fn prepare_send(job: &JobRecord) -> Result<(Arc<metadata::Plan>, String), 
                 identity::sha256_of_reader(&mut reader).map_err(|err| fail(&err))?
             }
         };
-        Ok((plan, sha256))
+        Ok(Prepared {
+            plan,
+            sha256,
+            resized: None,
+        })
     });
     task.await
         .unwrap_or_else(|err| Err(format!("reading the file failed: {err}")))
@@ -1035,7 +1084,11 @@ async fn attempts(shared: &Arc<Shared>, job: &mut JobRecord, control: &Control) 
         Ok(secret) => secret,
         Err(err) => return Outcome::Failed(err.to_string()),
     };
-    let (plan, sha256) = match prepare_send(job).await {
+    let Prepared {
+        plan,
+        sha256,
+        resized,
+    } = match prepare_send(job, &shared.settings.data_dir).await {
         Ok(prepared) => prepared,
         Err(reason) => return Outcome::Failed(reason),
     };
@@ -1057,10 +1110,10 @@ async fn attempts(shared: &Arc<Shared>, job: &mut JobRecord, control: &Control) 
                 id: earlier.remote_id.unwrap_or_default(),
                 url: earlier.url.unwrap_or_default(),
                 response: earlier.response.unwrap_or(serde_json::Value::Null),
-                sent: Some(sent(Some(DuplicateOf {
+                sent: Some(Box::new(sent(Some(DuplicateOf {
                     job: earlier.id,
                     uploaded_at,
-                }))),
+                })))),
             });
         }
     }
@@ -1097,6 +1150,7 @@ async fn attempts(shared: &Arc<Shared>, job: &mut JobRecord, control: &Control) 
             sent: sent_bytes.clone(),
             nonce: shared.nonce.fetch_add(1, Ordering::Relaxed),
             plan: &plan,
+            resized: resized.as_ref().map(|r| r.0.as_path()),
         };
         let mut chunk = (job.upload_id.clone(), job.bytes_acked);
         let store = &shared.store;
@@ -1119,7 +1173,7 @@ async fn attempts(shared: &Arc<Shared>, job: &mut JobRecord, control: &Control) 
         let failure = match result {
             None => return Outcome::Stopped(stopped()),
             Some(Ok(mut uploaded)) => {
-                uploaded.sent = Some(sent(None));
+                uploaded.sent = Some(Box::new(sent(None)));
                 return Outcome::Done(uploaded);
             }
             Some(Err(Failure::Permanent { reason })) => return Outcome::Failed(reason),

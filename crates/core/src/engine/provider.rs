@@ -57,6 +57,8 @@ pub struct Attempt<'a> {
     pub nonce: u64,
     /// The bytes to send: the file after its metadata policy.
     pub plan: &'a Arc<Plan>,
+    /// The scaled-down copy the plan reads, when the image was resized (`max_dimension`).
+    pub resized: Option<&'a std::path::Path>,
 }
 
 /// Called after each acknowledged Cloudinary chunk with (upload id, bytes acknowledged).
@@ -105,12 +107,20 @@ fn file_part(attempt: &Attempt<'_>, range: std::ops::Range<u64>) -> Result<Part,
     // Opened once and checked on the handle the body then reads: what is sent is the file that
     // was queued. The hash (watched files) is checked when an attempt reads from byte 0; later
     // chunks of a chunked upload check device, inode, size and mtime.
-    let file = open_verified(path, attempt.job.file.as_ref(), range.start == 0).map_err(|err| {
-        if matches!(err, IdentityError::Changed(_)) {
-            tracing::warn!(job = attempt.job.id.0, "{}: {err}", path.display());
+    let file = match attempt.resized {
+        // Dropkey's own copy, made from the checked file when the job started.
+        Some(copy) => std::fs::File::open(copy).map_err(|err| {
+            Failure::permanent(format!("the resized copy of {}: {err}", path.display()))
+        })?,
+        None => {
+            open_verified(path, attempt.job.file.as_ref(), range.start == 0).map_err(|err| {
+                if matches!(err, IdentityError::Changed(_)) {
+                    tracing::warn!(job = attempt.job.id.0, "{}: {err}", path.display());
+                }
+                Failure::permanent(format!("{}: {err}", path.display()))
+            })?
         }
-        Failure::permanent(format!("{}: {err}", path.display()))
-    })?;
+    };
     let source = attempt.plan.clone().reader(file);
     let body = file_body(source, range, attempt.transfer.frame, attempt.sent.clone())
         .map_err(|err| Failure::permanent(format!("cannot read {}: {err}", path.display())))?;

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::identity::FileIdentity;
 use super::job::{DuplicateOf, IntakeId, JobId, JobSource, JobState, NewJob, QueueCounts, Sent};
-use crate::config::OnDuplicate;
+use crate::config::{OnDuplicate, Resize};
 use crate::metadata::MetadataPolicy;
 use crate::sign::Params;
 
@@ -63,6 +63,7 @@ pub struct JobRecord {
     /// Jobs queued by versions before metadata policies were sent as they were: `keep`.
     pub metadata: MetadataPolicy,
     pub on_duplicate: OnDuplicate,
+    pub resize: Option<Resize>,
     /// What a finished upload sent.
     pub sent: Option<Sent>,
 }
@@ -144,7 +145,7 @@ const JOURNAL_SELECT: &str = "SELECT j.watch, j.rel_path, j.size, j.mtime_ns, j.
 const COLUMNS: &str = "id, profile, path, file_name, size, params, state, attempts, error, \
     remote_id, url, response, upload_id, bytes_acked, source, created_at, finished_at, \
     file_dev, file_ino, file_mtime_ns, file_sha256, file_nofollow, metadata, on_duplicate, \
-    sent_sha256, sent_size, sent_metadata, duplicate_of, duplicate_at";
+    sent_sha256, sent_size, sent_metadata, duplicate_of, duplicate_at, resize";
 
 /// Columns added after the first release, for databases created before them.
 const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
@@ -167,6 +168,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("jobs", "sent_metadata", "TEXT"),
     ("jobs", "duplicate_of", "INTEGER"),
     ("jobs", "duplicate_at", "INTEGER"),
+    ("jobs", "resize", "TEXT"),
 ];
 
 /// Indexes on columns of [`ADDED_COLUMNS`]: created once the columns exist.
@@ -180,8 +182,8 @@ CREATE INDEX IF NOT EXISTS jobs_by_content ON jobs(sent_sha256, profile)
 
 const INSERT_JOB: &str = "INSERT INTO jobs (profile, path, file_name, size, params, state, source,
         created_at, file_dev, file_ino, file_mtime_ns, file_sha256, file_nofollow, intake,
-        metadata, on_duplicate)
-    VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+        metadata, on_duplicate, resize)
+    VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
 
 fn insert_job(
     tx: &rusqlite::Transaction<'_>,
@@ -206,6 +208,7 @@ fn insert_job(
         intake.map(|i| i.0),
         job.metadata.as_str(),
         job.on_duplicate.as_str(),
+        job.resize.map(Resize::to_text),
     ])?;
     Ok(JobId(tx.last_insert_rowid()))
 }
@@ -1113,7 +1116,7 @@ const J_COLUMNS: &str = "j.id, j.profile, j.path, j.file_name, j.size, j.params,
     j.attempts, j.error, j.remote_id, j.url, j.response, j.upload_id, j.bytes_acked, j.source, \
     j.created_at, j.finished_at, j.file_dev, j.file_ino, j.file_mtime_ns, j.file_sha256, \
     j.file_nofollow, j.metadata, j.on_duplicate, j.sent_sha256, j.sent_size, j.sent_metadata, \
-    j.duplicate_of, j.duplicate_at";
+    j.duplicate_of, j.duplicate_at, j.resize";
 
 /// A done job's sequence number: the next after the newest done one (kept when it already is
 /// done). Reusing a deleted job's number is harmless: its FTS row left with it.
@@ -1385,6 +1388,9 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
             .get::<_, Option<String>>(23)?
             .and_then(|m| OnDuplicate::parse(&m))
             .unwrap_or(OnDuplicate::Upload),
+        resize: row
+            .get::<_, Option<String>>(29)?
+            .and_then(|r| Resize::from_text(&r)),
         sent: match row.get::<_, Option<String>>(24)? {
             Some(sha256) => Some(Sent {
                 sha256,
@@ -1451,6 +1457,7 @@ mod tests {
             file: None,
             metadata: MetadataPolicy::Keep,
             on_duplicate: OnDuplicate::Upload,
+            resize: None,
         }
     }
 

@@ -418,6 +418,7 @@ mod tests {
             file: None,
             metadata: Default::default(),
             on_duplicate: Default::default(),
+            resize: None,
             sent: None,
         }
     }

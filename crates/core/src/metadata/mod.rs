@@ -18,6 +18,7 @@
 mod isobmff;
 mod jpeg;
 mod png;
+pub mod resize;
 mod tiff;
 mod webp;
 
@@ -132,11 +133,14 @@ pub struct Report {
     /// supported".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept: Option<String>,
+    /// Set when the image was scaled down (`max_dimension`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resized: Option<resize::Resized>,
 }
 
 impl Report {
     pub fn is_empty(&self) -> bool {
-        self.removed.is_empty() && self.kept.is_none()
+        self.removed.is_empty() && self.kept.is_none() && self.resized.is_none()
     }
 
     fn add(&mut self, what: Removed) {
@@ -151,7 +155,13 @@ impl Report {
             let names: Vec<_> = self.removed.iter().map(|r| r.label()).collect();
             format!("removed {}", names.join(", "))
         });
-        [removed, self.kept.clone()]
+        let resized = self.resized.map(|r| {
+            format!(
+                "resized from {}×{} to {}×{}",
+                r.from.0, r.from.1, r.to.0, r.to.1
+            )
+        });
+        [removed, self.kept.clone(), resized]
             .into_iter()
             .flatten()
             .collect::<Vec<_>>()
@@ -386,6 +396,28 @@ pub fn plan(file: &mut std::fs::File, size: u64, policy: MetadataPolicy) -> std:
             plan.report.kept = Some(format!("metadata kept: {why}"));
             Ok(plan)
         }
+    }
+}
+
+/// An image scaled down under `max_dimension` (see [`resize`]): the plan of the new file written
+/// to `out`; `Ok(None)` when the image is within the limit or not one that is resized;
+/// `Err` with the reason when it could not be resized (it is then sent as usual).
+pub fn resized(
+    file: &mut std::fs::File,
+    size: u64,
+    policy: MetadataPolicy,
+    limit: resize::Resize,
+    out: &std::path::Path,
+) -> Result<Option<Plan>, String> {
+    match resize::resize(file, size, policy, limit, out) {
+        Ok(Some((len, report))) => {
+            let mut plan = Plan::unchanged(len);
+            plan.report = report;
+            Ok(Some(plan))
+        }
+        Ok(None) => Ok(None),
+        Err(Edit::Io(err)) => Err(format!("not resized: {err}")),
+        Err(Edit::Malformed(why)) => Err(format!("not resized: {why}")),
     }
 }
 

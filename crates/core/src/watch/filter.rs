@@ -121,6 +121,7 @@ mod tests {
             include_hidden: false,
             metadata: None,
             on_duplicate: None,
+            resize: None,
         }
     }
 

@@ -875,6 +875,9 @@ impl WatchTask {
         if let Some(on_duplicate) = self.watch.on_duplicate {
             job.on_duplicate = on_duplicate;
         }
+        if let Some(resize) = self.watch.resize {
+            job.resize = resize;
+        }
         let entry = JournalEntry {
             watch: self.key.clone(),
             rel_path: rel,

@@ -125,7 +125,8 @@ fn settings(ctx: &Context, concurrency: Option<u16>) -> EngineSettings {
     settings
 }
 
-fn finished_line(path: &str, finished: &Finished) -> Value {
+/// The line `upload`, `resume` and `watch` print for a finished file.
+pub(super) fn finished_line(path: &str, finished: &Finished) -> Value {
     match (&finished.state, &finished.uploaded) {
         (JobState::Done, Some(up)) => {
             let mut line = json!({

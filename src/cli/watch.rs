@@ -10,7 +10,7 @@ use clap::Args;
 use super::{output, Context};
 use crate::Error;
 use dropkey_core::config::Watch;
-use dropkey_core::engine::{Engine, EngineSettings, Event, JobState};
+use dropkey_core::engine::{Engine, EngineSettings, Event};
 use dropkey_core::watch::Watcher;
 
 #[derive(Debug, Args)]
@@ -64,16 +64,8 @@ pub async fn run(ctx: Context, args: &WatchArgs) -> Result<(), Error> {
             _ = &mut stop => break,
             event = events.recv() => match event {
                 Ok(Event::Finished(finished)) => {
-                    let line = match (&finished.state, &finished.uploaded) {
-                        (JobState::Done, Some(up)) => serde_json::json!({
-                            "path": finished.path, "ok": true, "url": up.url, "id": up.id, "response": up.response,
-                        }),
-                        _ => serde_json::json!({
-                            "path": finished.path, "ok": false,
-                            "error": finished.error.clone().unwrap_or_else(|| finished.state.as_str().into()),
-                        }),
-                    };
-                    output::json_line(&line);
+                    let path = finished.path.to_string_lossy();
+                    output::json_line(&super::upload::finished_line(&path, &finished));
                 }
                 Ok(Event::Offline { hosts }) if !hosts.is_empty() => {
                     if let Some(offline) = engine.offline() {

@@ -7,7 +7,8 @@
 //!   apply live in the core.
 //! - [`commands`]: the `#[tauri::command]` functions, by concern; [`ipc`] lists them and
 //!   generates the UI's TypeScript types; [`models`] holds every type that crosses IPC.
-//! - [`events`]: engine events, batched, to the window's `Channel`; notifications per batch.
+//! - [`events`]: engine events, batched, for the window, which pulls them from [`pull`]'s
+//!   queue; notifications per batch.
 //! - [`tray`] and [`actions`]: the tray menu and the actions it shares with the window.
 //! - [`prefs`]: the app's own preferences; [`error`]: `AppError { kind, message }`.
 
@@ -24,6 +25,7 @@ mod ipc;
 mod models;
 mod native;
 mod prefs;
+mod pull;
 mod tray;
 
 #[cfg(test)]

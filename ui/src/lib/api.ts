@@ -127,6 +127,12 @@ export interface Api {
   /** Adds a `[[watch]]` to the config file and starts watching. */
   addWatch(watch: WatchInput): Async<null>;
   removeWatch(key: string): Async<null>;
+  /** Changes a watch's profile, remote folder, tags or subfolders (its folder stays). */
+  editWatch(key: string, watch: WatchInput): Async<null>;
+  /** Queues a watch's failed uploads again; how many. */
+  retryWatchFailed(key: string): Async<number>;
+  /** Opens a watched folder in the file manager (Rust looks the folder up by its key). */
+  openWatchFolder(key: string): Async<null>;
 
   appStatus(): Async<AppStatus>;
   getSettings(): Async<SettingsView>;
@@ -286,6 +292,9 @@ export function createTauriApi(available: () => boolean = isTauri): Api {
     setWatchingPaused: call((paused: boolean) => commands.setWatchingPaused(paused)),
     addWatch: call((watch: WatchInput) => commands.addWatch(watch)),
     removeWatch: call((key: string) => commands.removeWatch(key)),
+    editWatch: call((key: string, watch: WatchInput) => commands.editWatch(key, watch)),
+    retryWatchFailed: call((key: string) => commands.retryWatchFailed(key)),
+    openWatchFolder: call((key: string) => commands.openWatchFolder(key)),
 
     appStatus: call(() => commands.appStatus()),
     getSettings: call(() => commands.getSettings()),

@@ -35,6 +35,8 @@ const COMMANDS: &[&str] = &[
     "edit_watch",
     "retry_watch_failed",
     "open_watch_folder",
+    "get_shortcuts",
+    "set_shortcut",
     "app_status",
     "get_settings",
     "set_settings",

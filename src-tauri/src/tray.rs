@@ -168,9 +168,13 @@ fn notice<R: Runtime>(app: &AppHandle<R>, message: String, error: bool) {
 }
 
 fn on_menu_event<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
-    let id = event.id().as_ref().to_owned();
+    run_item(app, event.id().as_ref());
+}
+
+/// Does what the menu item `id` does (also for the global shortcuts of the same actions).
+pub fn run_item<R: Runtime>(app: &AppHandle<R>, id: &str) {
     let app = app.clone();
-    match id.as_str() {
+    match id {
         "toggle" => actions::toggle_window(&app),
         "quit" => actions::quit(&app),
         "watching" => {

@@ -22,6 +22,8 @@
 // comes from the page. A native drag and drop cannot be synthesised through WebDriver (Tauri
 // takes the drop from GTK before the page sees it). The page may not name paths itself: a test
 // calls `enqueue_files`, `add_watch` and `copy_text` with a path it made up and expects refusals.
+// Global shortcuts are pressed with xdotool (XTEST), and a key "taken by another application" is
+// one a small python3 + libX11 client grabs first.
 // "Copy last URL" is checked by pasting (Ctrl+V) into a text field; "Open" by a fake browser
 // that notes the URLs it is given (it is the file manager too, for "Open folder"). Folders are
 // added to watch through the native folder chooser, typed into with xdotool.
@@ -969,5 +971,111 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
     await eventually(async () => !(await item(screenshots).isExisting()), "the removed folder is still listed");
     assert.ok(!(await readFile(configPath, "utf8")).includes(screenshots), "the removed folder is still in config.toml");
     await pageHasNoSecret();
+  });
+
+  /** Another X client holding a key grab (as a desktop's own shortcut would), until stopped. */
+  async function grabKey(keysym, mask) {
+    const script = `
+import ctypes, sys
+x = ctypes.cdll.LoadLibrary("libX11.so.6")
+x.XOpenDisplay.restype = ctypes.c_void_p
+x.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
+x.XDefaultRootWindow.restype = ctypes.c_ulong
+x.XStringToKeysym.restype = ctypes.c_ulong
+x.XKeysymToKeycode.argtypes = [ctypes.c_void_p, ctypes.c_ulong]
+x.XKeysymToKeycode.restype = ctypes.c_ubyte
+x.XGrabKey.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint, ctypes.c_ulong, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+x.XSync.argtypes = [ctypes.c_void_p, ctypes.c_int]
+d = x.XOpenDisplay(None)
+code = x.XKeysymToKeycode(d, x.XStringToKeysym(sys.argv[1].encode()))
+x.XGrabKey(d, code, int(sys.argv[2]), x.XDefaultRootWindow(d), 1, 1, 1)
+x.XSync(d, 0)
+print("grabbed", flush=True)
+sys.stdin.read()
+`;
+    const child = spawn("python3", ["-c", script, keysym, String(mask)], { stdio: ["pipe", "pipe", "inherit"] });
+    await new Promise((resolve, reject) => {
+      child.stdout.on("data", (chunk) => String(chunk).includes("grabbed") && resolve());
+      child.on("exit", (code) => reject(new Error(`the key grabber exited (${code})`)));
+    });
+    return () => {
+      child.stdin.end();
+      child.kill();
+    };
+  }
+
+  it("sets global shortcuts in Settings, reports conflicts, and a registered one fires from anywhere", async () => {
+    await go("settings");
+    const row = (action) => browser.$(`[data-testid="shortcut"][data-action="${action}"]`);
+    const statusOf = async (action) => row(action).getAttribute("data-status");
+    const problemOf = async (action) => {
+      const problem = row(action).$('[data-testid="shortcut-problem"]');
+      return (await problem.isExisting()) ? problem.getText() : "";
+    };
+    const type = async (action, accelerator) => {
+      // The last save's toast may sit over the buttons.
+      await browser.execute(() => {
+        for (const close of document.querySelectorAll('[data-testid="toast"] button')) close.click();
+      });
+      const input = row(action).$('[data-testid="shortcut-input"]');
+      await input.clearValue();
+      await input.setValue(accelerator);
+      await row(action).$('[data-testid="shortcut-save"]').click();
+    };
+    assert.equal(await statusOf("pause_watching"), "off");
+
+    // Set: registered with the X server, and it fires without the window: watching pauses.
+    await type("pause_watching", "Ctrl+Alt+P");
+    await eventually(async () => (await statusOf("pause_watching")) === "active", "the shortcut is not active");
+    const watched = join(tmp, "watched");
+    const watchState = () =>
+      browser.execute(async (path) => (await window.__TAURI_INTERNALS__.invoke("list_watches")).find((w) => w.path === path)?.state, watched);
+    assert.equal(await watchState(), "watching");
+    execFileSync("xdotool", ["key", "--clearmodifiers", "ctrl+alt+p"]);
+    await eventually(async () => (await watchState()) === "paused", "the shortcut did not pause watching");
+    execFileSync("xdotool", ["key", "--clearmodifiers", "ctrl+alt+p"]);
+    await eventually(async () => (await watchState()) === "watching", "the shortcut did not resume watching");
+
+    // Two actions on one key (written differently): refused, and said so.
+    await type("copy_last_url", "alt+control+p");
+    await eventually(async () => /already the shortcut for “Pause or resume watching”/.test(await problemOf("copy_last_url")), "no conflict shown");
+    assert.equal(await statusOf("copy_last_url"), "off");
+
+    // A key another application holds: refused, and said so.
+    const release = await grabKey("g", 4 | 8); // ControlMask | Mod1Mask (Alt)
+    try {
+      await type("show_window", "Ctrl+Alt+G");
+      await eventually(async () => /taken by another application/.test(await problemOf("show_window")), "the taken key is not reported");
+      assert.equal(await statusOf("show_window"), "off");
+    } finally {
+      release();
+    }
+    // Not a shortcut, or one without a modifier: refused with how to write it.
+    await type("upload_clipboard", "Ctrl+Banana");
+    await eventually(async () => /is not a shortcut .*e\.g\. Ctrl\+Alt\+U/.test(await problemOf("upload_clipboard")), "a bad shortcut is not reported");
+    await type("upload_clipboard", "U");
+    await eventually(async () => /has no modifier/.test(await problemOf("upload_clipboard")), "a shortcut without a modifier is not reported");
+
+    // Saved in the app's preferences and shown as configured when Settings opens again.
+    const prefs = JSON.parse(await readFile(join(tmp, "data", "app.json"), "utf8"));
+    assert.deepEqual(prefs.shortcuts, { pause_watching: "Ctrl+Alt+P" });
+    await go("upload");
+    await go("settings");
+    assert.equal(await row("pause_watching").$('[data-testid="shortcut-input"]').getValue(), "Ctrl+Alt+P");
+    assert.equal(await statusOf("pause_watching"), "active");
+    await browser.execute(() => {
+      const main = document.querySelector("main");
+      if (main) main.scrollTop = main.scrollHeight;
+    });
+    await shot("settings-shortcuts");
+
+    // Cleared: no longer registered (the key reaches other applications again).
+    await browser.execute(() => {
+      for (const close of document.querySelectorAll('[data-testid="toast"] button')) close.click();
+    });
+    await row("pause_watching").$('[data-testid="shortcut-clear"]').click();
+    await eventually(async () => (await statusOf("pause_watching")) === "off", "the shortcut was not cleared");
+    execFileSync("xdotool", ["key", "--clearmodifiers", "ctrl+alt+p"]);
+    assert.equal(await watchState(), "watching");
   });
 });

@@ -40,6 +40,7 @@ pub struct WatchUploadView {
     pub name: String,
     pub url: String,
     /// Unix seconds.
+    #[specta(type = u32)]
     pub finished_at: f64,
 }
 

@@ -25,6 +25,8 @@ import type {
   ProfileInput_Serialize,
   SettingsUpdate,
   SettingsView,
+  ShortcutAction,
+  ShortcutsView_Serialize,
   UiEvent_Serialize,
   WatchInput_Deserialize,
   WatchView_Serialize,
@@ -42,6 +44,7 @@ export type {
   SecretSource,
   SettingsUpdate,
   SettingsView,
+  ShortcutAction,
   WatchState,
 } from "./bindings";
 
@@ -59,6 +62,7 @@ export type IntakeView = IntakeView_Serialize;
 /** A profile's public settings, as the edit form loads (`_Serialize`) and saves them. */
 export type ProfileInput = ProfileInput_Serialize & ProfileInput_Deserialize;
 export type WatchInput = WatchInput_Deserialize;
+export type ShortcutsView = ShortcutsView_Serialize;
 
 /** A command's outcome, as the generated bindings return it. */
 export type Result<T, E = AppError> = { status: "ok"; data: T } | { status: "error"; error: E };
@@ -133,6 +137,11 @@ export interface Api {
   retryWatchFailed(key: string): Async<number>;
   /** Opens a watched folder in the file manager (Rust looks the folder up by its key). */
   openWatchFolder(key: string): Async<null>;
+
+  /** Each action's global shortcut and whether it works in this session. */
+  getShortcuts(): Async<ShortcutsView>;
+  /** Sets (empty: clears) an action's global shortcut; refused with why when it cannot work. */
+  setShortcut(action: ShortcutAction, accelerator: string): Async<ShortcutsView>;
 
   appStatus(): Async<AppStatus>;
   getSettings(): Async<SettingsView>;
@@ -295,6 +304,8 @@ export function createTauriApi(available: () => boolean = isTauri): Api {
     editWatch: call((key: string, watch: WatchInput) => commands.editWatch(key, watch)),
     retryWatchFailed: call((key: string) => commands.retryWatchFailed(key)),
     openWatchFolder: call((key: string) => commands.openWatchFolder(key)),
+    getShortcuts: call(() => commands.getShortcuts()),
+    setShortcut: call((action: ShortcutAction, accelerator: string) => commands.setShortcut(action, accelerator)),
 
     appStatus: call(() => commands.appStatus()),
     getSettings: call(() => commands.getSettings()),

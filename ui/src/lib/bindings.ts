@@ -112,6 +112,13 @@ export const commands = {
 	 *  ungranted).
 	 */
 	openWatchFolder: (key: string) => typedError<null, AppError>(__TAURI_INVOKE("open_watch_folder", { key })),
+	getShortcuts: () => typedError<ShortcutsView_Serialize, AppError>(__TAURI_INVOKE("get_shortcuts")),
+	/**
+	 *  Gives `action` the shortcut `accelerator` (empty: none). Refused, and not saved, when it does
+	 *  not parse, is another action's, is taken by another application, or this session has no
+	 *  global shortcuts; the message says which.
+	 */
+	setShortcut: (action: ShortcutAction, accelerator: string) => typedError<ShortcutsView_Serialize, AppError>(__TAURI_INVOKE("set_shortcut", { action, accelerator })),
 	appStatus: () => typedError<AppStatus_Serialize, AppError>(__TAURI_INVOKE("app_status")),
 	getSettings: () => typedError<SettingsView, AppError>(__TAURI_INVOKE("get_settings")),
 	setSettings: (update: SettingsUpdate) => typedError<null, AppError>(__TAURI_INVOKE("set_settings", { update })),
@@ -617,6 +624,58 @@ export type SettingsView = {
 	data_dir: string,
 };
 
+/**  What a global shortcut does: the tray's actions (`actions.rs`). */
+export type ShortcutAction = "upload_clipboard" | "copy_last_url" | "show_window" | "pause_watching";
+
+/**  Whether a shortcut works now. */
+export type ShortcutStatus = 
+/**  None set. */
+"off" | 
+/**  Registered with the system: it fires from any application. */
+"active" | 
+/**  Set, but not registered: `problem` says why (taken, shared, not parsable, unavailable). */
+"problem";
+
+/**  One action's shortcut. */
+export type ShortcutView = ShortcutView_Serialize | ShortcutView_Deserialize;
+
+/**  One action's shortcut. */
+export type ShortcutView_Deserialize = {
+	action: ShortcutAction,
+	label: string,
+	/**  As saved, e.g. `Ctrl+Alt+U`; empty when none. */
+	accelerator: string,
+	status: ShortcutStatus,
+	problem?: string | null,
+};
+
+/**  One action's shortcut. */
+export type ShortcutView_Serialize = {
+	action: ShortcutAction,
+	label: string,
+	/**  As saved, e.g. `Ctrl+Alt+U`; empty when none. */
+	accelerator: string,
+	status: ShortcutStatus,
+	problem: string | null,
+};
+
+/**  Every action's shortcut, and whether this session can have global shortcuts at all. */
+export type ShortcutsView = ShortcutsView_Serialize | ShortcutsView_Deserialize;
+
+/**  Every action's shortcut, and whether this session can have global shortcuts at all. */
+export type ShortcutsView_Deserialize = {
+	/**  Why global shortcuts cannot work in this session (e.g. Wayland without X11), if so. */
+	unavailable?: string | null,
+	shortcuts: ShortcutView_Deserialize[],
+};
+
+/**  Every action's shortcut, and whether this session can have global shortcuts at all. */
+export type ShortcutsView_Serialize = {
+	/**  Why global shortcuts cannot work in this session (e.g. Wayland without X11), if so. */
+	unavailable: string | null,
+	shortcuts: ShortcutView_Serialize[],
+};
+
 /**
  *  Everything the backend tells the window, pulled with `next_events`, in batches queued at
  *  most every 200 ms (and at once for drags, notices and deletions).
@@ -726,7 +785,7 @@ export type WatchUploadView = {
 	name: string,
 	url: string,
 	/**  Unix seconds. */
-	finished_at: number | null,
+	finished_at: number,
 };
 
 /**  One watched folder, as the Watched folders screen shows it. */

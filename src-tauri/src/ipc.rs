@@ -4,7 +4,7 @@
 
 use tauri_specta::{collect_commands, Builder};
 
-use crate::commands::{app, history, profiles, uploads, watches};
+use crate::commands::{app, history, profiles, shortcuts, uploads, watches};
 
 pub fn builder() -> Builder<tauri::Wry> {
     Builder::<tauri::Wry>::new().commands(collect_commands![
@@ -39,6 +39,11 @@ pub fn builder() -> Builder<tauri::Wry> {
         watches::set_watching_paused,
         watches::add_watch,
         watches::remove_watch,
+        watches::edit_watch,
+        watches::retry_watch_failed,
+        watches::open_watch_folder,
+        shortcuts::get_shortcuts,
+        shortcuts::set_shortcut,
         app::app_status,
         app::get_settings,
         app::set_settings,

@@ -7,8 +7,10 @@
 //!   apply live in the core.
 //! - [`commands`]: the `#[tauri::command]` functions, by concern; [`ipc`] lists them and
 //!   generates the UI's TypeScript types; [`models`] holds every type that crosses IPC.
-//! - [`events`]: engine events, batched, to the window's `Channel`; notifications per batch.
-//! - [`tray`] and [`actions`]: the tray menu and the actions it shares with the window.
+//! - [`events`]: engine events, batched, for the window, which pulls them from [`pull`]'s
+//!   queue; notifications per batch.
+//! - [`tray`] and [`actions`]: the tray menu and the actions it shares with the window;
+//!   [`shortcuts`]: the same actions on global shortcuts.
 //! - [`prefs`]: the app's own preferences; [`error`]: `AppError { kind, message }`.
 
 // No console window on Windows release builds.
@@ -24,6 +26,8 @@ mod ipc;
 mod models;
 mod native;
 mod prefs;
+mod pull;
+mod shortcuts;
 mod tray;
 
 #[cfg(test)]
@@ -45,7 +49,7 @@ fn main() {
     software_rendering_by_default();
     init_logging();
     let ipc = ipc::builder();
-    let app = tauri::Builder::default()
+    let builder = tauri::Builder::default()
         // First: a second launch hands its files to this one and exits.
         .plugin(tauri_plugin_single_instance::init(|app, argv, cwd| {
             actions::show_window(app);
@@ -62,8 +66,10 @@ fn main() {
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
             None,
-        ))
+        ));
+    let app = shortcuts::with_plugin(builder)
         .manage(AppState::default())
+        .manage(shortcuts::Shortcuts::default())
         .manage(UiEvents::default())
         .manage(grants::Grants::default())
         .invoke_handler(ipc.invoke_handler())
@@ -106,6 +112,13 @@ fn setup(app: &tauri::AppHandle) {
         match app.state::<AppState>().backend().await {
             Ok(backend) => {
                 tray::refresh_menu(&app);
+                let saved = lock(&backend.prefs).shortcuts.clone();
+                let handle = app.clone();
+                // Off the main thread: registering waits for it.
+                let _ = tauri::async_runtime::spawn_blocking(move || {
+                    shortcuts::register_saved(&handle, &saved)
+                })
+                .await;
                 let args: Vec<String> = std::env::args().collect();
                 let cwd = std::env::current_dir().unwrap_or_default();
                 actions::open_files(&app, args, cwd).await;

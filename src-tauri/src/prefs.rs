@@ -1,9 +1,12 @@
 //! The app's own preferences (not the shared TOML config, which the CLI reads too): kept as
 //! JSON in `<data dir>/app.json`, written atomically. Holds no secret.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::models::ShortcutAction;
 
 const FILE: &str = "app.json";
 pub const MAX_TEMPLATE_LEN: usize = 2_000;
@@ -24,6 +27,9 @@ pub struct Prefs {
     pub copy_template: String,
     /// The destination last used in the window, for files handed over by a second launch.
     pub last_profile: Option<String>,
+    /// Global shortcuts by action, as typed (`Ctrl+Alt+U`); an action that is absent has none.
+    /// None by default: a global shortcut takes its keys from every other application.
+    pub shortcuts: BTreeMap<ShortcutAction, String>,
 }
 
 impl Default for Prefs {
@@ -34,6 +40,7 @@ impl Default for Prefs {
             concurrency: None,
             copy_template: "[{name}]({url})".to_owned(),
             last_profile: None,
+            shortcuts: BTreeMap::new(),
         }
     }
 }
@@ -76,6 +83,7 @@ mod tests {
         let prefs = Prefs {
             notifications: false,
             concurrency: Some(3),
+            shortcuts: [(ShortcutAction::CopyLastUrl, "Ctrl+Alt+L".to_owned())].into(),
             ..Prefs::default()
         };
         prefs.save(dir.path()).unwrap();

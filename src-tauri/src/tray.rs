@@ -1,5 +1,6 @@
-//! The tray icon: show/hide, pause/resume watching, upload the clipboard, copy the last URL,
-//! recent uploads (click copies), quit. Its tooltip says idle / uploading / paused / error.
+//! The tray icon: show/hide, each watched folder with its state (click opens the Watched
+//! folders screen), pause/resume watching, upload the clipboard, copy the last URL, recent
+//! uploads (click copies), quit. Its tooltip says idle / uploading / paused / error.
 //! Every item calls the same function as the window's button for it (`actions`).
 
 use std::sync::Mutex;
@@ -11,6 +12,7 @@ use tauri::{AppHandle, Manager, Runtime};
 use crate::actions;
 use crate::backend::{lock, AppState};
 use crate::models::{Activity, AppStatus, UiEvent};
+use dropkey_core::watch::overview::summary_line;
 
 const TRAY_ID: &str = "dropkey";
 const RECENT: usize = 10;
@@ -52,7 +54,11 @@ fn build_menu<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
         .and_then(|w| w.is_visible().ok())
         .unwrap_or(true);
     let watching_paused = backend.as_ref().is_some_and(|c| c.watching_paused());
-    let has_watches = backend.as_ref().is_some_and(|c| !c.watches().is_empty());
+    let watches = backend
+        .as_ref()
+        .map(|c| c.watch_overviews())
+        .unwrap_or_default();
+    let has_watches = !watches.is_empty();
     let recent = backend
         .as_ref()
         .map(|c| c.recent(RECENT))
@@ -103,19 +109,26 @@ fn build_menu<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
         )?)?;
     }
     let quit = MenuItem::with_id(app, "quit", "Quit Dropkey", true, None::<&str>)?;
-    Menu::with_items(
-        app,
-        &[
-            &toggle,
-            &PredefinedMenuItem::separator(app)?,
-            &watching,
-            &clipboard,
-            &copy_last,
-            &recent_menu,
-            &PredefinedMenuItem::separator(app)?,
-            &quit,
-        ],
-    )
+    let menu = Menu::with_items(app, &[&toggle, &PredefinedMenuItem::separator(app)?])?;
+    // One line per watched folder, in the words of the Watched folders screen.
+    for (index, watch) in watches.iter().enumerate() {
+        menu.append(&MenuItem::with_id(
+            app,
+            format!("watch:{index}"),
+            summary_line(watch),
+            true,
+            None::<&str>,
+        )?)?;
+    }
+    menu.append_items(&[
+        &watching,
+        &clipboard,
+        &copy_last,
+        &recent_menu,
+        &PredefinedMenuItem::separator(app)?,
+        &quit,
+    ])?;
+    Ok(menu)
 }
 
 /// Rebuilds the menu (labels and recent uploads follow the state).
@@ -155,9 +168,13 @@ fn notice<R: Runtime>(app: &AppHandle<R>, message: String, error: bool) {
 }
 
 fn on_menu_event<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
-    let id = event.id().as_ref().to_owned();
+    run_item(app, event.id().as_ref());
+}
+
+/// Does what the menu item `id` does (also for the global shortcuts of the same actions).
+pub fn run_item<R: Runtime>(app: &AppHandle<R>, id: &str) {
     let app = app.clone();
-    match id.as_str() {
+    match id {
         "toggle" => actions::toggle_window(&app),
         "quit" => actions::quit(&app),
         "watching" => {
@@ -189,6 +206,15 @@ fn on_menu_event<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
                     notice(&app, err.message, true);
                 }
             });
+        }
+        other if other.starts_with("watch:") => {
+            actions::show_window(&app);
+            crate::events::send(
+                &app,
+                vec![UiEvent::Navigate {
+                    screen: "watches".into(),
+                }],
+            );
         }
         other => {
             if let Some(index) = other

@@ -22,8 +22,11 @@
 // comes from the page. A native drag and drop cannot be synthesised through WebDriver (Tauri
 // takes the drop from GTK before the page sees it). The page may not name paths itself: a test
 // calls `enqueue_files`, `add_watch` and `copy_text` with a path it made up and expects refusals.
+// Global shortcuts are pressed with xdotool (XTEST), and a key "taken by another application" is
+// one a small python3 + libX11 client grabs first.
 // "Copy last URL" is checked by pasting (Ctrl+V) into a text field; "Open" by a fake browser
-// that notes the URLs it is given.
+// that notes the URLs it is given (it is the file manager too, for "Open folder"). Folders are
+// added to watch through the native folder chooser, typed into with xdotool.
 //
 // Environment:
 //   DROPKEY_APP              app binary (default: <repo>/target/debug/dropkey-app)
@@ -274,11 +277,11 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
     await writeFile(fakeBrowser, `#!/bin/sh\nprintf '%s\\n' "$1" >> '${join(tmp, "opened.txt")}'\n`, { mode: 0o755 });
     await writeFile(
       join(tmp, "xdg-data", "applications", "dropkey-fake-browser.desktop"),
-      `[Desktop Entry]\nType=Application\nName=Fake browser\nExec=${fakeBrowser} %u\nMimeType=x-scheme-handler/http;x-scheme-handler/https;\n`,
+      `[Desktop Entry]\nType=Application\nName=Fake browser\nExec=${fakeBrowser} %u\nMimeType=x-scheme-handler/http;x-scheme-handler/https;inode/directory;\n`,
     );
     await writeFile(
       join(tmp, "xdg-config", "mimeapps.list"),
-      "[Default Applications]\nx-scheme-handler/http=dropkey-fake-browser.desktop\nx-scheme-handler/https=dropkey-fake-browser.desktop\n",
+      "[Default Applications]\nx-scheme-handler/http=dropkey-fake-browser.desktop\nx-scheme-handler/https=dropkey-fake-browser.desktop\ninode/directory=dropkey-fake-browser.desktop\n",
     );
 
     const port = await freePort();
@@ -671,7 +674,7 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
   });
 
   it("uploads a file written into a watched folder", async () => {
-    await go("settings");
+    await go("watches");
     await eventually(
       async () => (await browser.$('[data-testid="watch-item"]').getAttribute("data-state")) === "watching",
       "the watched folder is not being watched",
@@ -690,7 +693,7 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
 
   it("runs the tray's actions: pause/resume watching, upload the clipboard, copy the last URL", async () => {
     // Pause watching (the tray's item and this button call the same function).
-    await go("settings");
+    await go("watches");
     await browser.$('[data-testid="watching-toggle"]').click();
     await eventually(
       async () => (await browser.$('[data-testid="watch-item"]').getAttribute("data-state")) === "paused",
@@ -704,7 +707,7 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
     await new Promise((r) => setTimeout(r, 3_000));
     await go("history");
     assert.ok(!(await historyItems()).some((i) => i.name === "while-paused.png"), "uploaded while paused");
-    await go("settings");
+    await go("watches");
     await browser.$('[data-testid="watching-toggle"]').click();
     await go("history");
     await eventually(
@@ -848,5 +851,230 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
     await browser.$('[data-testid="queue-item"][data-name="offline-report.pdf"] button[aria-label^="Cancel"]').click();
     await eventually(async () => !(await banner.isExisting()), "the banner stayed after the only waiting file was cancelled");
     await browser.$('[data-testid="dest-profile"]').selectByAttribute("value", "sandbox");
+  });
+
+  /** Answers the native "Choose a folder" dialog with `folder`, typed into its location bar. */
+  async function chooseFolder(folder) {
+    const id = await eventually(() => {
+      try {
+        return execFileSync("xdotool", ["search", "--onlyvisible", "--name", "^Choose a folder$"], { encoding: "utf8" }).trim().split("\n")[0];
+      } catch {
+        return "";
+      }
+    }, "no native folder chooser");
+    // Out of "Recent" (where a typed folder is only completed, never entered) to the home
+    // folder (Alt+Home), then the folder typed into the location bar.
+    execFileSync("xdotool", ["windowfocus", "--sync", id, "key", "--clearmodifiers", "alt+Home", "ctrl+l"]);
+    execFileSync("xdotool", ["type", "--delay", "5", `${folder}/`]);
+    execFileSync("xdotool", ["key", "--clearmodifiers", "Return"]);
+    // Should GTK take the first Return to enter the folder, the next one chooses it.
+    await eventually(() => {
+      try {
+        execFileSync("xdotool", ["search", "--onlyvisible", "--name", "^Choose a folder$"], { stdio: "ignore" });
+      } catch {
+        return true;
+      }
+      execFileSync("xdotool", ["windowfocus", "--sync", id, "key", "--clearmodifiers", "Return"], { stdio: "ignore" });
+      return false;
+    }, "the folder chooser did not close");
+  }
+
+  /** Adds a watched folder through the screen's form and the native chooser. */
+  async function addWatch(folder, { profile = "sandbox", tags = "" } = {}) {
+    await browser.$('[data-testid="watch-new"]').click();
+    await browser.$('[data-testid="watch-profile"]').selectByAttribute("value", profile);
+    if (tags) await browser.$('[data-testid="watch-tags"]').setValue(tags);
+    await Promise.all([browser.$('[data-testid="watch-add"]').click(), chooseFolder(folder)]);
+    await eventually(async () => browser.$(`[data-testid="watch-item"][data-path="${folder}"]`).isExisting(), `${folder} is not listed`);
+  }
+
+  it("follows each watched folder on its own screen: add, counts and links, pause, edit, open, missing, offline", async () => {
+    await go("watches");
+    const item = (folder) => browser.$(`[data-testid="watch-item"][data-path="${folder}"]`);
+    const stateOf = async (folder) => item(folder).getAttribute("data-state");
+    const count = async (folder, what) => Number((await item(folder).$(`[data-testid="watch-${what}"]`).getText()).replace(/\D/g, ""));
+    const configPath = join(tmp, "config.toml");
+
+    // Added through the form and the native chooser: a [[watch]] in config.toml, watching.
+    const photos = join(tmp, "Photos");
+    await mkdir(photos);
+    await addWatch(photos, { tags: "camera, phone" });
+    await eventually(async () => (await stateOf(photos)) === "watching", "the new folder is not watched");
+    assert.match(await readFile(configPath, "utf8"), new RegExp(`path = "${photos}"\nprofile = "sandbox"\ntags = \\["camera", "phone"\\]`));
+
+    // A file dropped in is counted as uploaded today and listed with its link.
+    const bytes = makePng(96, [60, 140, 230], [250, 250, 255]);
+    await writeFile(join(photos, "beach.png"), bytes);
+    await eventually(async () => (await count(photos, "today")) === 1, "the upload is not counted as uploaded today", 45_000);
+    const recent = item(photos).$('[data-testid="watch-recent"]');
+    assert.equal(await recent.getAttribute("data-name"), "beach.png");
+    const url = await recent.getAttribute("data-url");
+    assert.ok(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(bytes), "the listed link does not serve the file");
+    assert.equal(await count(photos, "waiting"), 0);
+    assert.equal(await count(photos, "failed"), 0);
+    // Its link is copied (read back from the real X clipboard).
+    await recent.$('[data-testid="watch-recent-copy"]').click();
+    await eventually(
+      () => execFileSync("xclip", ["-selection", "clipboard", "-o"], { encoding: "utf8" }) === url,
+      "the clipboard does not hold the file's link",
+    );
+
+    // Paused on its own: the other watches go on.
+    await item(photos).$('[data-testid="watch-toggle"]').click();
+    await eventually(async () => (await stateOf(photos)) === "paused", "the folder did not pause");
+    assert.equal(await stateOf(join(tmp, "watched")), "watching", "pausing one folder paused another");
+
+    // Edited with the config's rules: tags and subfolders change, it stays paused.
+    await item(photos).$('[data-testid="watch-edit"]').click();
+    await item(photos).$('[data-testid="watch-edit-tags"]').setValue("camera");
+    await item(photos).$('[data-testid="watch-edit-recursive"]').click();
+    await item(photos).$('[data-testid="watch-edit-save"]').click();
+    await eventually(
+      async () => new RegExp(`path = "${photos}"\nprofile = "sandbox"\ntags = \\["camera"\\]\nrecursive = false`).test(await readFile(configPath, "utf8")),
+      "the edit did not reach config.toml",
+    );
+    await eventually(async () => (await stateOf(photos)) === "paused", "the edited folder did not stay paused");
+
+    // "Open folder" hands the folder (never a path the page chose) to the file manager.
+    await item(photos).$('[data-testid="watch-open"]').click();
+    await eventually(
+      async () => (await readFile(join(tmp, "opened.txt"), "utf8").catch(() => "")).includes(photos),
+      "the folder was not opened in the file manager",
+    );
+
+    // A folder that goes away is missing, and says so.
+    const screenshots = join(tmp, "Screenshots");
+    await mkdir(screenshots);
+    await addWatch(screenshots);
+    await eventually(async () => (await stateOf(screenshots)) === "watching", "the second folder is not watched");
+    await rm(screenshots, { recursive: true });
+    await eventually(async () => (await stateOf(screenshots)) === "missing", "the deleted folder is not missing");
+    assert.match(await item(screenshots).$('[data-testid="watch-detail"]').getText(), /Screenshots/);
+
+    // A folder whose provider cannot be reached is offline, its file waiting.
+    const scans = join(tmp, "Scans");
+    await mkdir(scans);
+    await addWatch(scans, { profile: "far" });
+    await writeFile(join(scans, "invoice.pdf"), randomBytes(5_000));
+    await eventually(async () => (await stateOf(scans)) === "offline", "the folder of an unreachable provider is not offline");
+    await eventually(async () => (await count(scans, "waiting")) === 1, "the file waiting for the network is not counted");
+    assert.match(await item(scans).$('[data-testid="watch-detail"]').getText(), /cannot reach http:\/\/127\.0\.0\.1:\d+/);
+    await shot("watches");
+
+    // Removed after a confirmation: gone from the screen and the file.
+    // (The toasts are closed first: they sit over the last card's buttons.)
+    await browser.execute(() => {
+      for (const close of document.querySelectorAll('[data-testid="toast"] button')) close.click();
+    });
+    await item(screenshots).$('[data-testid="watch-remove"]').click();
+    await browser.$('[data-testid="confirm-ok"]').click();
+    await eventually(async () => !(await item(screenshots).isExisting()), "the removed folder is still listed");
+    assert.ok(!(await readFile(configPath, "utf8")).includes(screenshots), "the removed folder is still in config.toml");
+    await pageHasNoSecret();
+  });
+
+  /** Another X client holding a key grab (as a desktop's own shortcut would), until stopped. */
+  async function grabKey(keysym, mask) {
+    const script = `
+import ctypes, sys
+x = ctypes.cdll.LoadLibrary("libX11.so.6")
+x.XOpenDisplay.restype = ctypes.c_void_p
+x.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
+x.XDefaultRootWindow.restype = ctypes.c_ulong
+x.XStringToKeysym.restype = ctypes.c_ulong
+x.XKeysymToKeycode.argtypes = [ctypes.c_void_p, ctypes.c_ulong]
+x.XKeysymToKeycode.restype = ctypes.c_ubyte
+x.XGrabKey.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint, ctypes.c_ulong, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+x.XSync.argtypes = [ctypes.c_void_p, ctypes.c_int]
+d = x.XOpenDisplay(None)
+code = x.XKeysymToKeycode(d, x.XStringToKeysym(sys.argv[1].encode()))
+x.XGrabKey(d, code, int(sys.argv[2]), x.XDefaultRootWindow(d), 1, 1, 1)
+x.XSync(d, 0)
+print("grabbed", flush=True)
+sys.stdin.read()
+`;
+    const child = spawn("python3", ["-c", script, keysym, String(mask)], { stdio: ["pipe", "pipe", "inherit"] });
+    await new Promise((resolve, reject) => {
+      child.stdout.on("data", (chunk) => String(chunk).includes("grabbed") && resolve());
+      child.on("exit", (code) => reject(new Error(`the key grabber exited (${code})`)));
+    });
+    return () => {
+      child.stdin.end();
+      child.kill();
+    };
+  }
+
+  it("sets global shortcuts in Settings, reports conflicts, and a registered one fires from anywhere", async () => {
+    await go("settings");
+    const row = (action) => browser.$(`[data-testid="shortcut"][data-action="${action}"]`);
+    const statusOf = async (action) => row(action).getAttribute("data-status");
+    const problemOf = async (action) => {
+      const problem = row(action).$('[data-testid="shortcut-problem"]');
+      return (await problem.isExisting()) ? problem.getText() : "";
+    };
+    const type = async (action, accelerator) => {
+      // The last save's toast may sit over the buttons.
+      await browser.execute(() => {
+        for (const close of document.querySelectorAll('[data-testid="toast"] button')) close.click();
+      });
+      const input = row(action).$('[data-testid="shortcut-input"]');
+      await input.clearValue();
+      await input.setValue(accelerator);
+      await row(action).$('[data-testid="shortcut-save"]').click();
+    };
+    assert.equal(await statusOf("pause_watching"), "off");
+
+    // Set: registered with the X server, and it fires without the window: watching pauses.
+    await type("pause_watching", "Ctrl+Alt+P");
+    await eventually(async () => (await statusOf("pause_watching")) === "active", "the shortcut is not active");
+    const watched = join(tmp, "watched");
+    const watchState = () =>
+      browser.execute(async (path) => (await window.__TAURI_INTERNALS__.invoke("list_watches")).find((w) => w.path === path)?.state, watched);
+    assert.equal(await watchState(), "watching");
+    execFileSync("xdotool", ["key", "--clearmodifiers", "ctrl+alt+p"]);
+    await eventually(async () => (await watchState()) === "paused", "the shortcut did not pause watching");
+    execFileSync("xdotool", ["key", "--clearmodifiers", "ctrl+alt+p"]);
+    await eventually(async () => (await watchState()) === "watching", "the shortcut did not resume watching");
+
+    // Two actions on one key (written differently): refused, and said so.
+    await type("copy_last_url", "alt+control+p");
+    await eventually(async () => /already the shortcut for “Pause or resume watching”/.test(await problemOf("copy_last_url")), "no conflict shown");
+    assert.equal(await statusOf("copy_last_url"), "off");
+
+    // A key another application holds: refused, and said so.
+    const release = await grabKey("g", 4 | 8); // ControlMask | Mod1Mask (Alt)
+    try {
+      await type("show_window", "Ctrl+Alt+G");
+      await eventually(async () => /taken by another application/.test(await problemOf("show_window")), "the taken key is not reported");
+      assert.equal(await statusOf("show_window"), "off");
+    } finally {
+      release();
+    }
+    // Not a shortcut, or one without a modifier: refused with how to write it.
+    await type("upload_clipboard", "Ctrl+Banana");
+    await eventually(async () => /is not a shortcut .*e\.g\. Ctrl\+Alt\+U/.test(await problemOf("upload_clipboard")), "a bad shortcut is not reported");
+    await type("upload_clipboard", "U");
+    await eventually(async () => /has no modifier/.test(await problemOf("upload_clipboard")), "a shortcut without a modifier is not reported");
+
+    // Saved in the app's preferences and shown as configured when Settings opens again.
+    const prefs = JSON.parse(await readFile(join(tmp, "data", "app.json"), "utf8"));
+    assert.deepEqual(prefs.shortcuts, { pause_watching: "Ctrl+Alt+P" });
+    await go("upload");
+    await go("settings");
+    assert.equal(await row("pause_watching").$('[data-testid="shortcut-input"]').getValue(), "Ctrl+Alt+P");
+    assert.equal(await statusOf("pause_watching"), "active");
+    await browser.execute(() => {
+      const main = document.querySelector("main");
+      if (main) main.scrollTop = main.scrollHeight;
+    });
+    await shot("settings-shortcuts");
+
+    // Cleared: off, and gone from the preferences.
+    await browser.execute(() => {
+      for (const close of document.querySelectorAll('[data-testid="toast"] button')) close.click();
+    });
+    await row("pause_watching").$('[data-testid="shortcut-clear"]').click();
+    await eventually(async () => (await statusOf("pause_watching")) === "off", "the shortcut was not cleared");
+    assert.deepEqual(JSON.parse(await readFile(join(tmp, "data", "app.json"), "utf8")).shortcuts, {});
   });
 });

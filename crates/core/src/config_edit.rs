@@ -360,6 +360,75 @@ pub fn remove_watch(paths: &Paths, key: &str) -> Result<Config, ConfigEditError>
     })
 }
 
+/// Changes the watched folder whose key is `key` to `spec`'s profile, remote folder, tags and
+/// subfolder choice; its folder stays (`spec.path` is ignored) and so does every other key of
+/// its table (include/exclude, after_upload, ...), with its comments. Same checks as
+/// [`add_watch`]: the profile must exist, and the folder may not be watched twice with one
+/// profile. Returns the config as it now is.
+pub fn edit_watch(paths: &Paths, key: &str, spec: &WatchSpec) -> Result<Config, ConfigEditError> {
+    edit(paths, |doc, current| {
+        let index = current
+            .watches
+            .iter()
+            .position(|w| crate::watch::watch_key(w) == key)
+            .ok_or_else(|| {
+                ConfigEditError::Input(format!(
+                    "no watched folder `{key}` in the config file: it may have been removed"
+                ))
+            })?;
+        let path = &current.watches[index].path;
+        if current
+            .watches
+            .iter()
+            .enumerate()
+            .any(|(i, w)| i != index && w.profile == spec.profile && same_dir(&w.path, path))
+        {
+            return Err(ConfigEditError::Input(format!(
+                "{} is already watched with profile `{}`",
+                path.display(),
+                spec.profile
+            )));
+        }
+        let table = match doc.get_mut("watch") {
+            Some(Item::ArrayOfTables(watches)) => watches.get_mut(index),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            ConfigEditError::Input(
+                "the config's [[watch]] tables changed while Dropkey read them: try again".into(),
+            )
+        })?;
+        table.insert("profile", value(spec.profile.as_str()));
+        match spec
+            .folder
+            .as_deref()
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+        {
+            Some(folder) => {
+                table.insert("folder", value(folder));
+            }
+            None => {
+                table.remove("folder");
+            }
+        }
+        match &spec.tags {
+            Some(tags) => {
+                table.insert("tags", value(string_array(tags)));
+            }
+            None => {
+                table.remove("tags");
+            }
+        }
+        if spec.recursive {
+            table.remove("recursive");
+        } else {
+            table.insert("recursive", value(false));
+        }
+        Ok(())
+    })
+}
+
 /// Reads the file (or starts one), applies `change`, validates, writes.
 fn edit(
     paths: &Paths,
@@ -611,6 +680,79 @@ mod tests {
         assert!(config.profile("team").is_none());
         assert!(remove_profile(&paths, "team").is_err());
         assert!(remove_profile(&paths, "sandbox").is_err());
+    }
+
+    #[test]
+    fn a_watch_is_edited_in_place_keeping_its_other_rules_and_comments() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = paths(dir.path());
+        let folder = dir.path().join("drop");
+        std::fs::create_dir(&folder).unwrap();
+        upsert_profile(&paths, &imagekit("team")).unwrap();
+        upsert_profile(&paths, &imagekit("other")).unwrap();
+        let spec = WatchSpec {
+            path: folder.clone(),
+            profile: "team".into(),
+            folder: Some("/inbox".into()),
+            tags: Some(vec!["watched".into()]),
+            recursive: true,
+        };
+        let config = add_watch(&paths, &spec).unwrap();
+        let key = crate::watch::watch_key(&config.watches[0]);
+        // A rule written by hand, with a comment, survives the edit.
+        let text = std::fs::read_to_string(&paths.config_file).unwrap();
+        std::fs::write(
+            &paths.config_file,
+            text.replace(
+                "folder = \"/inbox\"",
+                "folder = \"/inbox\"\n# keep drafts out\nexclude = [\"**/drafts/**\"]",
+            ),
+        )
+        .unwrap();
+        let edited = WatchSpec {
+            path: dir.path().join("ignored"),
+            profile: "other".into(),
+            folder: None,
+            tags: None,
+            recursive: false,
+        };
+        let config = edit_watch(&paths, &key, &edited).unwrap();
+        let watch = &config.watches[0];
+        assert_eq!(watch.path, std::fs::canonicalize(&folder).unwrap());
+        assert_eq!(
+            (
+                watch.profile.as_str(),
+                watch.folder.as_deref(),
+                &watch.tags,
+                watch.recursive
+            ),
+            ("other", None, &None, false)
+        );
+        let text = std::fs::read_to_string(&paths.config_file).unwrap();
+        assert!(
+            text.contains("# keep drafts out\nexclude = [\"**/drafts/**\"]"),
+            "{text}"
+        );
+
+        // The same rules as adding: a profile that does not exist is refused, and so is a
+        // second watch of the folder with the same profile; the file is left as it was.
+        let key = crate::watch::watch_key(watch);
+        let unknown = WatchSpec {
+            profile: "nobody".into(),
+            ..edited.clone()
+        };
+        assert!(matches!(
+            edit_watch(&paths, &key, &unknown),
+            Err(ConfigEditError::Rejected(_))
+        ));
+        add_watch(&paths, &spec).unwrap();
+        let twice = WatchSpec {
+            profile: "team".into(),
+            ..edited.clone()
+        };
+        let err = edit_watch(&paths, &key, &twice).unwrap_err();
+        assert!(err.to_string().contains("already watched"), "{err}");
+        assert!(edit_watch(&paths, "team:/nowhere", &edited).is_err());
     }
 
     #[test]

@@ -21,10 +21,11 @@ impl Backend {
         let watching_paused = self.watching_paused();
         let batch = *lock(&self.batch);
         let failed = batch.failed.max(batch.last_failed);
-        let watch_error = self.watches().iter().any(|w| {
+        let watch_error = self.watch_infos().iter().any(|w| {
             matches!(
-                w.state,
-                crate::models::WatchState::Error | crate::models::WatchState::Missing
+                w.status,
+                dropkey_core::watch::WatchStatus::Error(_)
+                    | dropkey_core::watch::WatchStatus::Missing(_)
             )
         });
         let activity = if uploads_paused || watching_paused {

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod history;
 pub mod profiles;
+pub mod shortcuts;
 pub mod uploads;
 pub mod watches;
 

@@ -1,6 +1,8 @@
-//! Watched folders: status, pause/resume, add and remove (both edit the config file).
+//! Watched folders: their overviews, pause/resume, retry failed, open in the file manager, add,
+//! edit and remove (the last three edit the config file).
 
 use tauri::{AppHandle, State};
+use tauri_plugin_opener::OpenerExt as _;
 
 use super::blocking;
 use crate::actions;
@@ -56,4 +58,54 @@ pub async fn add_watch(
 #[specta::specta]
 pub async fn remove_watch(state: State<'_, AppState>, key: String) -> Result<(), AppError> {
     state.backend().await?.remove_watch(&key).await
+}
+
+/// Changes a watched folder's profile, remote folder, tags or subfolder choice (its folder
+/// stays; `watch.path` is ignored).
+#[tauri::command]
+#[specta::specta]
+pub async fn edit_watch(
+    state: State<'_, AppState>,
+    key: String,
+    watch: WatchInput,
+) -> Result<(), AppError> {
+    state.backend().await?.edit_watch(&key, watch).await
+}
+
+/// Queues a watched folder's failed uploads again. Returns how many.
+#[tauri::command]
+#[specta::specta]
+pub async fn retry_watch_failed(state: State<'_, AppState>, key: String) -> Result<u32, AppError> {
+    blocking(&state, move |backend| {
+        let n = backend.retry_watch_failed(&key)?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    })
+    .await
+}
+
+/// Opens a watched folder in the file manager. The page names the watch, never a path: only
+/// folders in the config can be opened, from Rust (the opener's page-side path commands stay
+/// ungranted).
+#[tauri::command]
+#[specta::specta]
+pub async fn open_watch_folder(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    key: String,
+) -> Result<(), AppError> {
+    let folder = state.backend().await?.watch_folder(&key)?;
+    if !folder.is_dir() {
+        return Err(AppError::not_found(format!(
+            "{} does not exist (deleted or unmounted?): nothing to open",
+            folder.display()
+        )));
+    }
+    app.opener()
+        .open_path(folder.to_string_lossy(), None::<&str>)
+        .map_err(|err| {
+            AppError::internal(format!(
+                "cannot open {} in the file manager: {err}; is a file manager installed (xdg-open)?",
+                folder.display()
+            ))
+        })
 }

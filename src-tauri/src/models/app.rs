@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use dropkey_core::watch::{WatchInfo, WatchStatus};
+use dropkey_core::config::Watch;
+use dropkey_core::watch::overview::{WatchOverview, WatchState as CoreWatchState};
 
 use super::{IntakeView, JobView, ProgressView, QueueCountsView};
 
@@ -19,46 +20,86 @@ pub struct WatchInput {
     pub recursive: bool,
 }
 
+/// What a watched folder is doing (`dropkey_core::watch::overview::WatchState`).
 #[derive(Debug, Clone, Copy, Serialize, specta::Type, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum WatchState {
     Starting,
     Watching,
     Paused,
+    /// Its provider cannot be reached: uploads wait and go on by themselves.
+    Offline,
     Missing,
     Error,
 }
 
-/// One watched folder.
+/// One of a watched folder's newest uploads.
+#[derive(Debug, Clone, Serialize, specta::Type, PartialEq)]
+pub struct WatchUploadView {
+    pub id: u32,
+    pub name: String,
+    pub url: String,
+    /// Unix seconds.
+    #[specta(type = u32)]
+    pub finished_at: f64,
+}
+
+/// One watched folder, as the Watched folders screen shows it.
 #[derive(Debug, Clone, Serialize, specta::Type, PartialEq)]
 pub struct WatchView {
     pub key: String,
     pub path: String,
+    /// The folder's own name.
+    pub name: String,
     pub profile: String,
     pub state: WatchState,
-    /// Why it is missing or failing.
+    /// Why it is offline, missing or failing.
     pub detail: Option<String>,
-    pub last_upload: Option<String>,
+    /// The remote folder, tags and subfolder choice it was configured with (for Edit).
+    pub folder: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub recursive: bool,
     #[specta(type = u32)]
-    pub uploads: f64,
+    pub uploaded_today: f64,
+    #[specta(type = u32)]
+    pub waiting: f64,
+    #[specta(type = u32)]
+    pub failed: f64,
+    /// Newest first.
+    pub recent: Vec<WatchUploadView>,
 }
 
-pub fn watch_view(info: WatchInfo) -> WatchView {
-    let (state, detail) = match info.status {
-        WatchStatus::Starting => (WatchState::Starting, None),
-        WatchStatus::Watching => (WatchState::Watching, None),
-        WatchStatus::Paused => (WatchState::Paused, None),
-        WatchStatus::Missing(why) => (WatchState::Missing, Some(why)),
-        WatchStatus::Error(why) => (WatchState::Error, Some(why)),
-    };
+pub fn watch_view(overview: WatchOverview, watch: Option<&Watch>) -> WatchView {
     WatchView {
-        key: info.key,
-        path: info.path.display().to_string(),
-        profile: info.profile,
-        state,
-        detail,
-        last_upload: info.last_upload,
-        uploads: info.uploads as f64,
+        key: overview.key,
+        path: overview.path.display().to_string(),
+        name: overview.name,
+        profile: overview.profile,
+        state: match overview.state {
+            CoreWatchState::Starting => WatchState::Starting,
+            CoreWatchState::Watching => WatchState::Watching,
+            CoreWatchState::Paused => WatchState::Paused,
+            CoreWatchState::Offline => WatchState::Offline,
+            CoreWatchState::Missing => WatchState::Missing,
+            CoreWatchState::Error => WatchState::Error,
+        },
+        detail: overview.detail,
+        folder: watch.and_then(|w| w.folder.clone()),
+        tags: watch.and_then(|w| w.tags.clone()),
+        recursive: watch.is_none_or(|w| w.recursive),
+        uploaded_today: overview.uploaded_today as f64,
+        waiting: overview.waiting as f64,
+        failed: overview.failed as f64,
+        recent: overview
+            .recent
+            .into_iter()
+            .map(|r| WatchUploadView {
+                id: super::job_id(r.job),
+                name: r.file_name,
+                url: r.url,
+                finished_at: r.finished_at as f64,
+            })
+            .collect(),
     }
 }
 

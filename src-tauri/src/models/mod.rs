@@ -6,14 +6,17 @@
 //!
 //! By concern: [`profiles`] (profiles, keys, the connection test), [`queue`] (jobs, drops,
 //! progress, the queue view), [`history`] (History's search and entries) and [`app`] (watched
-//! folders, status, settings, and the events pushed to the window). Each is re-exported here.
+//! folders, status, settings, and the events pushed to the window) and [`shortcuts`] (global
+//! shortcuts in Settings). Each is re-exported here.
 
 mod app;
 mod history;
 mod profiles;
 mod queue;
+mod shortcuts;
 
 pub use app::*;
 pub use history::*;
 pub use profiles::*;
 pub use queue::*;
+pub use shortcuts::*;

@@ -25,6 +25,8 @@ import type {
   ProfileInput_Serialize,
   SettingsUpdate,
   SettingsView,
+  ShortcutAction,
+  ShortcutsView_Serialize,
   UiEvent_Serialize,
   WatchInput_Deserialize,
   WatchView_Serialize,
@@ -45,6 +47,7 @@ export type {
   SecretSource,
   SettingsUpdate,
   SettingsView,
+  ShortcutAction,
   WatchState,
 } from "./bindings";
 
@@ -62,6 +65,7 @@ export type IntakeView = IntakeView_Serialize;
 /** A profile's public settings, as the edit form loads (`_Serialize`) and saves them. */
 export type ProfileInput = ProfileInput_Serialize & ProfileInput_Deserialize;
 export type WatchInput = WatchInput_Deserialize;
+export type ShortcutsView = ShortcutsView_Serialize;
 
 /** A command's outcome, as the generated bindings return it. */
 export type Result<T, E = AppError> = { status: "ok"; data: T } | { status: "error"; error: E };
@@ -132,6 +136,17 @@ export interface Api {
   /** Adds a `[[watch]]` to the config file and starts watching. */
   addWatch(watch: WatchInput): Async<null>;
   removeWatch(key: string): Async<null>;
+  /** Changes a watch's profile, remote folder, tags or subfolders (its folder stays). */
+  editWatch(key: string, watch: WatchInput): Async<null>;
+  /** Queues a watch's failed uploads again; how many. */
+  retryWatchFailed(key: string): Async<number>;
+  /** Opens a watched folder in the file manager (Rust looks the folder up by its key). */
+  openWatchFolder(key: string): Async<null>;
+
+  /** Each action's global shortcut and whether it works in this session. */
+  getShortcuts(): Async<ShortcutsView>;
+  /** Sets (empty: clears) an action's global shortcut; refused with why when it cannot work. */
+  setShortcut(action: ShortcutAction, accelerator: string): Async<ShortcutsView>;
 
   appStatus(): Async<AppStatus>;
   getSettings(): Async<SettingsView>;
@@ -292,6 +307,11 @@ export function createTauriApi(available: () => boolean = isTauri): Api {
     setWatchingPaused: call((paused: boolean) => commands.setWatchingPaused(paused)),
     addWatch: call((watch: WatchInput) => commands.addWatch(watch)),
     removeWatch: call((key: string) => commands.removeWatch(key)),
+    editWatch: call((key: string, watch: WatchInput) => commands.editWatch(key, watch)),
+    retryWatchFailed: call((key: string) => commands.retryWatchFailed(key)),
+    openWatchFolder: call((key: string) => commands.openWatchFolder(key)),
+    getShortcuts: call(() => commands.getShortcuts()),
+    setShortcut: call((action: ShortcutAction, accelerator: string) => commands.setShortcut(action, accelerator)),
 
     appStatus: call(() => commands.appStatus()),
     getSettings: call(() => commands.getSettings()),

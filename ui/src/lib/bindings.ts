@@ -101,6 +101,26 @@ export const commands = {
 	addWatch: (watch: WatchInput_Deserialize) => typedError<null, AppError>(__TAURI_INVOKE("add_watch", { watch })),
 	/**  Stops watching a folder and removes it from the config file. */
 	removeWatch: (key: string) => typedError<null, AppError>(__TAURI_INVOKE("remove_watch", { key })),
+	/**
+	 *  Changes a watched folder's profile, remote folder, tags or subfolder choice (its folder
+	 *  stays; `watch.path` is ignored).
+	 */
+	editWatch: (key: string, watch: WatchInput_Deserialize) => typedError<null, AppError>(__TAURI_INVOKE("edit_watch", { key, watch })),
+	/**  Queues a watched folder's failed uploads again. Returns how many. */
+	retryWatchFailed: (key: string) => typedError<number, AppError>(__TAURI_INVOKE("retry_watch_failed", { key })),
+	/**
+	 *  Opens a watched folder in the file manager. The page names the watch, never a path: only
+	 *  folders in the config can be opened, from Rust (the opener's page-side path commands stay
+	 *  ungranted).
+	 */
+	openWatchFolder: (key: string) => typedError<null, AppError>(__TAURI_INVOKE("open_watch_folder", { key })),
+	getShortcuts: () => typedError<ShortcutsView_Serialize, AppError>(__TAURI_INVOKE("get_shortcuts")),
+	/**
+	 *  Gives `action` the shortcut `accelerator` (empty: none). Refused, and not saved, when it does
+	 *  not parse, is another action's, is taken by another application, or this session has no
+	 *  global shortcuts; the message says which.
+	 */
+	setShortcut: (action: ShortcutAction, accelerator: string) => typedError<ShortcutsView_Serialize, AppError>(__TAURI_INVOKE("set_shortcut", { action, accelerator })),
 	appStatus: () => typedError<AppStatus_Serialize, AppError>(__TAURI_INVOKE("app_status")),
 	getSettings: () => typedError<SettingsView, AppError>(__TAURI_INVOKE("get_settings")),
 	setSettings: (update: SettingsUpdate) => typedError<null, AppError>(__TAURI_INVOKE("set_settings", { update })),
@@ -655,6 +675,58 @@ export type SettingsView = {
 	data_dir: string,
 };
 
+/**  What a global shortcut does: the tray's actions (`actions.rs`). */
+export type ShortcutAction = "upload_clipboard" | "copy_last_url" | "show_window" | "pause_watching";
+
+/**  Whether a shortcut works now. */
+export type ShortcutStatus = 
+/**  None set. */
+"off" | 
+/**  Registered with the system: it fires from any application. */
+"active" | 
+/**  Set, but not registered: `problem` says why (taken, shared, not parsable, unavailable). */
+"problem";
+
+/**  One action's shortcut. */
+export type ShortcutView = ShortcutView_Serialize | ShortcutView_Deserialize;
+
+/**  One action's shortcut. */
+export type ShortcutView_Deserialize = {
+	action: ShortcutAction,
+	label: string,
+	/**  As saved, e.g. `Ctrl+Alt+U`; empty when none. */
+	accelerator: string,
+	status: ShortcutStatus,
+	problem?: string | null,
+};
+
+/**  One action's shortcut. */
+export type ShortcutView_Serialize = {
+	action: ShortcutAction,
+	label: string,
+	/**  As saved, e.g. `Ctrl+Alt+U`; empty when none. */
+	accelerator: string,
+	status: ShortcutStatus,
+	problem: string | null,
+};
+
+/**  Every action's shortcut, and whether this session can have global shortcuts at all. */
+export type ShortcutsView = ShortcutsView_Serialize | ShortcutsView_Deserialize;
+
+/**  Every action's shortcut, and whether this session can have global shortcuts at all. */
+export type ShortcutsView_Deserialize = {
+	/**  Why global shortcuts cannot work in this session (e.g. Wayland without X11), if so. */
+	unavailable?: string | null,
+	shortcuts: ShortcutView_Deserialize[],
+};
+
+/**  Every action's shortcut, and whether this session can have global shortcuts at all. */
+export type ShortcutsView_Serialize = {
+	/**  Why global shortcuts cannot work in this session (e.g. Wayland without X11), if so. */
+	unavailable: string | null,
+	shortcuts: ShortcutView_Serialize[],
+};
+
 /**
  *  Everything the backend tells the window, pulled with `next_events`, in batches queued at
  *  most every 200 ms (and at once for drags, notices and deletions).
@@ -753,33 +825,63 @@ export type WatchInput_Serialize = {
 	recursive: boolean,
 };
 
-export type WatchState = "starting" | "watching" | "paused" | "missing" | "error";
+/**  What a watched folder is doing (`dropkey_core::watch::overview::WatchState`). */
+export type WatchState = "starting" | "watching" | "paused" | 
+/**  Its provider cannot be reached: uploads wait and go on by themselves. */
+"offline" | "missing" | "error";
 
-/**  One watched folder. */
+/**  One of a watched folder's newest uploads. */
+export type WatchUploadView = {
+	id: number,
+	name: string,
+	url: string,
+	/**  Unix seconds. */
+	finished_at: number,
+};
+
+/**  One watched folder, as the Watched folders screen shows it. */
 export type WatchView = WatchView_Serialize | WatchView_Deserialize;
 
-/**  One watched folder. */
+/**  One watched folder, as the Watched folders screen shows it. */
 export type WatchView_Deserialize = {
 	key: string,
 	path: string,
+	/**  The folder's own name. */
+	name: string,
 	profile: string,
 	state: WatchState,
-	/**  Why it is missing or failing. */
+	/**  Why it is offline, missing or failing. */
 	detail?: string | null,
-	last_upload?: string | null,
-	uploads: number,
+	/**  The remote folder, tags and subfolder choice it was configured with (for Edit). */
+	folder?: string | null,
+	tags?: string[] | null,
+	recursive: boolean,
+	uploaded_today: number,
+	waiting: number,
+	failed: number,
+	/**  Newest first. */
+	recent: WatchUploadView[],
 };
 
-/**  One watched folder. */
+/**  One watched folder, as the Watched folders screen shows it. */
 export type WatchView_Serialize = {
 	key: string,
 	path: string,
+	/**  The folder's own name. */
+	name: string,
 	profile: string,
 	state: WatchState,
-	/**  Why it is missing or failing. */
+	/**  Why it is offline, missing or failing. */
 	detail: string | null,
-	last_upload: string | null,
-	uploads: number,
+	/**  The remote folder, tags and subfolder choice it was configured with (for Edit). */
+	folder: string | null,
+	tags: string[] | null,
+	recursive: boolean,
+	uploaded_today: number,
+	waiting: number,
+	failed: number,
+	/**  Newest first. */
+	recent: WatchUploadView[],
 };
 
 /* Tauri Specta runtime */

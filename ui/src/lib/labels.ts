@@ -70,6 +70,7 @@ const WATCH_LABELS: Record<string, string> = {
   starting: "Starting",
   watching: "Watching",
   paused: "Paused",
+  offline: "Offline",
   missing: "Missing",
   error: "Error",
 };

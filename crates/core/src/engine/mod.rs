@@ -534,6 +534,16 @@ impl Engine {
         Ok(n)
     }
 
+    /// [`Engine::retry_failed`] for the jobs of one source (a watched folder's "Retry failed").
+    pub fn retry_failed_of(&self, source: &JobSource) -> Result<usize, EngineError> {
+        let n = lock(&self.shared.store).retry_failed_of(source)?;
+        if n > 0 {
+            self.emit(Event::QueueChanged);
+            self.shared.wake.notify_one();
+        }
+        Ok(n)
+    }
+
     /// Cancels what `intake` queued and has not finished: the waiting jobs in one
     /// transaction, the running ones one by one. Returns how many were cancelled.
     pub fn cancel_intake(&self, intake: IntakeId) -> Result<usize, EngineError> {

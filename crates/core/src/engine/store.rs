@@ -19,6 +19,9 @@ use crate::config::{OnDuplicate, Resize};
 use crate::metadata::MetadataPolicy;
 use crate::sign::Params;
 
+mod watch_stats;
+pub use watch_stats::SourceCounts;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the job database {path}: {source}; check that the data directory (--data-dir) is writable and not used by an older Dropkey")]
@@ -271,6 +274,7 @@ impl Store {
         conn.execute_batch(SCHEMA).map_err(open_err)?;
         add_missing_columns(&conn).map_err(open_err)?;
         conn.execute_batch(ADDED_INDEXES).map_err(open_err)?;
+        conn.execute_batch(watch_stats::INDEXES).map_err(open_err)?;
         prepare_history_search(&conn).map_err(open_err)?;
         Ok(Self { conn })
     }

@@ -25,6 +25,7 @@
 //! flat whatever the size of the tree. Retries, concurrency and crash safety are the engine's.
 
 pub mod filter;
+pub mod overview;
 mod walk;
 
 use std::collections::{HashMap, VecDeque};
@@ -64,6 +65,9 @@ const EVENTS_PER_TURN: usize = 1_024;
 const SAFETY_RESCAN: Duration = Duration::from_secs(600);
 /// How often a vanished folder is looked for.
 const MISSING_RETRY: Duration = Duration::from_secs(2);
+/// How long a watch whose watcher failed waits before it tries again (the cause, such as the
+/// system's inotify limit, may be lifted meanwhile).
+const ERROR_RETRY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", content = "detail", rename_all = "snake_case")]
@@ -73,6 +77,8 @@ pub enum WatchStatus {
     Paused,
     /// The folder is gone (deleted, unmounted); watching resumes when it returns.
     Missing(String),
+    /// The folder is there but the file watcher failed on it; tried again every
+    /// [`ERROR_RETRY`].
     Error(String),
 }
 
@@ -321,6 +327,8 @@ impl Scans {
 enum Leave {
     Cancelled,
     Missing(String),
+    /// The watcher failed on a folder that is still there.
+    Error(String),
 }
 
 impl WatchTask {
@@ -351,6 +359,15 @@ impl WatchTask {
             match self.watch_folder().await {
                 Leave::Cancelled => return,
                 Leave::Missing(why) => self.set_status(WatchStatus::Missing(why)),
+                Leave::Error(why) if self.watch.path.is_dir() => {
+                    self.set_status(WatchStatus::Error(why));
+                    tokio::select! {
+                        _ = self.cancel.cancelled() => return,
+                        _ = tokio::time::sleep(ERROR_RETRY) => {}
+                    }
+                }
+                // It failed because the folder went away: missing, not an error.
+                Leave::Error(why) => self.set_status(WatchStatus::Missing(why)),
             }
         }
     }
@@ -373,7 +390,7 @@ impl WatchTask {
         );
         let mut watcher = match watcher {
             Ok(w) => w,
-            Err(err) => return Leave::Missing(format!("cannot watch: {err}")),
+            Err(err) => return Leave::Error(watch_failed(&self.watch.path, &err)),
         };
         let mode = if self.watch.recursive {
             RecursiveMode::Recursive
@@ -381,7 +398,7 @@ impl WatchTask {
             RecursiveMode::NonRecursive
         };
         if let Err(err) = watcher.watch(&self.watch.path, mode) {
-            return Leave::Missing(format!("cannot watch {}: {err}", self.watch.path.display()));
+            return Leave::Error(watch_failed(&self.watch.path, &err));
         }
         let root_id = folder_identity(&self.watch.path);
         let mut events = self.engine.subscribe();
@@ -440,7 +457,7 @@ impl WatchTask {
                     }
                 }
                 event = rx.recv() => {
-                    let Some(event) = event else { return Leave::Missing("the file watcher stopped".into()) };
+                    let Some(event) = event else { return Leave::Error("the file watcher stopped; Dropkey starts it again in a few seconds".into()) };
                     // What has queued up is taken in one turn: one event per turn would fall
                     // behind a busy watch and its queue would grow without end.
                     let mut next = Some(event);
@@ -1212,6 +1229,20 @@ fn unchanged(entry: &JournalEntry, meta: &std::fs::Metadata) -> bool {
 }
 
 /// An event for a file only read: opened, accessed, or closed without writing.
+/// Why the file watcher could not watch `path`, and what to do about it.
+fn watch_failed(path: &Path, err: &notify::Error) -> String {
+    let hint = match &err.kind {
+        notify::ErrorKind::MaxFilesWatch => {
+            "; the system's limit of watched folders is reached: raise fs.inotify.max_user_watches (sysctl) or watch fewer subfolders"
+        }
+        notify::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+            "; Dropkey may not read it: check the folder's permissions"
+        }
+        _ => "",
+    };
+    format!("cannot watch {}: {err}{hint}", path.display())
+}
+
 fn is_read_only(kind: &EventKind) -> bool {
     matches!(kind, EventKind::Access(access) if !matches!(access, AccessKind::Close(AccessMode::Write)))
 }

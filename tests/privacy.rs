@@ -170,6 +170,15 @@ fn by_default_the_location_is_removed_and_the_pixels_copyright_and_original_stay
     assert_eq!(rig.ledger()[0]["sha256"], sha256(&stored));
     let (_, history, _) = rig.run(&["history", "--limit", "1"]);
     assert_eq!(history[0]["url"], line["url"], "{history:?}");
+    assert_eq!(history[0]["sha256"], sha256(&stored));
+    assert_eq!(history[0]["size"], stored.len());
+    // `verify` compares the provider's size with what was sent, not with the file on disk.
+    let (code, problems, stderr) = rig.run(&["verify"]);
+    assert_eq!(
+        (code, problems.len()),
+        (Some(0), 0),
+        "{problems:?} {stderr}"
+    );
 }
 
 #[test]
@@ -371,6 +380,12 @@ fn max_dimension_scales_large_images_down_and_keeps_the_metadata_the_policy_keep
         "the file on disk changed"
     );
     assert_eq!(rig.ledger()[0]["sha256"], sha256(&stored));
+    let (code, problems, stderr) = rig.run(&["verify"]);
+    assert_eq!(
+        (code, problems.len()),
+        (Some(0), 0),
+        "{problems:?} {stderr}"
+    );
     // Nothing is left behind in the data directory.
     let resized = rig.data_dir().join("resized");
     assert!(!resized.exists() || std::fs::read_dir(&resized).unwrap().next().is_none());

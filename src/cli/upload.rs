@@ -659,7 +659,8 @@ pub fn history(ctx: Context, args: &HistoryArgs) -> Result<(), Error> {
             "profile": record.profile,
             "id": record.remote_id,
             "url": record.url,
-            "size": record.size,
+            "size": record.sent_size(),
+            "sha256": record.sent.as_ref().map(|s| s.sha256.as_str()),
             "finished_at": record.finished_at,
         }));
     }
@@ -713,10 +714,13 @@ pub async fn verify(ctx: Context, args: &VerifyArgs) -> Result<(), Error> {
                     )
                     .await
                     {
-                        Ok(RemoteFile::Present { size: Some(size) }) if size != record.size => {
+                        // What was sent, after its metadata policy or resizing.
+                        Ok(RemoteFile::Present { size: Some(size) })
+                            if size != record.sent_size() =>
+                        {
                             Some(format!(
-                                "size is {size} bytes at the provider, {} locally",
-                                record.size
+                                "size is {size} bytes at the provider, {} sent",
+                                record.sent_size()
                             ))
                         }
                         Ok(RemoteFile::Present { .. }) => None,

@@ -148,7 +148,7 @@ pub fn history_entry(record: &JobRecord, profile: Option<&Profile>) -> HistoryEn
         path: record.path.display().to_string(),
         profile: record.profile.clone(),
         provider: profile.map(|p| Provider::from(&p.provider)),
-        size: record.size as f64,
+        size: record.sent_size() as f64,
         finished_at: record.finished_at.unwrap_or(record.created_at) as f64,
         url: record.url.clone().unwrap_or_default(),
         remote_id: record.remote_id.clone().unwrap_or_default(),

@@ -71,6 +71,14 @@ pub struct JobRecord {
     pub sent: Option<Sent>,
 }
 
+impl JobRecord {
+    /// The bytes a finished upload sent (after its metadata policy or resizing); the file's
+    /// size for jobs that have not sent anything, or were recorded before this was kept.
+    pub fn sent_size(&self) -> u64 {
+        self.sent.as_ref().map_or(self.size, |sent| sent.size)
+    }
+}
+
 pub struct Store {
     conn: Connection,
 }

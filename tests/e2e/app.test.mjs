@@ -59,8 +59,9 @@ const TYPED_SECRET = `private_e2e_${randomBytes(9).toString("hex")}`;
 const ADDED_SECRET = `private_e2e_added_${randomBytes(9).toString("hex")}`;
 const SHOTS = process.env.DROPKEY_E2E_SCREENSHOTS;
 
-/** A `size`x`size` PNG with a diagonal two-colour gradient (a real image for History). */
-function makePng(size, [r1, g1, b1], [r2, g2, b2]) {
+/** A `size`x`size` PNG with a diagonal two-colour gradient (a real image for History), with
+ * `text` as tEXt chunks (keyword → value), as cameras' and editors' metadata. */
+function makePng(size, [r1, g1, b1], [r2, g2, b2], text = {}) {
   const rows = [];
   for (let y = 0; y < size; y += 1) {
     const row = Buffer.alloc(1 + size * 3);
@@ -88,6 +89,7 @@ function makePng(size, [r1, g1, b1], [r2, g2, b2]) {
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     chunk("IHDR", ihdr),
+    ...Object.entries(text).map(([key, value]) => chunk("tEXt", Buffer.from(`${key}\0${value}`, "latin1"))),
     chunk("IDAT", zlib.deflateSync(Buffer.concat(rows))),
     chunk("IEND", Buffer.alloc(0)),
   ]);
@@ -338,6 +340,14 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
     );
   }
 
+  /** Closes every toast, as a user would before reaching what one covers (they sit over the
+   * bottom right: the queue's last row, the last card's buttons). */
+  async function closeToasts() {
+    await browser.execute(() => {
+      for (const close of document.querySelectorAll('[data-testid="toast"] button')) close.click();
+    });
+  }
+
   async function shot(name) {
     if (!SHOTS) return;
     await mkdir(SHOTS, { recursive: true });
@@ -548,6 +558,7 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
       url_endpoint: "https://ik.imagekit.io/e2e", upload_url: null,
       api_url: "https://media.example.com", token_url: null,
       folder: "/uploads/chat", tags: ["chat", "media"], cloud_name: null, api_key: null, private: false,
+      metadata: "strip-location", on_duplicate: "skip", max_dimension: null, quality: null,
     };
     const save = () =>
       browser.executeAsync((profile, done) => {
@@ -565,7 +576,10 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
           return "";
         }
       }, "no native confirmation dialog");
-      if (SHOTS) execFileSync("import", ["-window", "root", join(resolve(SHOTS), "confirm-address.png")]);
+      if (SHOTS) {
+        await mkdir(SHOTS, { recursive: true });
+        execFileSync("import", ["-window", "root", join(resolve(SHOTS), "confirm-address.png")]);
+      }
       execFileSync("xdotool", ["windowfocus", "--sync", id, "key", "--clearmodifiers", key]);
     };
     // Cancelled: nothing changes.
@@ -781,9 +795,7 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
   it("queues a folder of thousands in the background, pages the queue, retries and clears any number", async () => {
     await go("upload");
     // Clear what earlier tests left, so the counts below are this folder's.
-    await browser.execute(() => {
-      for (const close of document.querySelectorAll('[data-testid="toast"] button')) close.click();
-    });
+    await closeToasts();
     if (await browser.$('[data-testid="clear-finished"]').isEnabled()) await browser.$('[data-testid="clear-finished"]').click();
     await eventually(async () => browser.$('[data-testid="queue-empty"]').isExisting(), "the queue did not clear");
     await browser.$('[data-testid="pause-all"]').click();
@@ -845,9 +857,7 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
     );
     // Nobody waits once it is cancelled: the banner goes. (The "queued" toast is closed first:
     // it sits over the queue's last rows.)
-    await browser.execute(() => {
-      for (const close of document.querySelectorAll('[data-testid="toast"] button')) close.click();
-    });
+    await closeToasts();
     await browser.$('[data-testid="queue-item"][data-name="offline-report.pdf"] button[aria-label^="Cancel"]').click();
     await eventually(async () => !(await banner.isExisting()), "the banner stayed after the only waiting file was cancelled");
     await browser.$('[data-testid="dest-profile"]').selectByAttribute("value", "sandbox");
@@ -963,9 +973,7 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
 
     // Removed after a confirmation: gone from the screen and the file.
     // (The toasts are closed first: they sit over the last card's buttons.)
-    await browser.execute(() => {
-      for (const close of document.querySelectorAll('[data-testid="toast"] button')) close.click();
-    });
+    await closeToasts();
     await item(screenshots).$('[data-testid="watch-remove"]').click();
     await browser.$('[data-testid="confirm-ok"]').click();
     await eventually(async () => !(await item(screenshots).isExisting()), "the removed folder is still listed");
@@ -1014,9 +1022,7 @@ sys.stdin.read()
     };
     const type = async (action, accelerator) => {
       // The last save's toast may sit over the buttons.
-      await browser.execute(() => {
-        for (const close of document.querySelectorAll('[data-testid="toast"] button')) close.click();
-      });
+      await closeToasts();
       const input = row(action).$('[data-testid="shortcut-input"]');
       await input.clearValue();
       await input.setValue(accelerator);
@@ -1070,11 +1076,66 @@ sys.stdin.read()
     await shot("settings-shortcuts");
 
     // Cleared: off, and gone from the preferences.
-    await browser.execute(() => {
-      for (const close of document.querySelectorAll('[data-testid="toast"] button')) close.click();
-    });
+    await closeToasts();
     await row("pause_watching").$('[data-testid="shortcut-clear"]').click();
     await eventually(async () => (await statusOf("pause_watching")) === "off", "the shortcut was not cleared");
     assert.deepEqual(JSON.parse(await readFile(join(tmp, "data", "app.json"), "utf8")).shortcuts, {});
+  });
+  it("removes the location before upload and says so; a file uploaded before is skipped, its link copied, and uploaded anyway on request", async () => {
+    const bytes = makePng(64, [250, 200, 80], [30, 90, 160], {
+      "exif:GPSLatitude": "51/1, 30/1, 0/1",
+      Copyright: "(c) Dropkey E2E",
+    });
+    const first = join(tmp, "in", "harbour.png");
+    const copy = join(tmp, "in", "harbour copy.png");
+    await writeFile(first, bytes);
+    await writeFile(copy, bytes);
+    const row = (name) => `[data-testid="queue-item"][data-name="${name}"]`;
+    /** The row's status line. Its text, not WebDriver's visible text: a row the virtual list
+     * keeps just outside the queue's scrolled view reads as empty. */
+    const detail = (name) => browser.$(`${row(name)} .detail`).getProperty("textContent");
+
+    await go("upload");
+    await pastePaths([first]);
+    await eventually(async () => (await queueStates())["harbour.png"] === "done", "harbour.png did not upload");
+    await eventually(async () => /removed location/.test(await detail("harbour.png")), "the queue does not say the location was removed");
+    await go("history");
+    const listed = await eventually(async () => (await historyItems()).find((i) => i.name === "harbour.png"), "harbour.png is not in History");
+    const stored = Buffer.from(await (await fetch(listed.url)).arrayBuffer());
+    assert.ok(!stored.includes("GPSLatitude"), "the location reached the sandbox");
+    assert.ok(stored.includes("(c) Dropkey E2E"), "the copyright was removed too");
+    await eventually(
+      async () => /removed location/.test(await browser.$('[data-testid="history-item"][data-name="harbour.png"] [data-testid="history-metadata"]').getText()),
+      "History does not say the location was removed",
+    );
+
+    // The same picture under another name: nothing is sent, the earlier link is on the clipboard.
+    await go("upload");
+    await pastePaths([copy]);
+    await eventually(async () => (await queueStates())["harbour copy.png"] === "done", "the copy did not finish");
+    await eventually(async () => /Already uploaded on/.test(await detail("harbour copy.png")), "the queue does not say it was uploaded before");
+    await eventually(
+      () => execFileSync("xclip", ["-selection", "clipboard", "-o"], { encoding: "utf8" }) === listed.url,
+      "the earlier link was not copied",
+    );
+    await shot("duplicate");
+    // Upload anyway: a new upload with a link of its own. (Closing the toasts first, as a user
+    // would: they sit over the queue's last row.)
+    await closeToasts();
+    await browser.$(`${row("harbour copy.png")} [data-testid="upload-anyway"]`).click();
+    await go("history");
+    const fresh = await eventually(async () => {
+      const items = (await historyItems()).filter((i) => i.name === "harbour copy.png");
+      return items.length === 2 && items.find((i) => i.url !== listed.url);
+    }, "Upload anyway did not upload the file");
+    assert.equal((await fetch(fresh.url)).status, 200);
+
+    // Deleting it (confirmed in the dialog) removes it at the provider and from History; the
+    // first upload stays.
+    await browser.$(`[data-testid="history-item"][data-url="${fresh.url}"] [data-testid="delete-upload"]`).click();
+    await browser.$('[data-testid="confirm-ok"]').click();
+    await eventually(async () => !(await historyItems()).some((i) => i.url === fresh.url), "the deleted upload is still listed");
+    await eventually(async () => (await fetch(fresh.url)).status === 404, "the deleted file is still served");
+    assert.equal((await fetch(listed.url)).status, 200);
   });
 });

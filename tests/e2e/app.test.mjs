@@ -38,8 +38,9 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { accessSync, constants, existsSync } from "node:fs";
+import { accessSync, constants, existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import net from "node:net";
 import zlib from "node:zlib";
 import { homedir, tmpdir } from "node:os";
@@ -58,6 +59,8 @@ const TYPED_SECRET = `private_e2e_${randomBytes(9).toString("hex")}`;
 /** Typed into the "Add a profile" form for profile `added`. */
 const ADDED_SECRET = `private_e2e_added_${randomBytes(9).toString("hex")}`;
 const SHOTS = process.env.DROPKEY_E2E_SCREENSHOTS;
+/** axe-core, injected once into the window to check it against WCAG 2.2 A and AA. */
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
 /** A `size`x`size` PNG with a diagonal two-colour gradient (a real image for History), with
  * `text` as tEXt chunks (keyword → value), as cameras' and editors' metadata. */
@@ -257,7 +260,8 @@ function uiOrder(profiles) {
     .map((p) => p.name);
 }
 
-describe("Dropkey app", { timeout: 120_000 }, () => {
+// The suite's time limit covers all of its tests (each inherits it too).
+describe("Dropkey app", { timeout: 300_000 }, () => {
   let tmp;
   let driver;
   let driverLog = "";
@@ -345,6 +349,68 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
   async function closeToasts() {
     await browser.execute(() => {
       for (const close of document.querySelectorAll('[data-testid="toast"] button')) close.click();
+    });
+  }
+
+  /** Fails with axe-core's serious and critical WCAG 2.2 A/AA findings on the window as it
+   * is now (`state` names it in the message: each rule, why, and the first elements). */
+  async function assertAccessible(state) {
+    if (!(await browser.execute(() => typeof window.axe === "object"))) {
+      await browser.execute(`${AXE_SOURCE}\nreturn true;`);
+    }
+    const found = await browser.executeAsync((done) => {
+      const tags = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"];
+      window.axe.run(document, { runOnly: { type: "tag", values: tags }, resultTypes: ["violations"] }).then(
+        (result) =>
+          done(
+            result.violations
+              .filter((v) => v.impact === "serious" || v.impact === "critical")
+              .map((v) => `${v.id} (${v.impact}): ${v.help}\n${v.nodes.slice(0, 4).map((node) => `    ${node.target.join(" ")}: ${(node.failureSummary ?? "").replace(/\s+/g, " ")}`).join("\n")}`),
+          ),
+        (err) => done([`axe did not run: ${err}`]),
+      );
+    });
+    assert.deepEqual(found, [], `${state}: ${found.length} serious or critical accessibility findings\n${found.join("\n")}`);
+  }
+
+  /** Chooses Appearance in Settings (it stays on Settings) and waits for the page to follow. */
+  async function setTheme(choice) {
+    await go("settings");
+    await closeToasts();
+    const select = browser.$('[data-testid="pref-theme"]');
+    await select.scrollIntoView({ block: "center" });
+    await select.selectByAttribute("value", choice);
+    const want = choice === "system" ? ["light", "dark"] : [choice];
+    await eventually(async () => want.includes(await browser.execute(() => document.documentElement.dataset.theme)), `the page is not ${choice}`);
+  }
+
+  /** Presses Tab (Shift+Tab with `back`) until `selector` has the focus, as a keyboard user
+   * moves through the window; every element on the way must show that it has the focus. */
+  async function tabTo(selector, { back = false, max = 80 } = {}) {
+    for (let i = 0; i < max; i += 1) {
+      await browser.keys(back ? ["Shift", "Tab"] : ["Tab"]);
+      const stop = await browser.execute((sel) => {
+        const el = document.activeElement;
+        if (!el || el === document.body) return null;
+        const style = getComputedStyle(el);
+        return {
+          match: el.matches(sel),
+          shown: style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2,
+          what: el.outerHTML.slice(0, 160),
+        };
+      }, selector);
+      if (!stop) continue;
+      assert.ok(stop.shown, `the focus is not visible on ${stop.what}`);
+      if (stop.match) return;
+    }
+    assert.fail(`${selector} was not reached with ${max} presses of Tab`);
+  }
+
+  /** The focused element's outer HTML (its start), or "body". */
+  async function focused() {
+    return browser.execute(() => {
+      const el = document.activeElement;
+      return !el || el === document.body ? "body" : el.outerHTML.slice(0, 200);
     });
   }
 
@@ -799,6 +865,10 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
     if (await browser.$('[data-testid="clear-finished"]').isEnabled()) await browser.$('[data-testid="clear-finished"]').click();
     await eventually(async () => browser.$('[data-testid="queue-empty"]').isExisting(), "the queue did not clear");
     await browser.$('[data-testid="pause-all"]').click();
+    await eventually(
+      async () => (await browser.$('[data-testid="app-status"]').getAttribute("data-activity")) === "paused",
+      `uploads did not pause (the button says ${await browser.$('[data-testid="pause-all"]').getText()})`,
+    );
     const FILES = 3000;
     const folder = join(tmp, "archive");
     await mkdir(folder);
@@ -808,8 +878,14 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
     const summary = browser.$('[data-testid="queue-summary"]');
     // Counts are shown in the user's locale (3,000 or 3000 or 3 000).
     const num = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, "[,.\u00a0\u202f ]?");
-    const shows = async (pattern) => (await summary.isExisting()) && new RegExp(pattern).test(await summary.getText());
-    await eventually(() => shows(`^0 of ${num(FILES)} uploaded`), "the folder's files were not all queued");
+    let shown = "";
+    const shows = async (pattern) => {
+      shown = (await summary.isExisting()) ? await summary.getText() : "(no summary)";
+      return new RegExp(pattern).test(shown);
+    };
+    await eventually(() => shows(`^0 of ${num(FILES)} uploaded`), "the folder's files were not all queued").catch((err) => {
+      throw new Error(`${err.message}; the queue says: ${shown}`);
+    });
     // The window renders a few rows, not thousands.
     const rendered = (await browser.$$('[data-testid="queue-item"]')).length;
     assert.ok(rendered > 0 && rendered < 100, `${rendered} rows rendered for ${FILES} jobs`);
@@ -845,6 +921,11 @@ describe("Dropkey app", { timeout: 120_000 }, () => {
     const text = await banner.getText();
     assert.match(text, /^offline — \d+ waiting, next try in \d+ s \(cannot reach http:\/\/127\.0\.0\.1:\d+\)$/, text);
     await shot("offline");
+    await assertAccessible("Upload, offline");
+    await setTheme("dark");
+    await assertAccessible("Settings, offline, dark");
+    await setTheme("light");
+    await go("upload");
     // The file waits: no give-up while offline. The queue is a virtual list: its newest rows
     // (this file) are rendered once it is scrolled to the end, as a user would.
     await browser.execute(() => {
@@ -1137,5 +1218,123 @@ sys.stdin.read()
     await eventually(async () => !(await historyItems()).some((i) => i.url === fresh.url), "the deleted upload is still listed");
     await eventually(async () => (await fetch(fresh.url)).status === 404, "the deleted file is still served");
     assert.equal((await fetch(listed.url)).status, 200);
+  });
+
+  it("passes axe-core (WCAG 2.2 A and AA: no serious or critical finding) on every screen and state, light and dark", async () => {
+    // The check itself can fail: a planted grey-on-grey line is found.
+    await browser.execute(() => {
+      const probe = document.createElement("p");
+      probe.id = "axe-probe";
+      probe.textContent = "hard to read";
+      probe.style.cssText = "color:#aaa;background:#bbb";
+      document.body.append(probe);
+    });
+    await assert.rejects(assertAccessible("a planted finding"), /color-contrast \(serious\)/);
+    await browser.execute(() => document.getElementById("axe-probe")?.remove());
+
+    for (const theme of ["light", "dark"]) {
+      await setTheme(theme);
+      await assertAccessible(`${theme}: Settings`);
+      await browser.$('[data-testid="profile-add"]').click();
+      await browser.$('[data-testid="profile-editor"]').waitForExist({ timeout: UI_TIMEOUT_MS });
+      await assertAccessible(`${theme}: Settings, adding a profile`);
+      await browser.$('[data-testid="profile-editor"]').$("button=Cancel").click();
+
+      await go("upload");
+      await browser.$('[data-testid="copy-last-url"]').click();
+      await browser.$('[data-testid="toast"]').waitForExist({ timeout: UI_TIMEOUT_MS });
+      await assertAccessible(`${theme}: Upload, its queue (uploaded, reused, cancelled) and a toast`);
+      // A destination the window refuses: the inline problem, the buttons off, and an error
+      // toast for a paste (Ctrl+V) all the same.
+      await closeToasts();
+      const folder = browser.$('[data-testid="dest-folder"]');
+      const kept = await folder.getValue();
+      await folder.setValue("/uploads/../elsewhere");
+      await pastePaths([join(tmp, "in", "refused.txt")]);
+      await browser.$('[data-testid="toast"]').waitForExist({ timeout: UI_TIMEOUT_MS });
+      await assertAccessible(`${theme}: Upload, a refused destination`);
+      await folder.setValue(kept);
+      await closeToasts();
+
+      await go("history");
+      await browser.$('[data-testid="history-item"]').waitForExist({ timeout: UI_TIMEOUT_MS });
+      await assertAccessible(`${theme}: History`);
+      await browser.$('[data-testid="history-item"] [data-testid="delete-upload"]').click();
+      await browser.$('[data-testid="confirm-dialog"]').waitForExist({ timeout: UI_TIMEOUT_MS });
+      await assertAccessible(`${theme}: History, asking to delete`);
+      await browser.keys(["Escape"]);
+      await eventually(async () => !(await browser.$('[data-testid="confirm-dialog"]').isExisting()), "Escape did not close the dialog");
+      await browser.$('[data-testid="history-search"]').setValue("no-such-upload-anywhere");
+      await eventually(async () => !(await browser.$('[data-testid="history-item"]').isExisting()), "the search still lists uploads");
+      await assertAccessible(`${theme}: History, nothing found`);
+      await browser.$('[data-testid="history-search"]').click();
+      await browser.keys(["Control", "a"]);
+      await browser.keys(["Backspace"]);
+      await browser.$('[data-testid="history-item"]').waitForExist({ timeout: UI_TIMEOUT_MS });
+
+      await go("watches");
+      await browser.$('[data-testid="watch-item"]').waitForExist({ timeout: UI_TIMEOUT_MS });
+      await assertAccessible(`${theme}: Watched folders`);
+      await browser.$('[data-testid="watch-item"] [data-testid="watch-edit"]').click();
+      await browser.$('[data-testid="watch-edit-save"]').waitForExist({ timeout: UI_TIMEOUT_MS });
+      await assertAccessible(`${theme}: Watched folders, editing one`);
+      await browser.$('[data-testid="watch-item"]').$("button=Cancel").click();
+      await browser.$('[data-testid="watch-new"]').click();
+      await browser.$('[data-testid="watch-add"]').waitForExist({ timeout: UI_TIMEOUT_MS });
+      await assertAccessible(`${theme}: Watched folders, adding one`);
+      await shot(`a11y-${theme}-watches`);
+      await browser.$('[data-testid="watches-screen"]').$("button=Cancel").click();
+    }
+    await setTheme("system");
+  });
+
+  it("uploads, copies the link and deletes with the keyboard alone, the focus shown and given back", async () => {
+    const file = join(tmp, "in", "keyboard.png");
+    await writeFile(file, makePng(48, [20, 120, 90], [240, 240, 200]));
+    setClipboard(file); // a file manager's Copy
+    await browser.keys(["Control", "1"]);
+    await eventually(async () => (await browser.$('[data-testid="nav-upload"]').getAttribute("aria-current")) === "page", "Ctrl+1 did not open Upload");
+    await browser.execute(() => document.activeElement?.blur());
+    await tabTo('[data-testid="paste-clipboard"]');
+    await browser.keys(["Enter"]);
+    await browser.execute(() => {
+      const list = document.querySelector('[data-testid="queue-list"]');
+      if (list) list.scrollTop = list.scrollHeight;
+    });
+    await eventually(async () => (await queueStates())["keyboard.png"] === "done", "keyboard.png did not upload");
+    await eventually(
+      async () => /\d+ of \d+ uploaded/.test(await browser.$('[data-testid="queue-spoken"]').getProperty("textContent")),
+      "the queue's counts are not in its live region",
+    );
+
+    await browser.keys(["Control", "2"]);
+    const item = '[data-testid="history-item"][data-name="keyboard.png"]';
+    await browser.$(item).waitForExist({ timeout: UI_TIMEOUT_MS });
+    const url = await browser.$(item).getAttribute("data-url");
+    await browser.execute(() => document.activeElement?.blur());
+    await tabTo(`${item} [data-testid="copy-url"]`);
+    await browser.keys(["Enter"]);
+    await eventually(
+      () => execFileSync("xclip", ["-selection", "clipboard", "-o"], { encoding: "utf8" }) === url,
+      "Enter on Copy did not put the link on the clipboard",
+    );
+
+    await tabTo(`${item} [data-testid="delete-upload"]`);
+    await browser.keys(["Enter"]);
+    // The dialog takes the focus, on its safe answer; Escape gives it back to Delete.
+    await eventually(async () => /^<button[^>]*>Cancel/.test((await focused()).trim()), "the dialog did not take the focus on Cancel");
+    await browser.keys(["Escape"]);
+    await eventually(async () => (await focused()).includes('aria-label="Delete keyboard.png at the provider"'), "the focus did not return to Delete");
+    assert.equal((await fetch(url)).status, 200, "Escape deleted the file");
+    await browser.keys(["Enter"]);
+    await tabTo('[data-testid="confirm-ok"]');
+    await browser.keys(["Enter"]);
+    await eventually(async () => !(await historyItems()).some((i) => i.url === url), "the deleted upload is still listed");
+    await eventually(async () => (await fetch(url)).status === 404, "the deleted file is still served");
+    // The keyboard stays in the list, not thrown back to the top of the window.
+    await eventually(
+      async () => browser.execute(() => !!document.activeElement?.closest('[data-testid="history"], [data-testid="history-search"]')),
+      `the focus left History after the delete (${await focused()})`,
+    );
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
 import type { JobView, QueueCountsView, QueuePage } from "./api";
-import { canCancel, canRetry, EMPTY_COUNTS, PAGE, QueueModel } from "./queue";
+import { canCancel, canRetry, EMPTY_COUNTS, PAGE, QueueModel, spokenSummary } from "./queue";
 
 function job(id: number, overrides: Partial<JobView> = {}): JobView {
   return {
@@ -146,5 +146,18 @@ describe("actions per state", () => {
     expect(canRetry("failed")).toBe(true);
     expect(canRetry("needs_attention")).toBe(true);
     expect(canRetry("running")).toBe(false);
+  });
+});
+
+describe("spokenSummary", () => {
+  const base = { total: 0, done: 0, failed: 0, active: 0, finished: 0, bytesTotal: 0, bytesSent: 0, speed: 0 };
+  it("says the counts, not the bytes or the speed", () => {
+    expect(spokenSummary({ ...base, total: 1200, done: 3, active: 1197, bytesSent: 10, speed: 99 })).toBe(
+      "3 of 1,200 uploaded, 1,197 to go",
+    );
+    expect(spokenSummary({ ...base, total: 3, done: 2, failed: 1, finished: 3 })).toBe("2 of 3 uploaded, 1 failed");
+  });
+  it("says nothing for an empty queue", () => {
+    expect(spokenSummary(base)).toBe("");
   });
 });

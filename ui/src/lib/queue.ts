@@ -176,3 +176,17 @@ export class QueueModel {
     };
   }
 }
+
+/** What a screen reader says about the queue: counts only (bytes and speed change too often
+ * to be spoken), and nothing for an empty queue. */
+export function spokenSummary(s: QueueSummary): string {
+  if (s.total === 0) return "";
+  const n = (value: number) => value.toLocaleString("en");
+  const parts = [`${n(s.done)} of ${n(s.total)} uploaded`];
+  if (s.failed > 0) parts.push(`${n(s.failed)} failed`);
+  if (s.active > 0) parts.push(`${n(s.active)} to go`);
+  return parts.join(", ");
+}
+
+/** How long a spoken summary stays before the next one replaces it, while uploads run. */
+export const SPOKEN_GAP_MS = 5000;

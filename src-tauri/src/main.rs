@@ -17,21 +17,15 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod actions;
-mod backend;
 mod commands;
-mod error;
 mod events;
-mod grants;
 mod ipc;
-mod models;
 mod native;
-mod prefs;
-mod pull;
 mod shortcuts;
 mod tray;
 
-#[cfg(test)]
-mod leak_tests;
+// The desktop core's modules, under the names the adapters use (`crate::backend::Backend`...).
+use dropkey_desktop::{backend, error, grants, models, prefs};
 
 use tauri::{DragDropEvent, Manager, RunEvent, WindowEvent};
 

@@ -1,6 +1,6 @@
 //! From the engine to the window: engine events are coalesced for 200 ms (latest state and
 //! progress per job win) and queued as one batch for the window, which pulls them with
-//! `next_events` ([`UiEvents`]), so 1,000 uploads cost at most five answers a second. Messages carry changed
+//! `next_events` ([`UiEvents`](crate::pull::UiEvents)), so 1,000 uploads cost at most five answers a second. Messages carry changed
 //! rows and ids, never what the window reads in pages: a finished upload is named by its id, and
 //! the History screen reads the rows it shows (before, each flush read and sent up to 200 full
 //! history rows from the store, whether or not the screen was open). The same loop keeps the

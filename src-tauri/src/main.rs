@@ -1,37 +1,29 @@
-//! The Dropkey desktop app: a thin Tauri shell. Every capability lives in the `dropkey` core;
-//! this crate adapts it to the window and the desktop.
+//! The Dropkey desktop app: a thin Tauri shell. Every capability lives in `dropkey-desktop`
+//! (the app's state and operations, IPC types, event batching, preferences) over the `dropkey`
+//! core; this crate adapts them to the window and the desktop.
 //!
 //! # Layout
-//! - [`backend`]: what the app holds while it runs (config, secrets, engine, watchers, the local
-//!   sandbox) and the operations the commands and the tray share, by concern; the rules they
-//!   apply live in the core.
-//! - [`commands`]: the `#[tauri::command]` functions, by concern; [`ipc`] lists them and
-//!   generates the UI's TypeScript types; [`models`] holds every type that crosses IPC.
-//! - [`events`]: engine events, batched, for the window, which pulls them from [`pull`]'s
-//!   queue; notifications per batch.
+//! - [`commands`]: the `#[tauri::command]` functions, by concern, over
+//!   `dropkey_desktop::backend`; [`ipc`] lists them and generates the UI's TypeScript types
+//!   from `dropkey_desktop::models`.
+//! - [`events`]: sends to the window's event queue, and runs the desktop crate's forwarding loop
+//!   with this app's clipboard, tray and notifications.
 //! - [`tray`] and [`actions`]: the tray menu and the actions it shares with the window;
-//!   [`shortcuts`]: the same actions on global shortcuts.
-//! - [`prefs`]: the app's own preferences; [`error`]: `AppError { kind, message }`.
+//!   [`shortcuts`]: the same actions on global shortcuts; [`native`]: native dialogs.
 
 // No console window on Windows release builds.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod actions;
-mod backend;
 mod commands;
-mod error;
 mod events;
-mod grants;
 mod ipc;
-mod models;
 mod native;
-mod prefs;
-mod pull;
 mod shortcuts;
 mod tray;
 
-#[cfg(test)]
-mod leak_tests;
+// The desktop core's modules, under the names the adapters use (`crate::backend::Backend`...).
+use dropkey_desktop::{backend, error, grants, models, prefs};
 
 use tauri::{DragDropEvent, Manager, RunEvent, WindowEvent};
 

@@ -2,14 +2,12 @@
 //! window, pause watching) on keys that work from any application, kept in the app's
 //! preferences and registered with the system through tauri-plugin-global-shortcut.
 //!
-//! Owns the rules of a shortcut (in `rules.rs`): it must parse, have a modifier (unless it is a function key:
-//! a bare letter would be taken from every application), not be another action's, and be
-//! granted by the system; and whether this session can have global shortcuts at all (they are
+//! The rules of a shortcut live in `dropkey_desktop::shortcut_rules`: it must parse, have a
+//! modifier (unless it is a function key: a bare letter would be taken from every
+//! application), not be another action's, and be granted by the system; and whether this session can have global shortcuts at all (they are
 //! X11 key grabs on Linux: not on Wayland without an X display, where the plugin would fail
 //! silently). Nothing is silent: each action carries its status, and a change that cannot
 //! apply is refused with the reason and left unsaved.
-
-mod rules;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -19,7 +17,7 @@ use tauri_plugin_global_shortcut::{GlobalShortcutExt as _, Shortcut, ShortcutSta
 
 use crate::backend::lock;
 use crate::models::{ShortcutAction, ShortcutStatus, ShortcutView, ShortcutsView};
-pub use rules::{parse, session_problem, shared_with, ShortcutError};
+pub use dropkey_desktop::shortcut_rules::{parse, session_problem, shared_with, ShortcutError};
 
 fn this_session_problem() -> Option<String> {
     session_problem(|name| std::env::var(name).ok())

@@ -1,7 +1,8 @@
 //! The secret never reaches the webview: every command's answer and every event the window
 //! receives is serialised here, as IPC would send it, and searched for the known keys. The
-//! commands are thin wrappers over these `Backend` calls (see `commands/`), so this covers what
-//! they return; `set_secret`'s input is the one place a key crosses IPC, inward.
+//! commands are thin wrappers over these `Backend` calls (see the app crate's `commands/`), so
+//! this covers what they return; `set_secret`'s input is the one place a key crosses IPC,
+//! inward.
 
 use std::path::Path;
 
@@ -69,7 +70,8 @@ fn no_command_output_or_event_carries_a_secret() {
     std::env::set_var("DROPKEY_SECRET_CL", CL_KEY);
     std::env::remove_var("DROPKEY_SECRET_IK");
 
-    tauri::async_runtime::block_on(async {
+    // A multi-threaded runtime, as the app's (Tauri's) is.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
         let paths =
             dropkey_core::config::Paths::resolve(Some(config_file), Some(dir.path().join("data")))
                 .unwrap();

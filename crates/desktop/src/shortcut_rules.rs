@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::str::FromStr as _;
 
-use tauri_plugin_global_shortcut::Shortcut;
+use global_hotkey::hotkey::HotKey as Shortcut;
 
 use crate::models::ShortcutAction;
 

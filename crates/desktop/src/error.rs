@@ -28,10 +28,8 @@ pub enum ErrorKind {
     Superseded,
     /// Raised by the UI, never by Rust: the page runs outside the app. (Listed here so the
     /// exported type has every kind the UI handles.)
-    #[allow(dead_code)]
     NoBackend,
     /// Raised by the UI, never by Rust: Tauri refused the call (a missing permission, say).
-    #[allow(dead_code)]
     Ipc,
 }
 
@@ -43,7 +41,7 @@ pub struct AppError {
 }
 
 impl AppError {
-    pub(crate) fn new(kind: ErrorKind, message: impl std::fmt::Display) -> Self {
+    pub fn new(kind: ErrorKind, message: impl std::fmt::Display) -> Self {
         Self {
             kind,
             message: message.to_string(),
@@ -145,11 +143,5 @@ impl From<dropkey_core::pasted::PasteError> for AppError {
             _ => ErrorKind::Internal,
         };
         Self::new(kind, err)
-    }
-}
-
-impl From<tauri::Error> for AppError {
-    fn from(err: tauri::Error) -> Self {
-        Self::internal(err)
     }
 }

@@ -102,7 +102,7 @@ impl Backend {
         // that batch is cancelled too.
         intake.wait(CANCEL_WAIT).await;
         let engine = self.engine.clone();
-        let n = tauri::async_runtime::spawn_blocking(move || engine.cancel_intake(intake.id))
+        let n = tokio::task::spawn_blocking(move || engine.cancel_intake(intake.id))
             .await
             .map_err(AppError::internal)??;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))

@@ -1,7 +1,8 @@
 //! The app's backend: what the app holds while it runs (the config, the secrets, the engine,
 //! the watchers and the local sandbox) and the operations the commands and the tray share, each
 //! validating its input and calling the `dropkey` core for the rules. Nothing here knows about
-//! windows or IPC (see `commands/`, `tray.rs`, `events.rs`), so tests drive it directly.
+//! windows or IPC (see the app crate's `commands/` and `tray.rs`, and [`crate::events`]), so
+//! tests drive it directly.
 //!
 //! By concern: [`profiles`] (profiles, keys, the connection test), [`uploads`] (drops, the
 //! queue view, job controls, pasted images), [`history`] (pages, links, deletion), [`watches`]
@@ -57,7 +58,7 @@ impl Backend {
     pub async fn start(paths: Paths) -> Result<Self, AppError> {
         let config = {
             let paths = paths.clone();
-            tauri::async_runtime::spawn_blocking(move || Config::load(&paths))
+            tokio::task::spawn_blocking(move || Config::load(&paths))
                 .await
                 .map_err(AppError::internal)??
         };

@@ -1336,5 +1336,30 @@ sys.stdin.read()
       async () => browser.execute(() => !!document.activeElement?.closest('[data-testid="history"], [data-testid="history-search"]')),
       `the focus left History after the delete (${await focused()})`,
     );
+
+    // Inline forms: Edit opens one on its first field, Cancel gives the focus back to Edit.
+    const inField = (form) =>
+      browser.execute((sel) => !!document.activeElement?.closest(sel) && document.activeElement.matches("input, select, textarea"), form);
+    await browser.keys(["Control", "4"]);
+    const card = '[data-testid="profile-item"][data-profile="cl"]';
+    await browser.$(card).waitForExist({ timeout: UI_TIMEOUT_MS });
+    await browser.execute(() => document.activeElement?.blur());
+    await tabTo(`${card} [data-testid="profile-edit"]`);
+    await browser.keys(["Enter"]);
+    await eventually(() => inField('[data-testid="profile-editor"]'), `the profile form did not take the focus (${await focused()})`);
+    await tabTo('[data-testid="profile-cancel"]');
+    await browser.keys(["Enter"]);
+    await eventually(async () => browser.execute((sel) => document.activeElement?.matches(sel), `${card} [data-testid="profile-edit"]`), "the focus did not return to the profile's Edit");
+
+    await browser.keys(["Control", "3"]);
+    const watch = '[data-testid="watch-item"]:first-child';
+    await browser.$(watch).waitForExist({ timeout: UI_TIMEOUT_MS });
+    await browser.execute(() => document.activeElement?.blur());
+    await tabTo(`${watch} [data-testid="watch-edit"]`);
+    await browser.keys(["Enter"]);
+    await eventually(() => inField(`${watch} form`), `the watch's form did not take the focus (${await focused()})`);
+    await tabTo(`${watch} [data-testid="watch-edit-cancel"]`);
+    await browser.keys(["Enter"]);
+    await eventually(async () => browser.execute((sel) => document.activeElement?.matches(sel), `${watch} [data-testid="watch-edit"]`), "the focus did not return to the watch's Edit");
   });
 });

@@ -13,6 +13,9 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 step "rustfmt"
 cargo fmt --all -- --check
 
+step "the app's shell stays thin"
+scripts/shell-size.sh
+
 step "UI: type check, unit tests, build"
 (cd ui && npm run --silent check && npm run --silent test && npm run --silent build)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Token-server benchmark on loopback: `dropkey serve` (release build) against a reference
-# Node/Express implementation of doc 000's GET /api/media/get-upload-token (bench/serve-ref), run
+# Node/Express implementation of the upload-token guide's GET /api/media/get-upload-token (bench/serve-ref), run
 # twice: as the guide writes it (string secrets) and with KeyObject secrets (which spares
 # jsonwebtoken a failed PEM parse per call). All are driven by wrk with the same request,
 # concurrency and duration, in alternating rounds. Reports requests/s, p50 and p99 latency, and
@@ -66,7 +66,7 @@ DK_PID=$!
 PIDS+=("$DK_PID")
 DK_ADDR=$(listen_of "$WORK/dk.out" "$DK_PID")
 
-# 2. The reference, with a JWT bearer as doc 000's guide authenticates users: once with the
+# 2. The reference, with a JWT bearer as the upload-token guide authenticates users: once with the
 #    guide's string secrets, once with KeyObject secrets (see serve-ref/server.mjs).
 JWT_SECRET="jwt_bench_$(rand)"
 REF_BEARER=$(cd bench/serve-ref && JWT_SECRET="$JWT_SECRET" node -e \
@@ -85,7 +85,7 @@ REFKO_PID=$!
 PIDS+=("$REFKO_PID")
 REFKO_ADDR=$(listen_of "$WORK/refko.out" "$REFKO_PID")
 
-NAMES=("dropkey serve" "Node/Express reference (doc 000 as written)" "Node/Express reference (KeyObject secrets)")
+NAMES=("dropkey serve" "Node/Express reference (the upload-token guide as written)" "Node/Express reference (KeyObject secrets)")
 ADDRS=("$DK_ADDR" "$REF_ADDR" "$REFKO_ADDR")
 BEARERS=("$DK_BEARER" "$REF_BEARER" "$REF_BEARER")
 SERVER_PIDS=("$DK_PID" "$REF_PID" "$REFKO_PID")

@@ -56,7 +56,7 @@ done
 now() { echo "$EPOCHREALTIME"; }
 mbps() { python3 -c "print(f'{$1/1048576/$2:.0f}')"; }
 
-# curl -F to $UPLOAD_URL with a token signed for exactly these fields (doc 001: the form must match the JWT);
+# curl -F to $UPLOAD_URL with a token signed for exactly these fields (ImageKit's Upload API V2 guide: the form must match the JWT);
 # prints the seconds the upload took, the signing before it left out.
 curl_upload() { # FILE NAME
   local token t0 t1

@@ -15,7 +15,7 @@ APT_PACKAGES=(
   # the end-to-end test copies paths the way a file manager does (onto the X clipboard) and
   # answers native dialogs with the keyboard
   xclip xdotool
-  # the browser test of team mode (doc 000's client flow in headless Chromium)
+  # the browser test of team mode (the upload-token guide's client flow in headless Chromium)
   chromium
 )
 

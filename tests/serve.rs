@@ -286,7 +286,7 @@ fn get_upload_token_answers_the_guides_envelope_with_a_one_time_token_for_the_po
     let alice = rig.token("alice").to_owned();
     let photo = photo();
 
-    // Doc 000's endpoint: the envelope, doc 001's string payload, and the exact fields.
+    // The upload-token guide's endpoint: the envelope, ImageKit's Upload API V2 guide's string payload, and the exact fields.
     let (status, body) = rig.get(
         "/api/media/get-upload-token?profile=ik&fileName=photo.jpg&tags=team",
         &alice,
@@ -422,7 +422,7 @@ fn post_upload_token_signs_exactly_the_clients_payload_within_the_policy() {
     let alice = rig.token("alice").to_owned();
     let photo = photo();
     let upload_url = format!("{}/api/v2/files/upload", rig.sandbox().base_url());
-    // Doc 001's POST endpoint signs exactly the client's payload.
+    // ImageKit's Upload API V2 guide's POST endpoint signs exactly the client's payload.
     let (status, _, body) = rig.call(
         reqwest::Method::POST,
         "/api/media/upload-token",
@@ -454,7 +454,7 @@ fn post_upload_token_signs_exactly_the_clients_payload_within_the_policy() {
 fn v1_auth_parameters_upload_for_an_unconfined_token_and_a_forged_expiry_is_refused() {
     let mut rig = Rig::new();
     let photo = photo();
-    // Doc 003's V1 parameters for the auth = "v1" profile, for a token that may upload to any
+    // ImageKit's V1 client-side upload guide's V1 parameters for the auth = "v1" profile, for a token that may upload to any
     // folder (folder_prefix = "/"): a V1 signature binds none.
     let (status, body) = rig.get("/api/media/auth?profile=ikv1", rig.token("legacy"));
     assert_eq!(status, StatusCode::OK, "{body}");

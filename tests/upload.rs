@@ -119,7 +119,7 @@ fn every_scheme_uploads_end_to_end_and_links_work() {
     let unicode = files.join("été 😀 résumé.pdf");
     write(&unicode, 1234, 2);
 
-    // V2 (the built-in sandbox profile), with doc 000's defaults and per-upload overrides.
+    // V2 (the built-in sandbox profile), with the upload-token guide's defaults and per-upload overrides.
     let (code, lines, stderr) = rig.run(&[
         "upload",
         "sandbox",

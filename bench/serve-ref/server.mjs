@@ -1,6 +1,6 @@
-// Doc 000's token endpoint as its guide writes it, for bench/serve.sh: Express, a JWT bearer
+// The upload-token guide's token endpoint as the guide writes it, for bench/serve.sh: Express, a JWT bearer
 // checked with jsonwebtoken (the guide's "Authorization: Bearer {{jwt_auth_token}}" and
-// JWT_SECRET), and an ImageKit V2 upload token signed with jsonwebtoken, with doc 001's string
+// JWT_SECRET), and an ImageKit V2 upload token signed with jsonwebtoken, with ImageKit's Upload API V2 guide's string
 // values. Prints {"listen":"127.0.0.1:PORT"} once listening.
 //
 // With REF_KEYOBJECT=1 the secrets are passed as KeyObjects instead of the guide's strings: given

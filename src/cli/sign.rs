@@ -14,12 +14,12 @@ use dropkey_core::unix_now;
 
 use crate::Error;
 
-/// Default lifetime of a V2 token: doc 000's endpoint issues hour-long tokens, the most doc 001
+/// Default lifetime of a V2 token: the upload-token guide's endpoint issues hour-long tokens, the most ImageKit's Upload API V2 guide
 /// allows.
 const V2_DEFAULT_EXPIRE_IN: i64 = 3600;
-/// Default lifetime of V1 parameters: doc 003's SDKs use 30 minutes.
+/// Default lifetime of V1 parameters: ImageKit's V1 client-side upload guide's SDKs use 30 minutes.
 const V1_DEFAULT_EXPIRE_IN: i64 = 1800;
-/// Default lifetime of a private link: doc 004's one-minute download URL.
+/// Default lifetime of a private link: the Cloudinary signed-upload demo's one-minute download URL.
 const LINK_DEFAULT_EXPIRE_IN: i64 = 60;
 
 #[derive(Debug, Args)]

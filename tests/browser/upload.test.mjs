@@ -1,4 +1,4 @@
-// Doc 000's browser client flow, for real: a page served from its own origin asks `dropkey serve`
+// The upload-token guide's browser client flow, for real: a page served from its own origin asks `dropkey serve`
 // for an upload token (a CORS request with a bearer header), then uploads straight to the
 // sandbox with fetch + FormData, sending exactly the fields the token signs. A page from an
 // origin not on the allow-list cannot read the token server's answers.
@@ -23,7 +23,7 @@ const DROPKEY = process.env.DROPKEY_BIN ?? join(ROOT, 'target/debug/dropkey');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const KEY = `private_browser_${randomBytes(12).toString('hex')}`;
 
-// The page: doc 000's vanilla client, with the token endpoint's `fields` sent as signed.
+// The page: the upload-token guide's vanilla client, with the token endpoint's `fields` sent as signed.
 const PAGE = `<!doctype html>
 <meta charset="utf-8">
 <title>Dropkey browser upload</title>

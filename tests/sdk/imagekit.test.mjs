@@ -69,7 +69,7 @@ function base64url(value) {
   return Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString("base64url");
 }
 
-/** An Upload API V2 token (doc 001): HS256, kid = public key, upload parameters as strings. */
+/** An Upload API V2 token (ImageKit's Upload API V2 guide): HS256, kid = public key, upload parameters as strings. */
 function jwt(params, { iat = Math.floor(Date.now() / 1000), exp = iat + 600, key = sb.secret } = {}) {
   const header = base64url({ alg: "HS256", typ: "JWT", kid: sb.info.imagekit.publicKey });
   const payload = base64url({ ...params, iat, exp });

@@ -6,7 +6,7 @@
 //! line, column and field and says how to fix it.
 //!
 //! A fresh install needs no file: the built-in `sandbox` profile (ImageKit V2 scheme) points at
-//! the embedded local sandbox, with doc 000's upload defaults.
+//! the embedded local sandbox, with the upload-token guide's upload defaults.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -32,7 +32,7 @@ pub const IMAGEKIT_UPLOAD_V1: &str = "https://upload.imagekit.io/api/v1/files/up
 pub const IMAGEKIT_API: &str = "https://api.imagekit.io";
 pub const CLOUDINARY_API: &str = "https://api.cloudinary.com";
 
-/// Doc 000's documented upload defaults, used by the built-in sandbox profile.
+/// The upload-token guide's documented upload defaults, used by the built-in sandbox profile.
 const DOC_DEFAULT_FOLDER: &str = "/uploads/chat";
 const DOC_DEFAULT_TAGS: &[&str] = &["chat", "media"];
 
@@ -353,9 +353,9 @@ impl ProviderKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ImageKitAuth {
-    /// Upload API V2: a JWT per upload (doc 001).
+    /// Upload API V2: a JWT per upload (ImageKit's Upload API V2 guide).
     V2,
-    /// Upload API V1: token + expire + signature (doc 003).
+    /// Upload API V1: token + expire + signature (ImageKit's V1 client-side upload guide).
     V1,
     /// Tokens come from a `dropkey serve` (or compatible) token server.
     Remote,

@@ -19,7 +19,7 @@ pub struct CloudinaryAsset {
 #[error("{0}")]
 pub struct DeliveryUrlError(String);
 
-/// Resolves a Cloudinary delivery URL strictly (after doc 004): https on
+/// Resolves a Cloudinary delivery URL strictly (after the Cloudinary signed-upload demo): https on
 /// `res.cloudinary.com` (or, for a local or self-hosted `api_url` such as the sandbox, the same
 /// scheme, host and port as `api_url` under `/res/`), then
 /// `/{cloud}/{image|video|raw}/{upload|private|authenticated}/[v<digits>/]<public id>[.<ext>]`,

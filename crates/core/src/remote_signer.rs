@@ -1,5 +1,5 @@
 //! The client side of team mode: how an `auth = "remote"` profile gets an upload token from a
-//! `dropkey serve` (or any server answering doc 000's `GET /api/media/get-upload-token` with
+//! `dropkey serve` (or any server answering the upload-token guide's `GET /api/media/get-upload-token` with
 //! `data.fields`). The profile's secret is the bearer token; it goes only into the
 //! `Authorization` header and never into a message.
 
@@ -159,7 +159,7 @@ fn parse(body: &Value) -> Result<RemoteToken, String> {
         .filter(|u| matches!(u.scheme(), "http" | "https"))
         .ok_or("`data.uploadUrl` is not an http(s) URL")?;
     let Some(Value::Object(raw_fields)) = data.get("fields") else {
-        return Err("no `data.fields` object (a plain doc 000 server does not say which form fields the token signs)".into());
+        return Err("no `data.fields` object (a server written as the upload-token guide shows does not say which form fields the token signs)".into());
     };
     let mut fields = Params::new();
     for (name, value) in raw_fields {

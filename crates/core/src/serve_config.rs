@@ -56,7 +56,7 @@ pub const HEADER_TIMEOUT_RANGE: (Duration, Duration) =
     (Duration::from_millis(100), Duration::from_secs(600));
 /// Failed or missing bearer tokens per client IP and minute before 429, unless configured.
 pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 30;
-/// Doc 001: a V2 token lives at most an hour. Also the default lifetime.
+/// ImageKit's Upload API V2 guide: a V2 token lives at most an hour. Also the default lifetime.
 pub const MAX_EXPIRE: i64 = 3600;
 /// What a token with no `[serve.tokens.NAME]` table may send besides the server's own policy.
 pub const DEFAULT_ALLOWED_PARAMS: &[&str] =
@@ -64,7 +64,7 @@ pub const DEFAULT_ALLOWED_PARAMS: &[&str] =
 
 /// Parameters that a client may never set, whatever a token's `allowed_params` says: the
 /// signature scheme owns them, or (Cloudinary's `type`) the server decides them from its policy
-/// (doc 004's own warning about letting the client choose private delivery).
+/// (the Cloudinary signed-upload demo's own warning about letting the client choose private delivery).
 const NEVER_ALLOWED: &[&str] = &[
     "file",
     "token",
@@ -526,7 +526,7 @@ fn expire(ctx: &Ctx<'_>, value: &Spanned<i64>, field: &str, max: i64) -> Result<
             value.span(),
             field,
             format!("{v} is out of range"),
-            format!("use a number of seconds from 1 to {max} (doc 001: a token lives at most 3600 s; a token's own max_expire cannot exceed serve.max_expire)"),
+            format!("use a number of seconds from 1 to {max} (ImageKit's Upload API V2 guide: a token lives at most 3600 s; a token's own max_expire cannot exceed serve.max_expire)"),
         ))
     }
 }

@@ -1,12 +1,12 @@
-//! ImageKit's side of the sandbox: Upload API V2 (JWT, doc 001) and V1 (token + expire +
-//! signature, doc 003), the file details and delete endpoints of the files API, and delivery
+//! ImageKit's side of the sandbox: Upload API V2 (JWT, ImageKit's Upload API V2 guide) and V1 (token + expire +
+//! signature, ImageKit's V1 client-side upload guide), the file details and delete endpoints of the files API, and delivery
 //! under [`IMAGEKIT_URL_PATH`], with signed URLs for private files.
 //!
 //! Strictness, in the order a request meets it: a server-side upload's key (HTTP Basic, 401)
 //! on the headers; a token's signature (401) and lifetime (403 when expired or reused) as soon as
 //! the fields carrying it have arrived, before the file part is written anywhere; then the form
 //! against the JWT payload, and the upload parameters (400, naming the field). A token that
-//! verified is spent even if the request then fails (docs 001 and 003 both say so); a forged
+//! verified is spent even if the request then fails (ImageKit's V2 and V1 upload guides both say so); a forged
 //! one is not recorded. Every refusal is answered after the body is read (or discarded), so the
 //! client gets the error rather than a reset connection.
 //!
@@ -183,8 +183,8 @@ async fn upload(
     } else {
         let token = token_of(fields).ok_or_else(|| {
             bad_request(match scheme {
-                Scheme::V2 => "Missing token for upload: Upload API V2 needs a JWT signed with your private key in the `token` field (doc 001)",
-                Scheme::V1 => "Missing token for upload: send the one-time `token` with `expire` and `signature` (doc 003)",
+                Scheme::V2 => "Missing token for upload: Upload API V2 needs a JWT signed with your private key in the `token` field (ImageKit's Upload API V2 guide)",
+                Scheme::V1 => "Missing token for upload: send the one-time `token` with `expire` and `signature` (ImageKit's V1 client-side upload guide)",
             })
         })?;
         let exp = auth.verify(fields, token)?;
@@ -399,7 +399,7 @@ async fn commit(
     Ok(record)
 }
 
-/// Doc 001/003: "A file can have a maximum of 100 versions."
+/// ImageKit's upload guides: "A file can have a maximum of 100 versions."
 const MAX_VERSIONS: u32 = 100;
 
 /// The upload and details response, in ImageKit's shape.
@@ -442,7 +442,7 @@ pub(crate) struct Jwt {
     pub payload: BTreeMap<String, String>,
 }
 
-/// Checks a V2 token as doc 001 describes it: HS256 with the private key, `kid` = the account's
+/// Checks a V2 token as ImageKit's Upload API V2 guide describes it: HS256 with the private key, `kid` = the account's
 /// public key, integer `iat` and `exp` at most an hour apart, `exp` not past, string values.
 pub(crate) fn verify_jwt(
     token: &str,
@@ -455,7 +455,7 @@ pub(crate) fn verify_jwt(
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(unauthorized(
-            "The token is not a JWT: expected three base64url parts separated by '.' (doc 001)",
+            "The token is not a JWT: expected three base64url parts separated by '.' (ImageKit's Upload API V2 guide)",
         ));
     };
     let header = decode_json_object(header_b64)
@@ -464,7 +464,7 @@ pub(crate) fn verify_jwt(
         Some(Value::String(alg)) if alg == "HS256" => {}
         other => {
             return Err(unauthorized(format!(
-                "The token's header has alg {}: ImageKit accepts only HS256 (doc 001)",
+                "The token's header has alg {}: ImageKit accepts only HS256 (ImageKit's Upload API V2 guide)",
                 describe(other)
             )))
         }
@@ -480,7 +480,7 @@ pub(crate) fn verify_jwt(
         Some(Value::String(kid)) => kid.clone(),
         other => {
             return Err(unauthorized(format!(
-                "The token's header has kid {}: set kid to your ImageKit public key (doc 001)",
+                "The token's header has kid {}: set kid to your ImageKit public key (ImageKit's Upload API V2 guide)",
                 describe(other)
             )))
         }
@@ -516,7 +516,7 @@ pub(crate) fn verify_jwt(
     let lifetime = exp.saturating_sub(iat);
     if lifetime > V2_MAX_LIFETIME {
         return Err(bad_request(format!(
-            "The token is valid for {lifetime} s (exp - iat), more than the {V2_MAX_LIFETIME} s ImageKit allows (doc 001): sign it with exp at most iat + {V2_MAX_LIFETIME}"
+            "The token is valid for {lifetime} s (exp - iat), more than the {V2_MAX_LIFETIME} s ImageKit allows (ImageKit's Upload API V2 guide): sign it with exp at most iat + {V2_MAX_LIFETIME}"
         )));
     }
     if exp <= now {
@@ -537,7 +537,7 @@ pub(crate) fn verify_jwt(
             }
             other => {
                 return Err(bad_request(format!(
-                    "The token's payload value of `{key}` is {}, not a string: doc 001 wants every upload parameter stringified (e.g. \"true\", \"tag1,tag2\")",
+                    "The token's payload value of `{key}` is {}, not a string: ImageKit's Upload API V2 guide wants every upload parameter stringified (e.g. \"true\", \"tag1,tag2\")",
                     describe(Some(&other))
                 )))
             }
@@ -562,12 +562,12 @@ fn int_claim(payload: &Map<String, Value>, name: &str) -> Result<i64, ApiError> 
     match payload.get(name) {
         Some(value) => value.as_i64().ok_or_else(|| {
             bad_request(format!(
-                "The token's `{name}` is {}, not an integer number of seconds (doc 001)",
+                "The token's `{name}` is {}, not an integer number of seconds (ImageKit's Upload API V2 guide)",
                 describe(Some(value))
             ))
         }),
         None => Err(bad_request(format!(
-            "The token's payload has no `{name}`: doc 001 requires integer iat and exp"
+            "The token's payload has no `{name}`: ImageKit's Upload API V2 guide requires integer iat and exp"
         ))),
     }
 }
@@ -595,7 +595,7 @@ fn shorten(text: &str) -> String {
     short
 }
 
-/// Doc 001: the form must carry exactly the signed parameters with exactly the signed values
+/// ImageKit's Upload API V2 guide: the form must carry exactly the signed parameters with exactly the signed values
 /// (besides `file` and `token`); `publicKey`, if sent, must be the token's `kid`.
 pub(crate) fn match_payload(fields: &BTreeMap<String, String>, jwt: &Jwt) -> Result<(), ApiError> {
     for (source, key) in [
@@ -615,7 +615,7 @@ pub(crate) fn match_payload(fields: &BTreeMap<String, String>, jwt: &Jwt) -> Res
     for reserved in ["file", "token"] {
         if jwt.payload.contains_key(reserved) {
             return Err(bad_request(format!(
-                "The token's payload contains `{reserved}`: sign every upload parameter except file and token (doc 001)"
+                "The token's payload contains `{reserved}`: sign every upload parameter except file and token (ImageKit's Upload API V2 guide)"
             )));
         }
     }
@@ -626,7 +626,7 @@ pub(crate) fn match_payload(fields: &BTreeMap<String, String>, jwt: &Jwt) -> Res
         match jwt.payload.get(name) {
             None => {
                 return Err(bad_request(format!(
-                    "The form field `{name}` is not in the token's payload: every upload parameter except file and token must be signed into the JWT (doc 001)"
+                    "The form field `{name}` is not in the token's payload: every upload parameter except file and token must be signed into the JWT (ImageKit's Upload API V2 guide)"
                 )))
             }
             Some(signed) if signed != value => {
@@ -645,13 +645,13 @@ pub(crate) fn match_payload(fields: &BTreeMap<String, String>, jwt: &Jwt) -> Res
         .find(|name| *name != "publicKey" && !fields.contains_key(*name))
     {
         return Err(bad_request(format!(
-            "The token's payload signs `{name}`, but the form has no such field: send every signed parameter with its signed value (doc 001)"
+            "The token's payload signs `{name}`, but the form has no such field: send every signed parameter with its signed value (ImageKit's Upload API V2 guide)"
         )));
     }
     Ok(())
 }
 
-/// Doc 003: `publicKey`, `expire` (in the future, less than an hour ahead) and `signature` =
+/// ImageKit's V1 client-side upload guide: `publicKey`, `expire` (in the future, less than an hour ahead) and `signature` =
 /// lowercase hex HMAC-SHA1(private key, token + expire). Returns `expire`.
 pub(crate) fn verify_v1(
     fields: &BTreeMap<String, String>,
@@ -661,7 +661,7 @@ pub(crate) fn verify_v1(
     now: i64,
 ) -> Result<i64, ApiError> {
     let sent_key = fields.get("publicKey").ok_or_else(|| {
-        bad_request("Missing publicKey for upload: V1 client-side uploads must send the account's public key (doc 003)")
+        bad_request("Missing publicKey for upload: V1 client-side uploads must send the account's public key (ImageKit's V1 client-side upload guide)")
     })?;
     if sent_key != public_key {
         return Err(unauthorized(format!(
@@ -673,14 +673,14 @@ pub(crate) fn verify_v1(
         .get("signature")
         .filter(|s| !s.is_empty())
         .ok_or_else(|| {
-            bad_request("Missing signature for upload: send signature = lowercase hex HMAC-SHA1(private key, token + expire) (doc 003)")
+            bad_request("Missing signature for upload: send signature = lowercase hex HMAC-SHA1(private key, token + expire) (ImageKit's V1 client-side upload guide)")
         })?;
     let expire_text = fields.get("expire").ok_or_else(|| {
-        bad_request("Missing expire for upload: send the Unix time (seconds) until which the signature is valid (doc 003)")
+        bad_request("Missing expire for upload: send the Unix time (seconds) until which the signature is valid (ImageKit's V1 client-side upload guide)")
     })?;
     let expire = super::parse_int(expire_text).ok_or_else(|| {
         bad_request(format!(
-            "expire `{}` is not a Unix time in seconds (doc 003)",
+            "expire `{}` is not a Unix time in seconds (ImageKit's V1 client-side upload guide)",
             shorten(expire_text)
         ))
     })?;
@@ -690,7 +690,7 @@ pub(crate) fn verify_v1(
     );
     if !super::ct_eq(expected.as_bytes(), signature.as_bytes()) {
         return Err(unauthorized(
-            "The signature does not match: it must be the lowercase hex HMAC-SHA1 of token + expire, keyed with this account's private key (doc 003)",
+            "The signature does not match: it must be the lowercase hex HMAC-SHA1 of token + expire, keyed with this account's private key (ImageKit's V1 client-side upload guide)",
         ));
     }
     if expire <= now {
@@ -701,7 +701,7 @@ pub(crate) fn verify_v1(
     }
     if expire - now >= V1_MAX_LIFETIME {
         return Err(bad_request(format!(
-            "expire is {} s in the future, but doc 003 requires less than 1 hour ({V1_MAX_LIFETIME} s): use a nearer expire",
+            "expire is {} s in the future, but ImageKit's V1 client-side upload guide requires less than 1 hour ({V1_MAX_LIFETIME} s): use a nearer expire",
             expire - now
         )));
     }

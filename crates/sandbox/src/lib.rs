@@ -363,7 +363,7 @@ fn router(app: Arc<App>) -> Router {
         .layer(middleware::from_fn(drain::read_to_end))
         .layer(middleware::from_fn_with_state(app.clone(), refuse_oversize))
         .layer(middleware::from_fn(log_request))
-        // Browsers upload straight to the providers (doc 000's client flow), so like ImageKit's
+        // Browsers upload straight to the providers (the upload-token guide's client flow), so like ImageKit's
         // and Cloudinary's upload endpoints the sandbox answers CORS for any origin.
         .layer(tower_http::cors::CorsLayer::permissive())
         .with_state(app)

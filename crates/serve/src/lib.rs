@@ -5,9 +5,9 @@
 //!
 //! The server keeps the provider keys of the profiles it serves (loaded once at start, as
 //! [`SecretString`]s) and hands out one-time upload credentials to callers holding a bearer
-//! token: ImageKit V2 JWTs (doc 000's `GET /api/media/get-upload-token` and doc 001's
-//! `POST /api/media/upload-token`), V1 signatures (doc 003), Cloudinary upload signatures,
-//! private download links and validated deletes (doc 004). It is stateless apart from the
+//! token: ImageKit V2 JWTs (the upload-token guide's `GET /api/media/get-upload-token` and ImageKit's Upload API V2 guide's
+//! `POST /api/media/upload-token`), V1 signatures (ImageKit's V1 client-side upload guide), Cloudinary upload signatures,
+//! private download links and validated deletes (the Cloudinary signed-upload demo). It is stateless apart from the
 //! audit log, so several instances can run behind any load balancer.
 //!
 //! - [`listener`]: the accept loop: header/idle timeout and the connection cap.

@@ -43,7 +43,7 @@ pub fn document() -> Value {
         "security": [{"bearer": []}],
         "paths": {
             "/api/media/get-upload-token": {"get": {
-                "summary": "ImageKit Upload API V2 token (doc 000's endpoint, doc 001's JWT)",
+                "summary": "ImageKit Upload API V2 token (the upload-token guide's endpoint, ImageKit's Upload API V2 guide's JWT)",
                 "parameters": [
                     query("fileName", "the file's name; signed, and the upload must send it", true),
                     query("profile", "which profile, when the server serves several", false),
@@ -58,7 +58,7 @@ pub fn document() -> Value {
                     &["401", "403", "404", "414", "422", "429"]),
             }},
             "/api/media/upload-token": {"post": {
-                "summary": "Sign exactly the client's upload payload (doc 001's backend endpoint)",
+                "summary": "Sign exactly the client's upload payload (ImageKit's Upload API V2 guide's backend endpoint)",
                 "parameters": [query("profile", "which profile, when several share the public key", false)],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["uploadPayload", "expire", "publicKey"], "additionalProperties": false,
@@ -67,13 +67,13 @@ pub fn document() -> Value {
                     &["401", "403", "404", "408", "413", "422", "429"]),
             }},
             "/api/media/auth": {"get": {
-                "summary": "ImageKit Upload API V1 token, expire and signature (doc 003); auth = \"v1\" profiles only, and only for bearer tokens whose policy says folder_prefix = \"/\" (a V1 signature binds no folder)",
+                "summary": "ImageKit Upload API V1 token, expire and signature (ImageKit's V1 client-side upload guide); auth = \"v1\" profiles only, and only for bearer tokens whose policy says folder_prefix = \"/\" (a V1 signature binds no folder)",
                 "parameters": [query("profile", "which profile", false), query("token", "one-time token (default: a UUID v4)", false), query("expire", "Unix time less than an hour ahead", false)],
                 "responses": with(ok(json!({"type": "object", "properties": {"token": {"type": "string"}, "expire": {"type": "integer"}, "signature": {"type": "string"}}})),
                     &["401", "403", "404", "422", "429"]),
             }},
             "/upload-signature": {"get": {
-                "summary": "Cloudinary signed upload parameters (doc 004); the server decides folder, tags and type",
+                "summary": "Cloudinary signed upload parameters (the Cloudinary signed-upload demo); the server decides folder, tags and type",
                 "parameters": [query("profile", "which profile", false), query("public_id", "any parameter the token allows", false)],
                 "responses": with(ok(envelope(json!({"type": "object", "properties": {
                     "payload": strings.clone(), "signature": {"type": "string"}, "cloudname": {"type": "string"}, "apiKey": {"type": "string"},
@@ -81,13 +81,13 @@ pub fn document() -> Value {
                     &["401", "403", "404", "422", "429"]),
             }},
             "/download-url": {"get": {
-                "summary": "A one-minute Cloudinary private download link (doc 004)",
+                "summary": "A one-minute Cloudinary private download link (the Cloudinary signed-upload demo)",
                 "parameters": [query("public_id", "the asset", true), query("format", "file extension", false), query("resource_type", "image, video or raw", false), query("profile", "which profile", false)],
                 "responses": with(ok(envelope(json!({"type": "object", "properties": {"downloadUrl": {"type": "string"}, "expire": {"type": "integer"}, "expiresIn": {"type": "string"}}}))),
                     &["401", "403", "404", "422", "429"]),
             }},
             "/delete-files": {"delete": {
-                "summary": "Delete Cloudinary assets by delivery URL (doc 004); needs may_delete",
+                "summary": "Delete Cloudinary assets by delivery URL (the Cloudinary signed-upload demo); needs may_delete",
                 "parameters": [query("profile", "which profile", false)],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["urls"], "additionalProperties": false, "properties": {"urls": {

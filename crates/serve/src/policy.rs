@@ -33,7 +33,7 @@ pub enum PolicyError {
         name: String,
         allowed: String,
     },
-    #[error("the server decides `type` from the profile's policy (doc 004: never let the client choose private delivery); drop the type parameter")]
+    #[error("the server decides `type` from the profile's policy (the Cloudinary signed-upload demo: never let the client choose private delivery); drop the type parameter")]
     TypeFromClient,
     #[error("folder `{folder}` is outside `{prefix}`, the only folder token `{token}` may upload to; use `{prefix}` or a folder below it")]
     FolderOutsidePrefix {
@@ -198,7 +198,7 @@ impl Policy {
         };
         if !(1..=MAX_EXPIRE).contains(&requested) {
             return Err(PolicyError::Invalid(format!(
-                "expire must be a number of seconds from 1 to {MAX_EXPIRE} (doc 001: a token lives at most an hour), got {requested}"
+                "expire must be a number of seconds from 1 to {MAX_EXPIRE} (ImageKit's Upload API V2 guide: a token lives at most an hour), got {requested}"
             )));
         }
         if requested > self.max_expire {
@@ -261,7 +261,7 @@ impl Policy {
         Ok(params)
     }
 
-    /// Checks a complete payload a client wants signed as it is (doc 001's POST endpoint): the
+    /// Checks a complete payload a client wants signed as it is (ImageKit's Upload API V2 guide's POST endpoint): the
     /// server cannot add its policy to it, since the client sends exactly what it signed.
     pub fn check_payload(
         &self,
@@ -466,7 +466,7 @@ folder_prefix = "/"
             policy.lifetime("web", Some(3601)),
             Err(PolicyError::Invalid(_))
         ));
-        // Doc 001's POST: the payload must name a folder inside the prefix.
+        // ImageKit's Upload API V2 guide's POST: the payload must name a folder inside the prefix.
         assert!(policy
             .check_payload("web", ik, &params(&[("fileName", "a.jpg")]))
             .is_err());

@@ -2,12 +2,12 @@
 //!
 //! | route | auth | answers |
 //! | --- | --- | --- |
-//! | `GET /api/media/get-upload-token` | bearer | doc 000's envelope; `data` = {token, expire, publicKey, urlEndpoint, uploadUrl, fields} |
-//! | `POST /api/media/upload-token` | bearer | doc 001: `{uploadPayload, expire, publicKey}` -> `{token}` |
-//! | `GET /api/media/auth` | bearer | doc 003: `{token, expire, signature}` (auth = "v1" profiles) |
-//! | `GET /upload-signature` | bearer | doc 004: Cloudinary signed upload parameters |
-//! | `GET /download-url` | bearer | doc 004: a one-minute private download link |
-//! | `DELETE /delete-files` | bearer + may_delete | doc 004: `{urls: [{type, url}]}`, validated strictly |
+//! | `GET /api/media/get-upload-token` | bearer | the upload-token guide's envelope; `data` = {token, expire, publicKey, urlEndpoint, uploadUrl, fields} |
+//! | `POST /api/media/upload-token` | bearer | ImageKit's Upload API V2 guide: `{uploadPayload, expire, publicKey}` -> `{token}` |
+//! | `GET /api/media/auth` | bearer | ImageKit's V1 client-side upload guide: `{token, expire, signature}` (auth = "v1" profiles) |
+//! | `GET /upload-signature` | bearer | the Cloudinary signed-upload demo: Cloudinary signed upload parameters |
+//! | `GET /download-url` | bearer | the Cloudinary signed-upload demo: a one-minute private download link |
+//! | `DELETE /delete-files` | bearer + may_delete | the Cloudinary signed-upload demo: `{urls: [{type, url}]}`, validated strictly |
 //! | `GET /healthz`, `GET /openapi.json` | none | liveness; the API description |
 //!
 //! Every error is `{status, success: false, message}` with the status that fits: 401 (no or bad
@@ -61,7 +61,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub const MAX_QUERY: usize = 4 * 1024;
 /// Most URLs one `DELETE /delete-files` may name.
 pub const MAX_DELETE_URLS: usize = 100;
-/// Doc 004's private links live one minute.
+/// The Cloudinary signed-upload demo's private links live one minute.
 const DOWNLOAD_LINK_LIFETIME: i64 = 60;
 /// Cloudinary accepts a signed upload for an hour after its timestamp.
 const CLOUDINARY_SIGNATURE_LIFETIME: i64 = 3600;
@@ -715,7 +715,7 @@ fn secret(served: &ServedProfile) -> &SecretString {
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
-/// Doc 000's endpoint, with doc 001's rules: the client names `fileName` and any allowed
+/// The upload-token guide's endpoint, with ImageKit's Upload API V2 guide's rules: the client names `fileName` and any allowed
 /// parameters in the query; the JWT signs them plus the server's policy, and `data.fields` is
 /// every form field the upload must carry besides `file` and `token`.
 async fn get_upload_token(
@@ -733,7 +733,7 @@ async fn get_upload_token(
     let ik = imagekit(served)?;
     if !client.contains_key("fileName") {
         return Err(ApiError::invalid(
-            "add fileName=<the file's name> to the query: the upload must send it, so the JWT must sign it (doc 001)",
+            "add fileName=<the file's name> to the query: the upload must send it, so the JWT must sign it (ImageKit's Upload API V2 guide)",
         ));
     }
     let lifetime = caller.policy.lifetime(&caller.name, expire_in)?;
@@ -758,7 +758,7 @@ async fn get_upload_token(
     ))
 }
 
-/// Doc 001's backend endpoint: signs exactly the client's `uploadPayload`, which must fit the
+/// ImageKit's Upload API V2 guide's backend endpoint: signs exactly the client's `uploadPayload`, which must fit the
 /// token's policy as it is.
 async fn post_upload_token(
     State(app): State<Arc<App>>,
@@ -789,7 +789,7 @@ async fn post_upload_token(
     for (name, value) in raw_payload {
         let Value::String(text) = value else {
             return Err(ApiError::invalid(format!(
-                "uploadPayload.{} must be a string (doc 001: every value is stringified, e.g. \"true\", \"a,b\"), got {value}",
+                "uploadPayload.{} must be a string (ImageKit's Upload API V2 guide: every value is stringified, e.g. \"true\", \"a,b\"), got {value}",
                 clip(name)
             )));
         };
@@ -844,7 +844,7 @@ async fn post_upload_token(
     Ok((Extension(note), Json(json!({ "token": token }))).into_response())
 }
 
-/// Doc 003's V1 parameters. A V1 signature covers only token and expire, so it is issued only
+/// ImageKit's V1 client-side upload guide's V1 parameters. A V1 signature covers only token and expire, so it is issued only
 /// for `auth = "v1"` profiles and only to tokens with `folder_prefix = "/"`: the default
 /// confines a token to the profile's folder, which V1 cannot enforce.
 async fn v1_auth(
@@ -880,7 +880,7 @@ async fn v1_auth(
             let expire = integer("expire", v)?;
             if expire <= now || expire - now >= imagekit::V1_MAX_LIFETIME {
                 return Err(ApiError::invalid(format!(
-                    "expire must be a Unix time in the next hour (doc 003), got {expire} while it is {now}"
+                    "expire must be a Unix time in the next hour (ImageKit's V1 client-side upload guide), got {expire} while it is {now}"
                 )));
             }
             caller.policy.lifetime(&caller.name, Some(expire - now))?;
@@ -903,7 +903,7 @@ async fn v1_auth(
     Ok((Extension(note), Json(json!(auth))).into_response())
 }
 
-/// Doc 004's signature endpoint. The server sets folder, tags and (from the profile's
+/// The Cloudinary signed-upload demo's signature endpoint. The server sets folder, tags and (from the profile's
 /// `private`) `type`; the client may add what its token allows, never `type`.
 async fn upload_signature(
     State(app): State<Arc<App>>,
@@ -941,7 +941,7 @@ async fn upload_signature(
     ))
 }
 
-/// Doc 004's one-minute private download link, for an asset inside the caller's folder.
+/// The Cloudinary signed-upload demo's one-minute private download link, for an asset inside the caller's folder.
 async fn download_url(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
@@ -1027,7 +1027,7 @@ async fn download_url(
     ))
 }
 
-/// Doc 004's delete-by-URL. Every item is validated before anything is deleted: `type` is
+/// The Cloudinary signed-upload demo's delete-by-URL. Every item is validated before anything is deleted: `type` is
 /// image|video|raw, the URL a delivery URL of the profile's cloud whose resource type matches,
 /// and the asset inside the caller's folder.
 async fn delete_files(

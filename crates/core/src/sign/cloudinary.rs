@@ -1,7 +1,7 @@
 //! Cloudinary request signing, as the official SDKs do it: the parameters (minus the ones
 //! Cloudinary never signs) become `key=value` pairs, list values comma-joined, sorted and joined
 //! with `&`; the API secret is appended and the whole hashed with SHA-1, or SHA-256 when the
-//! account uses it. Private download URLs (doc 004's one-minute links) are signed the same way.
+//! account uses it. Private download URLs (the Cloudinary signed-upload demo's one-minute links) are signed the same way.
 
 use secrecy::{ExposeSecret, SecretString};
 use sha1::Digest as _;

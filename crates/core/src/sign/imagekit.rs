@@ -1,7 +1,7 @@
 //! ImageKit's three signing schemes:
-//! - Upload API V2 (doc 001): an HS256 JWT whose header carries the public key as `kid` and whose
+//! - Upload API V2 (ImageKit's Upload API V2 guide): an HS256 JWT whose header carries the public key as `kid` and whose
 //!   payload holds every upload parameter as a string, plus integer `iat` and `exp`.
-//! - Upload API V1 (doc 003): `signature = hex(HMAC-SHA1(private key, token + expire))`.
+//! - Upload API V1 (ImageKit's V1 client-side upload guide): `signature = hex(HMAC-SHA1(private key, token + expire))`.
 //! - Signed delivery URLs: `ik-t` (expiry) and `ik-s = hex(HMAC-SHA1(private key,
 //!   <url without the endpoint> + <expiry>))`, as the official SDKs build them.
 
@@ -12,13 +12,13 @@ use serde::Serialize;
 
 use super::{hmac_sha1_hex, hmac_sha256, Params, SignError};
 
-/// Doc 001: "The expiration time `exp` must not exceed the issued time `iat` by more than 3600
+/// ImageKit's Upload API V2 guide: "The expiration time `exp` must not exceed the issued time `iat` by more than 3600
 /// seconds."
 pub const V2_MAX_LIFETIME: i64 = 3600;
-/// Doc 003: `expire` "must be a Unix time in less than 1 hour into the future".
+/// ImageKit's V1 client-side upload guide: `expire` "must be a Unix time in less than 1 hour into the future".
 pub const V1_MAX_LIFETIME: i64 = 3600;
 
-/// Parameters that are part of the upload request but never of the JWT payload (doc 001), or
+/// Parameters that are part of the upload request but never of the JWT payload (ImageKit's Upload API V2 guide), or
 /// that the JWT itself owns.
 const V2_RESERVED: &[(&str, &str)] = &[
     ("file", "it is the file itself, never signed"),
@@ -29,7 +29,7 @@ const V2_RESERVED: &[(&str, &str)] = &[
 
 #[derive(Serialize)]
 struct JwtHeader<'a> {
-    // Field order is the wire order: it matches doc 001 and the `jsonwebtoken` npm package the
+    // Field order is the wire order: it matches ImageKit's Upload API V2 guide and the `jsonwebtoken` npm package the
     // docs use, so tokens are byte-identical to the ones the official examples produce.
     alg: &'static str,
     typ: &'static str,
@@ -101,7 +101,7 @@ fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_else(|_| unreachable!("plain JSON values serialise"))
 }
 
-/// The V1 authentication parameters of doc 003.
+/// The V1 authentication parameters of ImageKit's V1 client-side upload guide.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct V1Auth {
     pub token: String,
@@ -110,7 +110,7 @@ pub struct V1Auth {
 }
 
 /// `signature = lowercase hex HMAC-SHA1(private key, token + expire)`. `now` is only used to
-/// enforce doc 003's "less than 1 hour into the future".
+/// enforce ImageKit's V1 client-side upload guide's "less than 1 hour into the future".
 pub fn sign_v1(
     private_key: &SecretString,
     token: &str,

@@ -1259,6 +1259,7 @@ sys.stdin.read()
       await go("history");
       await browser.$('[data-testid="history-item"]').waitForExist({ timeout: UI_TIMEOUT_MS });
       await assertAccessible(`${theme}: History`);
+      if (theme === "dark") await shot("history-dark");
       await browser.$('[data-testid="history-item"] [data-testid="delete-upload"]').click();
       await browser.$('[data-testid="confirm-dialog"]').waitForExist({ timeout: UI_TIMEOUT_MS });
       await assertAccessible(`${theme}: History, asking to delete`);

@@ -18,9 +18,9 @@ pub fn send<R: Runtime>(app: &AppHandle<R>, events: Vec<UiEvent>) {
     }
 }
 
-struct App<R: Runtime>(AppHandle<R>);
+struct TauriShell<R: Runtime>(AppHandle<R>);
 
-impl<R: Runtime> Shell for App<R> {
+impl<R: Runtime> Shell for TauriShell<R> {
     fn send(&self, events: Vec<UiEvent>) {
         send(&self.0, events);
     }
@@ -44,5 +44,5 @@ impl<R: Runtime> Shell for App<R> {
 
 /// Runs until the engine stops: forwards its events and keeps the tray current.
 pub async fn forward<R: Runtime>(app: AppHandle<R>, backend: Arc<Backend>) {
-    dropkey_desktop::events::forward(App(app), backend).await;
+    dropkey_desktop::events::forward(TauriShell(app), backend).await;
 }

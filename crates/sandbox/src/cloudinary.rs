@@ -26,10 +26,10 @@ use super::form::{self, FormLimits, ReceivedFile, MAX_FIELDS_BYTES};
 use super::remote;
 use super::sniff::{self, Sniffed};
 use super::store::{BlobSource, ClAsset, ClKey, LedgerEntry, Store};
-use super::{time, App};
+use super::{time, SandboxState};
 use dropkey_core::sign::cloudinary::{sign, string_to_sign, Algorithm};
 
-pub(crate) fn routes() -> Router<Arc<App>> {
+pub(crate) fn routes() -> Router<Arc<SandboxState>> {
     Router::new()
         .route("/v1_1/{cloud}/{resource_type}/upload", post(upload))
         .route("/v1_1/{cloud}/{resource_type}/destroy", post(destroy))
@@ -78,7 +78,7 @@ fn internal(doing: &str, err: impl std::fmt::Display) -> ApiError {
     ApiError::internal(Flavor::Cloudinary, doing, err)
 }
 
-fn check_cloud(app: &App, cloud: &str) -> Result<(), ApiError> {
+fn check_cloud(app: &SandboxState, cloud: &str) -> Result<(), ApiError> {
     if cloud == app.cloudinary.cloud_name {
         return Ok(());
     }
@@ -106,7 +106,7 @@ fn check_stored_resource_type(resource_type: &str) -> Result<(), ApiError> {
 /// Checks `api_key`, `timestamp` and `signature` of a signed request; returns the hash the
 /// signature used.
 /// The request's `api_key` must be the account's.
-fn check_api_key(app: &App, params: &BTreeMap<String, String>) -> Result<(), ApiError> {
+fn check_api_key(app: &SandboxState, params: &BTreeMap<String, String>) -> Result<(), ApiError> {
     let api_key = params
         .get("api_key")
         .filter(|k| !k.is_empty())
@@ -121,7 +121,7 @@ fn check_api_key(app: &App, params: &BTreeMap<String, String>) -> Result<(), Api
 }
 
 pub(crate) fn authenticate(
-    app: &App,
+    app: &SandboxState,
     params: &BTreeMap<String, String>,
     now: i64,
 ) -> Result<Algorithm, ApiError> {
@@ -160,7 +160,7 @@ pub(crate) fn authenticate(
 /// Dropkey send them all before the file, so those fields are the signed set. Anything missing
 /// (the file came first) is left to [`authenticate`] over the whole form, as before.
 fn check_before_file(
-    app: &App,
+    app: &SandboxState,
     fields: &BTreeMap<String, String>,
     now: i64,
 ) -> Result<(), ApiError> {
@@ -179,7 +179,7 @@ fn check_before_file(
 /// Checks `signature` against `params` with SHA-1 (40 hex digits) or SHA-256 (64); on failure
 /// returns the string to sign, which Cloudinary shows in its error.
 fn verify_signature(
-    app: &App,
+    app: &SandboxState,
     params: &BTreeMap<String, String>,
     signature: &str,
 ) -> Result<Algorithm, String> {
@@ -478,7 +478,7 @@ fn format_of(file_name: &str, content_type: Option<&str>) -> String {
 // Upload
 
 async fn upload(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<SandboxState>>,
     ConnectInfo(conn): ConnectInfo<ConnHandle>,
     Path((cloud, resource_type)): Path<(String, String)>,
     req: Request,
@@ -491,7 +491,7 @@ async fn upload(
 }
 
 async fn upload_inner(
-    app: &App,
+    app: &SandboxState,
     conn: &ConnHandle,
     cloud: &str,
     resource_type: &str,
@@ -609,7 +609,7 @@ struct Upload<'a> {
 /// Stores an accepted upload under its final public id and records it in the ledger.
 /// Returns the asset and the upload response.
 async fn commit(
-    app: &App,
+    app: &SandboxState,
     upload: Upload<'_>,
     source: BlobSource,
 ) -> Result<(ClAsset, Value), ApiError> {
@@ -747,7 +747,7 @@ fn clean_stem(stem: &str) -> String {
 }
 
 /// `{base}/res/{cloud}/{resource_type}/{type}/v{version}/{public_id}.{format}`.
-fn delivery_url(app: &App, asset: &ClAsset) -> String {
+fn delivery_url(app: &SandboxState, asset: &ClAsset) -> String {
     let mut url = format!(
         "{}/res/{}/{}/{}/v{}/{}",
         app.base_url,
@@ -765,7 +765,7 @@ fn delivery_url(app: &App, asset: &ClAsset) -> String {
 }
 
 /// The upload response, in Cloudinary's shape.
-fn asset_json(app: &App, asset: &ClAsset, algorithm: Algorithm) -> Value {
+fn asset_json(app: &SandboxState, asset: &ClAsset, algorithm: Algorithm) -> Value {
     // Cloudinary signs its answer: the signature of public_id and version with the API secret,
     // which clients can verify.
     let signed: BTreeMap<String, String> = [
@@ -919,7 +919,7 @@ struct Chunk<'a> {
 }
 
 async fn receive_chunk(
-    app: &App,
+    app: &SandboxState,
     chunk: Chunk<'_>,
     file: ReceivedFile,
     fault: Option<Fault>,
@@ -1071,7 +1071,7 @@ fn progress(upload_id: &str, state: &ChunkState) -> Value {
 
 /// All bytes are in: the partial file becomes the stored asset.
 async fn assemble(
-    app: &App,
+    app: &SandboxState,
     chunk: &Chunk<'_>,
     mut state: ChunkState,
     state_path: &std::path::Path,
@@ -1127,7 +1127,7 @@ async fn read_head(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
 }
 
 async fn completed_response(
-    app: &App,
+    app: &SandboxState,
     upload_id: &str,
     done: &Completed,
     algorithm: Algorithm,
@@ -1151,7 +1151,7 @@ async fn completed_response(
 // Destroy, resource details, private downloads, delivery
 
 async fn destroy(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<SandboxState>>,
     Path((cloud, resource_type)): Path<(String, String)>,
     req: Request,
 ) -> Result<Json<Value>, ApiError> {
@@ -1201,7 +1201,10 @@ async fn destroy(
 
 /// The parameters of a non-upload POST: form-urlencoded, multipart without a file, or a JSON
 /// object, as the SDKs send them.
-async fn read_params(app: &App, req: Request) -> Result<BTreeMap<String, String>, ApiError> {
+async fn read_params(
+    app: &SandboxState,
+    req: Request,
+) -> Result<BTreeMap<String, String>, ApiError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -1283,7 +1286,7 @@ fn unique_pairs<'a>(
 
 /// Admin API: HTTP Basic with the API key and secret.
 async fn resource(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<SandboxState>>,
     Path((cloud, resource_type, delivery_type, public_id)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
@@ -1325,7 +1328,7 @@ async fn resource(
 /// parameter but `api_key` and `signature` is signed; `expires_at` (default: an hour after
 /// `timestamp`) must not be past.
 async fn download(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<SandboxState>>,
     Path((cloud, resource_type)): Path<(String, String)>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
@@ -1412,7 +1415,7 @@ async fn download(
 /// Delivery of public assets: `/res/{cloud}/{resource_type}/{type}/v{version}/{public_id}.{format}`
 /// (the version is optional, as at Cloudinary; transformations are not supported).
 async fn deliver(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<SandboxState>>,
     Path((cloud, resource_type, delivery_type, rest)): Path<(String, String, String, String)>,
 ) -> Result<Response, ApiError> {
     check_cloud(&app, &cloud)?;

@@ -31,10 +31,10 @@ use super::error::{ApiError, Flavor};
 use super::faults::{self, Fault};
 use super::form::{self, FormLimits, ReceivedFile};
 use super::store::{self, BlobSource, IkFile, LedgerEntry, TokenUse};
-use super::{remote, time, App, IMAGEKIT_URL_PATH};
+use super::{remote, time, SandboxState, IMAGEKIT_URL_PATH};
 use dropkey_core::sign::imagekit::{NEVER_EXPIRES, V1_MAX_LIFETIME, V2_MAX_LIFETIME};
 
-pub(crate) fn routes() -> Router<Arc<App>> {
+pub(crate) fn routes() -> Router<Arc<SandboxState>> {
     Router::new()
         .route("/api/v2/files/upload", post(upload_v2))
         .route("/api/v1/files/upload", post(upload_v1))
@@ -79,7 +79,7 @@ fn not_found() -> ApiError {
 // Upload
 
 async fn upload_v2(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<SandboxState>>,
     ConnectInfo(conn): ConnectInfo<ConnHandle>,
     req: Request,
 ) -> Response {
@@ -91,7 +91,7 @@ async fn upload_v2(
 }
 
 async fn upload_v1(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<SandboxState>>,
     ConnectInfo(conn): ConnectInfo<ConnHandle>,
     req: Request,
 ) -> Response {
@@ -103,7 +103,7 @@ async fn upload_v1(
 }
 
 async fn upload(
-    app: &App,
+    app: &SandboxState,
     conn: &ConnHandle,
     req: Request,
     scheme: Scheme,
@@ -240,7 +240,7 @@ fn spend_failed(err: std::io::Error) -> ApiError {
 
 /// A token-authenticated upload's credentials, verified as soon as the form has carried them.
 struct TokenAuth<'a> {
-    app: &'a App,
+    app: &'a SandboxState,
     scheme: Scheme,
     now: i64,
     verified: Option<Verified>,
@@ -300,7 +300,7 @@ impl TokenAuth<'_> {
 /// Stores an accepted upload: picks its final name and fileId under the index lock (so two
 /// uploads cannot take the same path), writes it, records it in the ledger.
 async fn commit(
-    app: &App,
+    app: &SandboxState,
     params: UploadParams,
     file: ReceivedFile,
     scheme: Scheme,
@@ -1003,7 +1003,7 @@ pub(crate) fn unique_name(name: &str, suffix: &str) -> String {
 
 /// HTTP Basic with the private key as the username, as ImageKit's API: the password is
 /// ignored (`@imagekit/nodejs` 7 sends `do_not_set`, older SDKs an empty one).
-fn check_private_key(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+fn check_private_key(app: &SandboxState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some((user, _password)) = super::basic_auth(headers) else {
         return Err(unauthorized(
             "Your request does not contain private API key: send HTTP Basic auth with the private key as the username (the password is ignored)",
@@ -1029,7 +1029,7 @@ fn check_file_id(file_id: &str) -> Result<(), ApiError> {
 }
 
 async fn details(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<SandboxState>>,
     Path(file_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
@@ -1041,7 +1041,7 @@ async fn details(
 }
 
 async fn delete_file(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<SandboxState>>,
     Path(file_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
@@ -1068,7 +1068,7 @@ async fn delete_file(
 // ---------------------------------------------------------------------------------------------
 // Delivery
 
-async fn deliver(State(app): State<Arc<App>>, uri: Uri) -> Result<Response, ApiError> {
+async fn deliver(State(app): State<Arc<SandboxState>>, uri: Uri) -> Result<Response, ApiError> {
     // The raw path, percent-encoded as sent: the signature of a private file covers exactly it.
     let relative = uri
         .path()

@@ -216,7 +216,7 @@ impl SandboxConfig {
 
 /// What every handler shares.
 #[derive(Debug)]
-pub(crate) struct App {
+pub(crate) struct SandboxState {
     pub imagekit: ImageKitAccount,
     pub cloudinary: CloudinaryAccount,
     pub store: store::Store,
@@ -228,7 +228,7 @@ pub(crate) struct App {
     pub base_url: String,
 }
 
-impl App {
+impl SandboxState {
     /// The largest request body: the file plus the form fields' allowance.
     fn request_limit(&self) -> u64 {
         self.max_file_size
@@ -303,7 +303,7 @@ pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
             source: std::io::Error::other(err.to_string()),
         })??;
     let base_url = format!("http://{}", reachable(addr));
-    let app = Arc::new(App {
+    let app = Arc::new(SandboxState {
         imagekit: config.imagekit,
         cloudinary: config.cloudinary,
         store,
@@ -347,7 +347,7 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-fn router(app: Arc<App>) -> Router {
+fn router(app: Arc<SandboxState>) -> Router {
     let limit = usize::try_from(app.request_limit()).unwrap_or(usize::MAX);
     Router::new()
         .merge(imagekit::routes())
@@ -380,7 +380,11 @@ fn flavor_of(path: &str) -> Flavor {
 
 /// Refuses a body whose declared length is over the limit before reading any of it, in the
 /// provider's error shape (the body-limit layer behind it would answer in plain text).
-async fn refuse_oversize(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+async fn refuse_oversize(
+    State(app): State<Arc<SandboxState>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -415,7 +419,7 @@ async fn log_request(req: Request, next: Next) -> Response {
 }
 
 /// Proves this is the sandbox holding the client's key (see [`identity_proof`]).
-async fn identity(State(app): State<Arc<App>>, req: Request) -> Response {
+async fn identity(State(app): State<Arc<SandboxState>>, req: Request) -> Response {
     let nonce = req.uri().query().and_then(|query| {
         url::form_urlencoded::parse(query.as_bytes())
             .find(|(name, _)| name == "nonce")

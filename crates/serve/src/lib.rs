@@ -225,7 +225,7 @@ pub async fn start(config: ServeConfig) -> Result<ServeHandle, ServeError> {
         addr: listen,
         source,
     })?;
-    let app = routes::App::new(&config, token_set.clone(), audit.clone())?;
+    let app = routes::ServeState::new(&config, token_set.clone(), audit.clone())?;
     let router = routes::router(app, &config.settings.cors_origins);
     let limits = listener::Limits {
         max_connections: config.settings.max_connections,

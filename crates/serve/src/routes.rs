@@ -69,7 +69,7 @@ const CLOUDINARY_SIGNATURE_LIFETIME: i64 = 3600;
 const V1_DEFAULT_LIFETIME: i64 = 1800;
 
 /// What every handler shares. Holds the served profiles' keys, so it never derives `Debug`.
-pub struct App {
+pub struct ServeState {
     profiles: BTreeMap<String, ServedProfile>,
     policies: Policies,
     tokens: TokenSet,
@@ -90,7 +90,7 @@ pub struct App {
     openapi: Bytes,
 }
 
-impl App {
+impl ServeState {
     pub fn new(
         config: &ServeConfig,
         tokens: TokenSet,
@@ -230,7 +230,7 @@ fn ok(message: &str, data: Value, note: Note) -> Response {
 }
 
 /// The whole router: authenticated routes, public routes, limits and CORS.
-pub fn router(app: Arc<App>, cors: &CorsOrigins) -> Router {
+pub fn router(app: Arc<ServeState>, cors: &CorsOrigins) -> Router {
     let authed = Router::new()
         .route("/api/media/get-upload-token", get(get_upload_token))
         .route("/api/media/upload-token", post(post_upload_token))
@@ -283,7 +283,11 @@ fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {
 /// Authenticates the bearer token, applies its rate limit, runs the handler and writes the
 /// audit record, whatever the outcome. A request without a valid token counts against its
 /// client IP's budget instead (429 once spent) and is audited in aggregate.
-async fn authenticate(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
+async fn authenticate(
+    State(app): State<Arc<ServeState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let client = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -402,7 +406,7 @@ fn group_label(ip: IpAddr) -> String {
 /// Reads an authenticated request's body, giving it `header_timeout` to arrive: hyper bounds
 /// only the head, and a body trickled in (or promised by Content-Length and never sent) would
 /// otherwise hold the connection as long as the client likes.
-async fn read_body(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+async fn read_body(State(app): State<Arc<ServeState>>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     // The body is already wrapped by the size limit, so an oversized one fails here as 413.
     let read = tokio::time::timeout(
@@ -606,7 +610,7 @@ impl Kind {
 /// The profile a request is for: the one it names, else the only one of the right kind this
 /// caller may use.
 fn select<'a>(
-    app: &'a App,
+    app: &'a ServeState,
     caller: &Caller,
     requested: Option<&str>,
     kind: Kind,
@@ -719,7 +723,7 @@ fn secret(served: &ServedProfile) -> &SecretString {
 /// parameters in the query; the JWT signs them plus the server's policy, and `data.fields` is
 /// every form field the upload must carry besides `file` and `token`.
 async fn get_upload_token(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<ServeState>>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Answer {
@@ -761,7 +765,7 @@ async fn get_upload_token(
 /// ImageKit's Upload API V2 guide's backend endpoint: signs exactly the client's `uploadPayload`, which must fit the
 /// token's policy as it is.
 async fn post_upload_token(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<ServeState>>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
@@ -848,7 +852,7 @@ async fn post_upload_token(
 /// for `auth = "v1"` profiles and only to tokens with `folder_prefix = "/"`: the default
 /// confines a token to the profile's folder, which V1 cannot enforce.
 async fn v1_auth(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<ServeState>>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Answer {
@@ -906,7 +910,7 @@ async fn v1_auth(
 /// The Cloudinary signed-upload demo's signature endpoint. The server sets folder, tags and (from the profile's
 /// `private`) `type`; the client may add what its token allows, never `type`.
 async fn upload_signature(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<ServeState>>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Answer {
@@ -943,7 +947,7 @@ async fn upload_signature(
 
 /// The Cloudinary signed-upload demo's one-minute private download link, for an asset inside the caller's folder.
 async fn download_url(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<ServeState>>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Answer {
@@ -1031,7 +1035,7 @@ async fn download_url(
 /// image|video|raw, the URL a delivery URL of the profile's cloud whose resource type matches,
 /// and the asset inside the caller's folder.
 async fn delete_files(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<ServeState>>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
@@ -1149,7 +1153,7 @@ async fn healthz() -> Response {
     Json(json!({"status": 200, "success": true, "message": "ok"})).into_response()
 }
 
-async fn openapi(State(app): State<Arc<App>>) -> Response {
+async fn openapi(State(app): State<Arc<ServeState>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,

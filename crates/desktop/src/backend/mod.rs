@@ -4,9 +4,9 @@
 //! windows or IPC (see the app crate's `commands/` and `tray.rs`, and [`crate::events`]), so
 //! tests drive it directly.
 //!
-//! By concern: [`profiles`] (profiles, keys, the connection test), [`uploads`] (drops, the
-//! queue view, job controls, pasted images), [`history`] (pages, links, deletion), [`watches`]
-//! (watched folders) and [`status`] (the activity the tray and header show, per-batch counts).
+//! By concern: `profiles.rs` (profiles, keys, the connection test), `uploads.rs` (drops, the
+//! queue view, job controls, pasted images), `history.rs` (pages, links, deletion), `watches.rs`
+//! (watched folders) and `status.rs` (the activity the tray and header show, per-batch counts).
 
 mod history;
 mod profiles;

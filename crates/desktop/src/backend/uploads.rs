@@ -30,7 +30,7 @@ pub(super) struct Intakes {
 
 impl Backend {
     /// Queues files and folders: folders are walked in the background (an intake), so a drop
-    /// of any size answers within [`INTAKE_WAIT`]. A small drop has finished by then and its
+    /// of any size answers within `INTAKE_WAIT`. A small drop has finished by then and its
     /// result is complete; a large one goes on, reported by [`Backend::intake_views`] and
     /// cancelled with [`Backend::cancel_intake`].
     pub async fn enqueue_files(&self, request: EnqueueRequest) -> Result<EnqueueResult, AppError> {

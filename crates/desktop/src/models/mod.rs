@@ -4,9 +4,9 @@
 //! declared to specta as a plain number (`#[specta(type = u32)]`: specta would add `| null`
 //! for a NaN these values never hold).
 //!
-//! By concern: [`profiles`] (profiles, keys, the connection test), [`queue`] (jobs, drops,
-//! progress, the queue view), [`history`] (History's search and entries) and [`app`] (watched
-//! folders, status, settings, and the events pushed to the window) and [`shortcuts`] (global
+//! By concern: `profiles.rs` (profiles, keys, the connection test), `queue.rs` (jobs, drops,
+//! progress, the queue view), `history.rs` (History's search and entries) and `app.rs` (watched
+//! folders, status, settings, and the events pushed to the window) and `shortcuts.rs` (global
 //! shortcuts in Settings). Each is re-exported here.
 
 mod app;

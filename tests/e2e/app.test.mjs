@@ -371,6 +371,47 @@ describe("Dropkey app", { timeout: 300_000 }, () => {
       );
     });
     assert.deepEqual(found, [], `${state}: ${found.length} serious or critical accessibility findings\n${found.join("\n")}`);
+    // What axe does not check (WCAG 1.4.11): a field's outline at 3:1 against the field and
+    // against what surrounds it, so a field can be found without its text.
+    const fields = await browser.execute(() => {
+      const parse = (value) => {
+        const rgb = value.match(/^rgba?\(([\d.]+),\s*([\d.]+),\s*([\d.]+)(?:,\s*([\d.]+))?\)$/);
+        if (rgb) return { rgb: rgb.slice(1, 4).map((n) => Number(n) / 255), alpha: rgb[4] === undefined ? 1 : Number(rgb[4]) };
+        const srgb = value.match(/^color\(srgb ([\d.]+) ([\d.]+) ([\d.]+)(?: \/ ([\d.]+))?\)$/);
+        if (srgb) return { rgb: srgb.slice(1, 4).map(Number), alpha: srgb[4] === undefined ? 1 : Number(srgb[4]) };
+        return null;
+      };
+      const luminance = ([r, g, b]) =>
+        [r, g, b].map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4)).reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
+      const ratio = (a, b) => {
+        const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+        return (hi + 0.05) / (lo + 0.05);
+      };
+      /** The first opaque background at or above `el`. */
+      const background = (el) => {
+        for (let node = el; node; node = node.parentElement) {
+          const color = parse(getComputedStyle(node).backgroundColor);
+          if (color && color.alpha === 1) return color.rgb;
+        }
+        return null;
+      };
+      const low = [];
+      let checked = 0;
+      for (const field of document.querySelectorAll('input:not([type="checkbox"]):not([type="radio"]):not([type="hidden"]), select, textarea')) {
+        const box = field.getBoundingClientRect();
+        if (box.width === 0 || box.height === 0 || field.disabled) continue;
+        const border = parse(getComputedStyle(field).borderTopColor);
+        const inside = background(field);
+        const around = background(field.parentElement);
+        if (!border || !inside || !around) continue;
+        checked += 1;
+        const worst = Math.min(ratio(border.rgb, inside), ratio(border.rgb, around));
+        if (worst < 3) low.push(`${field.outerHTML.slice(0, 100)}: ${worst.toFixed(2)}:1`);
+      }
+      return { checked, low };
+    });
+    assert.deepEqual(fields.low, [], `${state}: fields whose outline is under 3:1\n${fields.low.join("\n")}`);
+    return fields.checked;
   }
 
   /** Chooses Appearance in Settings (it stays on Settings) and waits for the page to follow. */
@@ -1231,10 +1272,21 @@ sys.stdin.read()
     });
     await assert.rejects(assertAccessible("a planted finding"), /color-contrast \(serious\)/);
     await browser.execute(() => document.getElementById("axe-probe")?.remove());
+    // And a field drawn with the old hairline outline is found too.
+    await go("settings");
+    await browser.execute(() => {
+      const probe = document.createElement("input");
+      probe.id = "outline-probe";
+      probe.setAttribute("aria-label", "probe");
+      probe.style.cssText = "border: 1px solid #dde1e6";
+      document.querySelector("main")?.prepend(probe);
+    });
+    await assert.rejects(assertAccessible("a planted faint field"), /outline is under 3:1/);
+    await browser.execute(() => document.getElementById("outline-probe")?.remove());
 
     for (const theme of ["light", "dark"]) {
       await setTheme(theme);
-      await assertAccessible(`${theme}: Settings`);
+      assert.ok((await assertAccessible(`${theme}: Settings`)) > 0, "no field's outline was checked");
       await browser.$('[data-testid="profile-add"]').click();
       await browser.$('[data-testid="profile-editor"]').waitForExist({ timeout: UI_TIMEOUT_MS });
       await assertAccessible(`${theme}: Settings, adding a profile`);

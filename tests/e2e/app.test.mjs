@@ -247,6 +247,47 @@ async function eventually(check, what, timeoutMs = UI_TIMEOUT_MS) {
   throw new Error(`timed out: ${what}${last ? ` (${last.message})` : ""}`);
 }
 
+/** Starts tauri-driver with the app's environment for `tmp` and opens a WebDriver session on
+ * the app; `log` gets what the driver (and the app through it) prints. */
+async function openSession(tmp, log) {
+  const port = await freePort();
+  let nativePort = await freePort();
+  while (nativePort === port) nativePort = await freePort();
+  let printed = "";
+  const note = (text) => {
+    printed = (printed + text).slice(-20_000);
+    log(text);
+  };
+  const driver = spawn(
+    findTauriDriver(),
+    ["--port", String(port), "--native-port", String(nativePort)],
+    { env: appEnv(tmp), detached: true, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  driver.on("error", (err) => note(`\nspawn error: ${err.message}`));
+  for (const stream of [driver.stdout, driver.stderr]) {
+    stream.setEncoding("utf8");
+    stream.on("data", note);
+  }
+  try {
+    await waitForPort(port, driver, PORT_TIMEOUT_MS);
+    const browser = await remote({
+      hostname: "127.0.0.1",
+      port,
+      logLevel: "warn",
+      connectionRetryCount: 0,
+      connectionRetryTimeout: 45_000,
+      capabilities: {
+        "wdio:enforceWebDriverClassic": true,
+        "tauri:options": { application: APP },
+      },
+    });
+    return { driver, browser };
+  } catch (err) {
+    await stopProcessGroup(driver);
+    throw new Error(`${err.message}\n${printed}`);
+  }
+}
+
 // The UI's order (ui/src/lib/profiles.ts `sortProfiles`): default first, then by name.
 const byName = new Intl.Collator("en", { numeric: true, sensitivity: "base" });
 function uiOrder(profiles) {
@@ -290,40 +331,9 @@ describe("Dropkey app", { timeout: 300_000 }, () => {
       "[Default Applications]\nx-scheme-handler/http=dropkey-fake-browser.desktop\nx-scheme-handler/https=dropkey-fake-browser.desktop\ninode/directory=dropkey-fake-browser.desktop\n",
     );
 
-    const port = await freePort();
-    let nativePort = await freePort();
-    while (nativePort === port) nativePort = await freePort();
-    driver = spawn(
-      findTauriDriver(),
-      ["--port", String(port), "--native-port", String(nativePort)],
-      { env: appEnv(tmp), detached: true, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    driver.on("error", (err) => {
-      driverLog += `\nspawn error: ${err.message}`;
-    });
-    for (const stream of [driver.stdout, driver.stderr]) {
-      stream.setEncoding("utf8");
-      stream.on("data", (chunk) => {
-        driverLog = (driverLog + chunk).slice(-20_000);
-      });
-    }
-    await waitForPort(port, driver, PORT_TIMEOUT_MS).catch((err) => {
-      throw new Error(`${err.message}\n${driverLog}`);
-    });
-
-    browser = await remote({
-      hostname: "127.0.0.1",
-      port,
-      logLevel: "warn",
-      connectionRetryCount: 0,
-      connectionRetryTimeout: 45_000,
-      capabilities: {
-        "wdio:enforceWebDriverClassic": true,
-        "tauri:options": { application: APP },
-      },
-    }).catch((err) => {
-      throw new Error(`${err.message}\n${driverLog}`);
-    });
+    ({ driver, browser } = await openSession(tmp, (text) => {
+      driverLog = (driverLog + text).slice(-20_000);
+    }));
   }, { timeout: 60_000 });
 
   after(async () => {
@@ -1414,5 +1424,45 @@ sys.stdin.read()
     await tabTo(`${watch} [data-testid="watch-edit-cancel"]`);
     await browser.keys(["Enter"]);
     await eventually(async () => browser.execute((sel) => document.activeElement?.matches(sel), `${watch} [data-testid="watch-edit"]`), "the focus did not return to the watch's Edit");
+  });
+});
+
+describe("Dropkey app with a config it cannot read", { timeout: 90_000 }, () => {
+  let tmp;
+  let driver;
+  let browser;
+
+  before(async () => {
+    tmp = await mkdtemp(join(tmpdir(), "dropkey-e2e-broken-"));
+    await mkdir(join(tmp, "data"));
+    await mkdir(join(tmp, "xdg-config"), { recursive: true });
+    // A hand edit gone wrong: a provider Dropkey does not know.
+    await writeFile(join(tmp, "config.toml"), '[profiles.team]\nprovider = "dropbox"\n');
+    ({ driver, browser } = await openSession(tmp, () => {}));
+  }, { timeout: 60_000 });
+
+  after(async () => {
+    try {
+      if (browser) await browser.deleteSession().catch(() => {});
+    } finally {
+      await stopProcessGroup(driver);
+      if (tmp) await rm(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it("says on every screen why it could not start and what to fix, instead of waiting at Starting…", async () => {
+    const banner = browser.$('[data-testid="start-error"]');
+    await banner.waitForExist({ timeout: UI_TIMEOUT_MS });
+    const text = await banner.getText();
+    assert.match(text, /^Dropkey could not start\./, text);
+    assert.match(text, /config\.toml:2:\d+: profiles\.team\.provider: unknown provider/, text);
+    assert.match(text, /provider = "imagekit" or provider = "cloudinary"/, text);
+    assert.equal((await browser.$('[data-testid="app-status"]').getText()).trim(), "Not started");
+    // The Upload screen does not blame the user for a profile it could not load.
+    assert.ok(!(await browser.$("p.problem").isExisting()), "the Upload screen says to choose a profile");
+    for (const screen of ["history", "watches", "settings"]) {
+      await browser.$(`[data-testid="nav-${screen}"]`).click();
+      assert.ok(await banner.isExisting(), `no start error on ${screen}`);
+    }
   });
 });

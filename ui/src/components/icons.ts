@@ -19,6 +19,8 @@ export const ICONS = {
   check: "M5 12.5 10 17l9-10",
   // A cloud with a slash: the upload host cannot be reached.
   offline: "M7 18h10a4 4 0 0 0 .7-7.94A6 6 0 0 0 6.3 9.1 4.5 4.5 0 0 0 7 18ZM3 3l18 18",
+  // A warning triangle: something must be fixed before anything works.
+  alert: "M12 3 2 20h20L12 3ZM12 10v4m0 3v.01",
 } as const;
 
 export type IconName = keyof typeof ICONS;

@@ -288,6 +288,68 @@ async function openSession(tmp, log) {
   }
 }
 
+/** Fails with axe-core's serious and critical WCAG 2.2 A/AA findings on the window as it
+ * is now (`state` names it in the message: each rule, why, and the first elements). */
+async function checkAccessible(browser, state) {
+  if (!(await browser.execute(() => typeof window.axe === "object"))) {
+    await browser.execute(`${AXE_SOURCE}\nreturn true;`);
+  }
+  const found = await browser.executeAsync((done) => {
+    const tags = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"];
+    window.axe.run(document, { runOnly: { type: "tag", values: tags }, resultTypes: ["violations"] }).then(
+      (result) =>
+        done(
+          result.violations
+            .filter((v) => v.impact === "serious" || v.impact === "critical")
+            .map((v) => `${v.id} (${v.impact}): ${v.help}\n${v.nodes.slice(0, 4).map((node) => `    ${node.target.join(" ")}: ${(node.failureSummary ?? "").replace(/\s+/g, " ")}`).join("\n")}`),
+        ),
+      (err) => done([`axe did not run: ${err}`]),
+    );
+  });
+  assert.deepEqual(found, [], `${state}: ${found.length} serious or critical accessibility findings\n${found.join("\n")}`);
+  // What axe does not check (WCAG 1.4.11): a field's outline at 3:1 against the field and
+  // against what surrounds it, so a field can be found without its text.
+  const fields = await browser.execute(() => {
+    const parse = (value) => {
+      const rgb = value.match(/^rgba?\(([\d.]+),\s*([\d.]+),\s*([\d.]+)(?:,\s*([\d.]+))?\)$/);
+      if (rgb) return { rgb: rgb.slice(1, 4).map((n) => Number(n) / 255), alpha: rgb[4] === undefined ? 1 : Number(rgb[4]) };
+      const srgb = value.match(/^color\(srgb ([\d.]+) ([\d.]+) ([\d.]+)(?: \/ ([\d.]+))?\)$/);
+      if (srgb) return { rgb: srgb.slice(1, 4).map(Number), alpha: srgb[4] === undefined ? 1 : Number(srgb[4]) };
+      return null;
+    };
+    const luminance = ([r, g, b]) =>
+      [r, g, b].map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4)).reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
+    const ratio = (a, b) => {
+      const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+      return (hi + 0.05) / (lo + 0.05);
+    };
+    /** The first opaque background at or above `el`. */
+    const background = (el) => {
+      for (let node = el; node; node = node.parentElement) {
+        const color = parse(getComputedStyle(node).backgroundColor);
+        if (color && color.alpha === 1) return color.rgb;
+      }
+      return null;
+    };
+    const low = [];
+    let checked = 0;
+    for (const field of document.querySelectorAll('input:not([type="checkbox"]):not([type="radio"]):not([type="hidden"]), select, textarea')) {
+      const box = field.getBoundingClientRect();
+      if (box.width === 0 || box.height === 0 || field.disabled) continue;
+      const border = parse(getComputedStyle(field).borderTopColor);
+      const inside = background(field);
+      const around = background(field.parentElement);
+      if (!border || !inside || !around) continue;
+      checked += 1;
+      const worst = Math.min(ratio(border.rgb, inside), ratio(border.rgb, around));
+      if (worst < 3) low.push(`${field.outerHTML.slice(0, 100)}: ${worst.toFixed(2)}:1`);
+    }
+    return { checked, low };
+  });
+  assert.deepEqual(fields.low, [], `${state}: fields whose outline is under 3:1\n${fields.low.join("\n")}`);
+  return fields.checked;
+}
+
 // The UI's order (ui/src/lib/profiles.ts `sortProfiles`): default first, then by name.
 const byName = new Intl.Collator("en", { numeric: true, sensitivity: "base" });
 function uiOrder(profiles) {
@@ -362,67 +424,7 @@ describe("Dropkey app", { timeout: 300_000 }, () => {
     });
   }
 
-  /** Fails with axe-core's serious and critical WCAG 2.2 A/AA findings on the window as it
-   * is now (`state` names it in the message: each rule, why, and the first elements). */
-  async function assertAccessible(state) {
-    if (!(await browser.execute(() => typeof window.axe === "object"))) {
-      await browser.execute(`${AXE_SOURCE}\nreturn true;`);
-    }
-    const found = await browser.executeAsync((done) => {
-      const tags = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"];
-      window.axe.run(document, { runOnly: { type: "tag", values: tags }, resultTypes: ["violations"] }).then(
-        (result) =>
-          done(
-            result.violations
-              .filter((v) => v.impact === "serious" || v.impact === "critical")
-              .map((v) => `${v.id} (${v.impact}): ${v.help}\n${v.nodes.slice(0, 4).map((node) => `    ${node.target.join(" ")}: ${(node.failureSummary ?? "").replace(/\s+/g, " ")}`).join("\n")}`),
-          ),
-        (err) => done([`axe did not run: ${err}`]),
-      );
-    });
-    assert.deepEqual(found, [], `${state}: ${found.length} serious or critical accessibility findings\n${found.join("\n")}`);
-    // What axe does not check (WCAG 1.4.11): a field's outline at 3:1 against the field and
-    // against what surrounds it, so a field can be found without its text.
-    const fields = await browser.execute(() => {
-      const parse = (value) => {
-        const rgb = value.match(/^rgba?\(([\d.]+),\s*([\d.]+),\s*([\d.]+)(?:,\s*([\d.]+))?\)$/);
-        if (rgb) return { rgb: rgb.slice(1, 4).map((n) => Number(n) / 255), alpha: rgb[4] === undefined ? 1 : Number(rgb[4]) };
-        const srgb = value.match(/^color\(srgb ([\d.]+) ([\d.]+) ([\d.]+)(?: \/ ([\d.]+))?\)$/);
-        if (srgb) return { rgb: srgb.slice(1, 4).map(Number), alpha: srgb[4] === undefined ? 1 : Number(srgb[4]) };
-        return null;
-      };
-      const luminance = ([r, g, b]) =>
-        [r, g, b].map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4)).reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
-      const ratio = (a, b) => {
-        const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
-        return (hi + 0.05) / (lo + 0.05);
-      };
-      /** The first opaque background at or above `el`. */
-      const background = (el) => {
-        for (let node = el; node; node = node.parentElement) {
-          const color = parse(getComputedStyle(node).backgroundColor);
-          if (color && color.alpha === 1) return color.rgb;
-        }
-        return null;
-      };
-      const low = [];
-      let checked = 0;
-      for (const field of document.querySelectorAll('input:not([type="checkbox"]):not([type="radio"]):not([type="hidden"]), select, textarea')) {
-        const box = field.getBoundingClientRect();
-        if (box.width === 0 || box.height === 0 || field.disabled) continue;
-        const border = parse(getComputedStyle(field).borderTopColor);
-        const inside = background(field);
-        const around = background(field.parentElement);
-        if (!border || !inside || !around) continue;
-        checked += 1;
-        const worst = Math.min(ratio(border.rgb, inside), ratio(border.rgb, around));
-        if (worst < 3) low.push(`${field.outerHTML.slice(0, 100)}: ${worst.toFixed(2)}:1`);
-      }
-      return { checked, low };
-    });
-    assert.deepEqual(fields.low, [], `${state}: fields whose outline is under 3:1\n${fields.low.join("\n")}`);
-    return fields.checked;
-  }
+  const assertAccessible = (state) => checkAccessible(browser, state);
 
   /** Chooses Appearance in Settings (it stays on Settings) and waits for the page to follow. */
   async function setTheme(choice) {
@@ -1460,6 +1462,7 @@ describe("Dropkey app with a config it cannot read", { timeout: 90_000 }, () => 
     assert.equal((await browser.$('[data-testid="app-status"]').getText()).trim(), "Not started");
     // The Upload screen does not blame the user for a profile it could not load.
     assert.ok(!(await browser.$("p.problem").isExisting()), "the Upload screen says to choose a profile");
+    await checkAccessible(browser, "Upload, not started");
     for (const screen of ["history", "watches", "settings"]) {
       await browser.$(`[data-testid="nav-${screen}"]`).click();
       assert.ok(await banner.isExisting(), `no start error on ${screen}`);

@@ -288,6 +288,16 @@ async function openSession(tmp, log) {
   }
 }
 
+/** Ends the WebDriver session, tauri-driver and the app, and removes the test's directory. */
+async function closeSession(browser, driver, tmp) {
+  try {
+    if (browser) await browser.deleteSession().catch(() => {});
+  } finally {
+    await stopProcessGroup(driver);
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  }
+}
+
 /** Fails with axe-core's serious and critical WCAG 2.2 A/AA findings on the window as it
  * is now (`state` names it in the message: each rule, why, and the first elements). */
 async function checkAccessible(browser, state) {
@@ -398,14 +408,7 @@ describe("Dropkey app", { timeout: 300_000 }, () => {
     }));
   }, { timeout: 60_000 });
 
-  after(async () => {
-    try {
-      if (browser) await browser.deleteSession().catch(() => {});
-    } finally {
-      await stopProcessGroup(driver);
-      if (tmp) await rm(tmp, { recursive: true, force: true });
-    }
-  });
+  after(() => closeSession(browser, driver, tmp));
 
   /** Clicks a sidebar entry and waits for its screen. */
   async function go(screen) {
@@ -999,26 +1002,45 @@ describe("Dropkey app", { timeout: 300_000 }, () => {
 
   /** Answers the native "Choose a folder" dialog with `folder`, typed into its location bar. */
   async function chooseFolder(folder) {
-    const id = await eventually(() => {
+    /** The chooser's visible X windows (GTK may map more than one under that name). */
+    const chooser = () => {
       try {
-        return execFileSync("xdotool", ["search", "--onlyvisible", "--name", "^Choose a folder$"], { encoding: "utf8" }).trim().split("\n")[0];
+        return execFileSync("xdotool", ["search", "--onlyvisible", "--name", "^Choose a folder$"], { encoding: "utf8" }).trim().split("\n").filter(Boolean);
       } catch {
-        return "";
+        return [];
       }
-    }, "no native folder chooser");
+    };
+    /** Gives the keyboard to whichever of its windows takes it, then presses `keys`. */
+    const press = (...keys) => {
+      for (const id of chooser()) {
+        try {
+          execFileSync("xdotool", ["windowfocus", "--sync", id, "key", "--clearmodifiers", ...keys], { stdio: "ignore" });
+          return true;
+        } catch {
+          // not this one (unmapped meanwhile, or not focusable): the next
+        }
+      }
+      return false;
+    };
+    /** The folder typed into the location bar (Ctrl+L), replacing what is there, and entered. */
+    const typeFolder = () => {
+      if (!press("ctrl+l", "ctrl+a")) return;
+      execFileSync("xdotool", ["type", "--delay", "5", `${folder}/`]);
+      execFileSync("xdotool", ["key", "--clearmodifiers", "Return"]);
+    };
+    await eventually(() => chooser().length > 0, "no native folder chooser");
     // Out of "Recent" (where a typed folder is only completed, never entered) to the home
-    // folder (Alt+Home), then the folder typed into the location bar.
-    execFileSync("xdotool", ["windowfocus", "--sync", id, "key", "--clearmodifiers", "alt+Home", "ctrl+l"]);
-    execFileSync("xdotool", ["type", "--delay", "5", `${folder}/`]);
-    execFileSync("xdotool", ["key", "--clearmodifiers", "Return"]);
-    // Should GTK take the first Return to enter the folder, the next one chooses it.
+    // folder (Alt+Home), then the folder typed.
+    press("alt+Home");
+    typeFolder();
+    // GTK may take the first Return to enter the folder: the next one chooses it. Should the
+    // typing have gone astray (a completion popping up under it), the folder is typed again.
+    let tries = 0;
     await eventually(() => {
-      try {
-        execFileSync("xdotool", ["search", "--onlyvisible", "--name", "^Choose a folder$"], { stdio: "ignore" });
-      } catch {
-        return true;
-      }
-      execFileSync("xdotool", ["windowfocus", "--sync", id, "key", "--clearmodifiers", "Return"], { stdio: "ignore" });
+      if (chooser().length === 0) return true;
+      tries += 1;
+      if (tries % 5 === 0) typeFolder();
+      else press("Return");
       return false;
     }, "the folder chooser did not close");
   }
@@ -1443,14 +1465,7 @@ describe("Dropkey app with a config it cannot read", { timeout: 90_000 }, () => 
     ({ driver, browser } = await openSession(tmp, () => {}));
   }, { timeout: 60_000 });
 
-  after(async () => {
-    try {
-      if (browser) await browser.deleteSession().catch(() => {});
-    } finally {
-      await stopProcessGroup(driver);
-      if (tmp) await rm(tmp, { recursive: true, force: true });
-    }
-  });
+  after(() => closeSession(browser, driver, tmp));
 
   it("says on every screen why it could not start and what to fix, instead of waiting at Starting…", async () => {
     const banner = browser.$('[data-testid="start-error"]');

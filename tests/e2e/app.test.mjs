@@ -419,6 +419,13 @@ describe("Dropkey app", { timeout: 300_000 }, () => {
     );
   }
 
+  /** Waits until every upload is paused (or resumed): the queue's button says so. "Paused" in
+   * the status line may also mean watching is paused, which is not this. */
+  async function uploadsPaused(paused) {
+    const want = paused ? "Resume all" : "Pause all";
+    await eventually(async () => (await browser.$('[data-testid="pause-all"]').getText()).includes(want), `the queue's button does not say ${want}`);
+  }
+
   /** Closes every toast, as a user would before reaching what one covers (they sit over the
    * bottom right: the queue's last row, the last card's buttons). */
   async function closeToasts() {
@@ -889,11 +896,9 @@ describe("Dropkey app", { timeout: 300_000 }, () => {
 
   it("pauses and resumes every upload from the queue", async () => {
     await go("upload");
+    await uploadsPaused(false); // the button acts on what it says: let it say Pause all first
     await browser.$('[data-testid="pause-all"]').click();
-    await eventually(
-      async () => (await browser.$('[data-testid="app-status"]').getAttribute("data-activity")) === "paused",
-      "uploads did not pause",
-    );
+    await uploadsPaused(true);
     const names = ["team-offsite.jpg", "product-hero.png", "invoice-2026-11.pdf", "launch-video.mp4"];
     const paths = [];
     for (const [i, name] of names.entries()) {
@@ -902,10 +907,18 @@ describe("Dropkey app", { timeout: 300_000 }, () => {
       paths.push(path);
     }
     await pastePaths(paths);
+    let seen = {};
     await eventually(async () => {
-      const states = await queueStates();
-      return names.every((n) => states[n] === "queued");
-    }, "the files queued while paused are not shown as queued");
+      // The newest rows are at the end of the (virtual) list: scrolled to, as a user would.
+      await browser.execute(() => {
+        const list = document.querySelector('[data-testid="queue-list"]');
+        if (list) list.scrollTop = list.scrollHeight;
+      });
+      seen = await queueStates();
+      return names.every((n) => seen[n] === "queued");
+    }, "the files queued while paused are not shown as queued").catch((err) => {
+      throw new Error(`${err.message}: ${JSON.stringify(seen)}`);
+    });
     await shot("upload");
     await browser.$('[data-testid="pause-all"]').click();
     await eventually(async () => {
@@ -920,11 +933,9 @@ describe("Dropkey app", { timeout: 300_000 }, () => {
     await closeToasts();
     if (await browser.$('[data-testid="clear-finished"]').isEnabled()) await browser.$('[data-testid="clear-finished"]').click();
     await eventually(async () => browser.$('[data-testid="queue-empty"]').isExisting(), "the queue did not clear");
+    await uploadsPaused(false); // the button acts on what it says: let it say Pause all first
     await browser.$('[data-testid="pause-all"]').click();
-    await eventually(
-      async () => (await browser.$('[data-testid="app-status"]').getAttribute("data-activity")) === "paused",
-      `uploads did not pause (the button says ${await browser.$('[data-testid="pause-all"]').getText()})`,
-    );
+    await uploadsPaused(true);
     const FILES = 3000;
     const folder = join(tmp, "archive");
     await mkdir(folder);
@@ -1116,6 +1127,9 @@ describe("Dropkey app", { timeout: 300_000 }, () => {
     await rm(screenshots, { recursive: true });
     await eventually(async () => (await stateOf(screenshots)) === "missing", "the deleted folder is not missing");
     assert.match(await item(screenshots).$('[data-testid="watch-detail"]').getText(), /Screenshots/);
+    // The sidebar's "needs attention" badge and the missing folder's card.
+    await browser.$('[data-testid="nav-watches"] .count.alert').waitForExist({ timeout: UI_TIMEOUT_MS });
+    await assertAccessible("Watched folders, one missing");
 
     // A folder whose provider cannot be reached is offline, its file waiting.
     const scans = join(tmp, "Scans");
@@ -1330,6 +1344,24 @@ sys.stdin.read()
       await browser.$('[data-testid="copy-last-url"]').click();
       await browser.$('[data-testid="toast"]').waitForExist({ timeout: UI_TIMEOUT_MS });
       await assertAccessible(`${theme}: Upload, its queue (uploaded, reused, cancelled) and a toast`);
+      // Paused with a file waiting: the sidebar's count badge and a queued row.
+      await closeToasts();
+      await uploadsPaused(false); // the button acts on what it says: let it say Pause all first
+      await browser.$('[data-testid="pause-all"]').click();
+      await uploadsPaused(true);
+      const waiting = join(tmp, "in", `waiting-${theme}.txt`);
+      await writeFile(waiting, `waits while paused (${theme})\n`);
+      await pastePaths([waiting]);
+      await browser.$('[data-testid="nav-upload"] .count').waitForExist({ timeout: UI_TIMEOUT_MS });
+      await assertAccessible(`${theme}: Upload, paused with a file waiting`);
+      await browser.$('[data-testid="pause-all"]').click();
+      await eventually(async () => {
+        await browser.execute(() => {
+          const list = document.querySelector('[data-testid="queue-list"]');
+          if (list) list.scrollTop = list.scrollHeight;
+        });
+        return (await queueStates())[`waiting-${theme}.txt`] === "done";
+      }, "the waiting file did not upload once resumed");
       // A destination the window refuses: the inline problem, the buttons off, and an error
       // toast for a paste (Ctrl+V) all the same.
       await closeToasts();
@@ -1451,7 +1483,7 @@ sys.stdin.read()
   });
 });
 
-describe("Dropkey app with a config it cannot read", { timeout: 90_000 }, () => {
+describe("Dropkey app with a config it cannot read", { timeout: 180_000 }, () => {
   let tmp;
   let driver;
   let browser;

@@ -270,6 +270,10 @@ async function openSession(tmp, log) {
   }
   try {
     await waitForPort(port, driver, PORT_TIMEOUT_MS);
+    // tauri-driver starts WebKitWebDriver on the native port and connects to it only when the
+    // session is asked for, without retrying: a second session started right after the first
+    // can ask before WebKitWebDriver listens (seen in CI as a refused connection).
+    await waitForPort(nativePort, driver, PORT_TIMEOUT_MS);
     const browser = await remote({
       hostname: "127.0.0.1",
       port,
